@@ -1,0 +1,81 @@
+//! Input invariants, checked in one place. Each check names the input and the bad value.
+
+use crate::error::{MetricsError, Result};
+
+/// Same length or [`MetricsError::LengthMismatch`].
+pub(crate) fn same_len(what: &'static str, expected: usize, found: usize) -> Result<()> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(MetricsError::LengthMismatch {
+            what,
+            expected,
+            found,
+        })
+    }
+}
+
+/// Every value finite, or [`MetricsError::NonFinite`] naming the first bad one.
+pub(crate) fn all_finite(what: &'static str, values: &[f64]) -> Result<()> {
+    use rayon::prelude::*;
+    // A parallel scan: inputs reach 10^7 scores.
+    match values.par_iter().position_first(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(MetricsError::NonFinite {
+            what,
+            index,
+            value: values[index],
+        }),
+    }
+}
+
+/// Every value finite (f32 input).
+pub(crate) fn all_finite_f32(what: &'static str, values: &[f32]) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(MetricsError::NonFinite {
+            what,
+            index,
+            value: f64::from(values[index]),
+        }),
+    }
+}
+
+/// Non-empty or [`MetricsError::Empty`].
+pub(crate) fn non_empty(what: &'static str, len: usize) -> Result<()> {
+    if len == 0 {
+        Err(MetricsError::Empty { what })
+    } else {
+        Ok(())
+    }
+}
+
+/// A rate target in (0, 1] or [`MetricsError::InvalidRate`].
+pub(crate) fn rate(what: &'static str, value: f64) -> Result<()> {
+    if value > 0.0 && value <= 1.0 {
+        Ok(())
+    } else {
+        Err(MetricsError::InvalidRate { what, value })
+    }
+}
+
+/// Both classes present.
+pub(crate) fn both_classes(what: &'static str, genuine: usize, impostor: usize) -> Result<()> {
+    if genuine == 0 {
+        return Err(MetricsError::NoGenuine { what });
+    }
+    if impostor == 0 {
+        return Err(MetricsError::NoImpostor { what });
+    }
+    Ok(())
+}
+
+/// Folds `-0.0` into `+0.0` so that ties compare as numpy's `diff` sees them.
+#[inline]
+pub(crate) fn canonical(x: f64) -> f64 {
+    if x == 0.0 {
+        0.0
+    } else {
+        x
+    }
+}

@@ -1,0 +1,1 @@
+pub use face_metrics as metrics;
