@@ -104,7 +104,7 @@ impl ConfusionMatrix {
     /// # Examples
     /// ```
     /// let cm = face_metrics::ConfusionMatrix::new(&[0, 1, 1], &[0, 1, 0], 2).unwrap();
-    /// assert_eq!(cm.counts, vec![vec![1, 0], vec![1, 1]]);
+    /// assert_eq!(cm.counts, vec![vec![1, 1], vec![0, 1]]); // rows: truth, columns: prediction
     /// assert!((cm.accuracy() - 2.0 / 3.0).abs() < 1e-15);
     /// ```
     pub fn new(predicted: &[usize], truth: &[usize], classes: usize) -> Result<Self> {

@@ -23,6 +23,7 @@ pub struct GroupBreakdown {
     /// `max − min`.
     pub gap: f64,
     /// `max / min` (`inf` when `min` is 0).
+    #[serde(with = "crate::serde_float")]
     pub ratio: f64,
 }
 

@@ -131,6 +131,7 @@ pub struct TpirAtFpir {
     /// TPIR: mated probes with rank ≤ `rank` whose mated score reaches the threshold.
     pub tpir: f64,
     /// The threshold (a candidate is returned when `score >= threshold`).
+    #[serde(with = "crate::serde_float")]
     pub threshold: f64,
 }
 

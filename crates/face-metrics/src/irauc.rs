@@ -313,7 +313,8 @@ impl RunningAuc {
 /// acc.add(&[0.9, 0.8], &[0.1, 0.85]);
 /// acc.add(&[0.7], &[-0.2]);
 /// let (auc, bound) = acc.auc().unwrap();
-/// assert!((auc - 5.0 / 6.0).abs() <= bound + 1e-15);
+/// // impostor 0.1 loses to 3 genuine, 0.85 to 1, -0.2 to 3: 7 of 9 pairs.
+/// assert!((auc - 7.0 / 9.0).abs() <= bound + 1e-15);
 /// ```
 #[derive(Debug, Clone)]
 pub struct StreamingAuc {
@@ -341,7 +342,7 @@ impl StreamingAuc {
     /// # Errors
     /// `bins` = 0, or `lo >= hi`, or a non-finite bound.
     pub fn new(lo: f64, hi: f64, bins: usize) -> Result<Self> {
-        if bins == 0 || !(lo < hi) || !lo.is_finite() || !hi.is_finite() {
+        if bins == 0 || lo >= hi || !lo.is_finite() || !hi.is_finite() {
             return Err(MetricsError::InvalidParameter {
                 what: "StreamingAuc",
                 reason: format!("needs bins >= 1 and finite lo < hi, got {bins} bins over [{lo}, {hi}]"),

@@ -39,6 +39,7 @@ mod plot;
 mod probit;
 mod report;
 mod roc;
+mod serde_float;
 mod slots;
 mod verification;
 

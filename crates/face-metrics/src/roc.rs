@@ -98,7 +98,7 @@ fn validate_pairs(what: &'static str, scores: &[f64], genuine: &[bool]) -> Resul
 /// assert_eq!(roc.thresholds[0], f64::INFINITY);
 /// assert_eq!(roc.tps, vec![0, 1, 2, 2, 3, 3]);
 /// assert_eq!(roc.fps, vec![0, 0, 0, 1, 1, 2]);
-/// assert!((roc.auc().unwrap() - 4.0 / 6.0).abs() < 1e-15);
+/// assert!((roc.auc().unwrap() - 5.0 / 6.0).abs() < 1e-15);
 /// ```
 pub fn roc_curve(scores: &[f64], genuine: &[bool], options: RocOptions) -> Result<RocCurve> {
     let (n_gen, n_imp) = validate_pairs("roc_curve", scores, genuine)?;

@@ -55,6 +55,7 @@ pub struct TarAtFar {
     /// The FAR actually achieved at that threshold.
     pub far: f64,
     /// The decision threshold (accept when `score >= threshold`; `+inf` accepts nothing).
+    #[serde(with = "crate::serde_float")]
     pub threshold: f64,
     /// Genuine pairs accepted.
     pub accepted_genuine: u64,
@@ -74,6 +75,7 @@ pub struct Eer {
     /// Upper end: `min(FRR_before, FAR_after)`.
     pub upper: f64,
     /// The first threshold (from the top) at which FAR ≥ FRR.
+    #[serde(with = "crate::serde_float")]
     pub threshold: f64,
 }
 
@@ -81,6 +83,7 @@ pub struct Eer {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RocPoint {
     /// Threshold (accept when `score >= threshold`).
+    #[serde(with = "crate::serde_float")]
     pub threshold: f64,
     /// False accept rate.
     pub far: f64,
@@ -92,6 +95,7 @@ pub struct RocPoint {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DetPoint {
     /// Threshold.
+    #[serde(with = "crate::serde_float")]
     pub threshold: f64,
     /// False accept rate (FMR).
     pub far: f64,
@@ -144,7 +148,7 @@ struct LocalPoint {
 /// let genuine = [0.9, 0.8, 0.75, 0.3];
 /// let impostor = [0.7, 0.5, 0.4, 0.2, 0.1];
 /// let v = VerificationScores::from_split(&genuine, &impostor).unwrap();
-/// assert_eq!(v.auc(), 19.0 / 20.0);
+/// assert_eq!(v.auc(), 17.0 / 20.0); // genuine 0.3 beats only 2 of 5 impostors
 /// let t = v.tar_at_far(&[0.2], FarConvention::AtMost).unwrap();
 /// assert_eq!((t[0].tar, t[0].far, t[0].threshold), (0.75, 0.0, 0.75));
 /// let eer = v.eer();
@@ -520,8 +524,8 @@ impl<'a> VerificationScores<'a> {
         };
 
         let mut right = None;
-        for q in 0..pts.len() {
-            if pts[q].m > 0 && pts[q].fps as f64 >= f_star {
+        for (q, pt) in pts.iter().enumerate() {
+            if pt.m > 0 && pt.fps as f64 >= f_star {
                 match represented(q)? {
                     true => {
                         right = Some(q);
