@@ -18,15 +18,20 @@ pub(crate) fn same_len(what: &'static str, expected: usize, found: usize) -> Res
 /// Every value finite, or [`MetricsError::NonFinite`] naming the first bad one.
 pub(crate) fn all_finite(what: &'static str, values: &[f64]) -> Result<()> {
     use rayon::prelude::*;
-    // A parallel scan: inputs reach 10^7 scores.
-    match values.par_iter().position_first(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(index) => Err(MetricsError::NonFinite {
-            what,
-            index,
-            value: values[index],
-        }),
+    // A parallel, branch-free scan of blocks (inputs reach 10^7 scores); the
+    // first bad index is looked up only when there is one.
+    let all_ok = values
+        .par_chunks(1 << 15)
+        .all(|c| c.iter().fold(true, |ok, v| ok & v.is_finite()));
+    if all_ok {
+        return Ok(());
     }
+    let index = values.iter().position(|v| !v.is_finite()).unwrap_or(0);
+    Err(MetricsError::NonFinite {
+        what,
+        index,
+        value: values[index],
+    })
 }
 
 /// Every value finite (f32 input).

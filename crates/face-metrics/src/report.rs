@@ -59,6 +59,7 @@ impl VerificationReport {
         scores: &VerificationScores<'_>,
         far_targets: &[f64],
     ) -> Result<Self> {
+        scores.preload(far_targets);
         let mut tar_at_far = Vec::new();
         for convention in FarConvention::ALL {
             tar_at_far.extend(scores.tar_at_far(far_targets, convention)?);

@@ -103,10 +103,11 @@ impl GenuineIndex {
     /// in a higher cell are strictly greater than any `x` in a lower one.
     #[inline]
     fn cell(&self, x: f64) -> usize {
-        let c = ((x - self.lo) * self.scale).floor();
+        // Truncation equals floor for c >= 1 and avoids a libm call on baseline x86-64.
+        let c = (x - self.lo) * self.scale;
         if c >= (self.cell_start.len() - 1) as f64 {
             self.cell_start.len() - 1
-        } else if c > 0.0 {
+        } else if c >= 1.0 {
             c as usize
         } else {
             0

@@ -12,6 +12,8 @@
 //! impostors / impostors; TAR = accepted genuine / genuine; FRR = 1 − TAR.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -22,6 +24,11 @@ use crate::slots::{GenuineIndex, SlotCounts};
 
 /// The FAR targets reported by default: 1e-6 … 1e-1, as IJB-B/C papers do.
 pub const DEFAULT_FAR_TARGETS: [f64; 6] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
+
+/// Impostor-holding slots on each side of the target's slot that the
+/// nearest-point search reads first (with the genuine points between). Enough in
+/// the common case; the search doubles the window when it is not.
+const NEAREST_START_WIDTH: usize = 1;
 
 /// How a TAR is read off the ROC at a FAR target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -154,7 +161,7 @@ struct LocalPoint {
 /// let eer = v.eer();
 /// assert!(eer.lower <= eer.eer && eer.eer <= eer.upper);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct VerificationScores<'a> {
     impostors: Impostors<'a>,
     index: GenuineIndex,
@@ -163,6 +170,8 @@ pub struct VerificationScores<'a> {
     corners: Vec<Corner>,
     /// scikit-learn keeps every point when there are at most two distinct scores.
     keep_all: bool,
+    /// Impostors of the run slots gathered so far, sorted decreasing.
+    runs: Mutex<HashMap<usize, Arc<Vec<f64>>>>,
 }
 
 impl<'a> VerificationScores<'a> {
@@ -249,6 +258,7 @@ impl<'a> VerificationScores<'a> {
             n_impostor,
             corners,
             keep_all: distinct_lower_bound <= 2,
+            runs: Mutex::new(HashMap::new()),
         }
     }
 
@@ -319,6 +329,11 @@ impl<'a> VerificationScores<'a> {
         for &t in targets {
             checks::rate("FAR target", t)?;
         }
+        let needed: Vec<usize> = targets
+            .iter()
+            .flat_map(|&f| self.slots_needed(f, convention))
+            .collect();
+        self.load_runs(&needed);
         Ok(targets
             .iter()
             .map(|&far| match convention {
@@ -402,11 +417,9 @@ impl<'a> VerificationScores<'a> {
     fn tar_nearest(&self, far: f64) -> TarAtFar {
         let target_rank = (far * self.n_impostor as f64).ceil().max(1.0) as u64;
         let home = self.slot_of_rank(target_rank.min(self.n_impostor));
-        let last_slot = self.index.slots() - 1;
-        let mut width = 1usize;
+        let mut width = NEAREST_START_WIDTH;
         loop {
-            let first = home.saturating_sub(width);
-            let last = (home + width).min(last_slot);
+            let (first, last) = self.nearest_window(home, width);
             if let Some((threshold, tps, fps)) = self.nearest_in_window(far, first, last) {
                 return self.result(FarConvention::Nearest, far, threshold, tps, fps);
             }
@@ -414,6 +427,23 @@ impl<'a> VerificationScores<'a> {
             // edge): widen it. The whole curve always decides.
             width *= 2;
         }
+    }
+
+    /// The slots from the `width`-th impostor-holding slot before `home` to the
+    /// `width`-th after it (or the ends of the curve).
+    fn nearest_window(&self, home: usize, width: usize) -> (usize, usize) {
+        let count = &self.slots.count;
+        let (mut first, mut taken) = (home, 0);
+        while first > 0 && taken < width {
+            first -= 1;
+            taken += usize::from(count[first] > 0);
+        }
+        let (mut last, mut taken) = (home, 0);
+        while last + 1 < count.len() && taken < width {
+            last += 1;
+            taken += usize::from(count[last] > 0);
+        }
+        (first, last)
     }
 
     /// The slot containing the impostor of rank `k` (1-based, from the top).
@@ -428,25 +458,140 @@ impl<'a> VerificationScores<'a> {
         self.index.slots() - 1
     }
 
+    /// Run slots (even, non-empty) that computing `far` under `convention` reads
+    /// in the common case, so that one pass can gather them all.
+    fn slots_needed(&self, far: f64, convention: FarConvention) -> Vec<usize> {
+        let n = self.n_impostor as f64;
+        let wanted: Vec<usize> = match convention {
+            FarConvention::AtMost => vec![],
+            FarConvention::KthNegative => {
+                let k = ((far * n).round() as u64).min(self.n_impostor);
+                if k == 0 {
+                    vec![]
+                } else {
+                    vec![self.slot_of_rank(k)]
+                }
+            }
+            FarConvention::Nearest => {
+                let home = self.slot_of_rank(((far * n).ceil().max(1.0) as u64).min(self.n_impostor));
+                let (first, last) = self.nearest_window(home, NEAREST_START_WIDTH);
+                (first..=last).collect()
+            }
+        };
+        wanted
+            .into_iter()
+            .filter(|&s| s % 2 == 0 && self.slots.count[s] > 0)
+            .collect()
+    }
+
+    /// Gathers the impostors of the given run slots that are not cached yet, in
+    /// one parallel pass over all impostors.
+    fn load_runs(&self, slots: &[usize]) {
+        let mut missing: Vec<usize> = {
+            let cache = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+            slots
+                .iter()
+                .copied()
+                .filter(|&s| s % 2 == 0 && !cache.contains_key(&s))
+                .collect()
+        };
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return;
+        }
+        let idx = &self.index;
+        // Run slots are disjoint open intervals, in decreasing score order. A
+        // score outside [lowest, highest] of the wanted runs is rejected by two
+        // comparisons, which is the fate of almost every impostor.
+        let (lowest, highest) = missing
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &s| {
+                (lo.min(self.slots.min[s]), hi.max(self.slots.max[s]))
+            });
+        let owner = |x: f64| -> Option<usize> {
+            if x < lowest || x > highest {
+                return None;
+            }
+            // `x` lies in a slot after `s` exactly when it is below all of slots 0..=s.
+            let pos = missing.partition_point(|&s| !idx.in_slot_range(x, 0, s));
+            (pos < missing.len() && idx.in_slot_range(x, missing[pos], missing[pos])).then_some(pos)
+        };
+        let empty = || vec![Vec::new(); missing.len()];
+        let take = |acc: &mut Vec<Vec<f64>>, x: f64| {
+            let x = checks::canonical(x);
+            if let Some(p) = owner(x) {
+                acc[p].push(x);
+            }
+        };
+        let merge = |mut a: Vec<Vec<f64>>, b: Vec<Vec<f64>>| {
+            a.iter_mut().zip(b).for_each(|(x, y)| x.extend(y));
+            a
+        };
+        const CHUNK: usize = 1 << 16;
+        let mut gathered = match &self.impostors {
+            Impostors::Split(s) => s
+                .par_chunks(CHUNK)
+                .map(|c| {
+                    let mut acc = empty();
+                    c.iter().for_each(|&x| take(&mut acc, x));
+                    acc
+                })
+                .reduce(empty, merge),
+            Impostors::Pairs { scores, genuine } => scores
+                .par_chunks(CHUNK)
+                .zip(genuine.par_chunks(CHUNK))
+                .map(|(c, g)| {
+                    let mut acc = empty();
+                    c.iter()
+                        .zip(g)
+                        .filter(|(_, &g)| !g)
+                        .for_each(|(&x, _)| take(&mut acc, x));
+                    acc
+                })
+                .reduce(empty, merge),
+        };
+        gathered
+            .par_iter_mut()
+            .for_each(|v| v.sort_unstable_by(|a, b| b.total_cmp(a)));
+        let mut cache = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        for (slot, v) in missing.into_iter().zip(gathered) {
+            cache.insert(slot, Arc::new(v));
+        }
+    }
+
     /// The impostors in slots `first..=last`, sorted decreasing.
     fn gather(&self, first: usize, last: usize) -> Vec<f64> {
-        let idx = &self.index;
-        let mut out: Vec<f64> = match &self.impostors {
-            Impostors::Split(s) => s
-                .par_iter()
-                .map(|&x| checks::canonical(x))
-                .filter(|&x| idx.in_slot_range(x, first, last))
-                .collect(),
-            Impostors::Pairs { scores, genuine } => scores
-                .par_iter()
-                .zip(genuine.par_iter())
-                .filter(|(_, &g)| !g)
-                .map(|(&x, _)| checks::canonical(x))
-                .filter(|&x| idx.in_slot_range(x, first, last))
-                .collect(),
-        };
-        out.par_sort_unstable_by(|a, b| b.total_cmp(a));
+        let runs: Vec<usize> = (first..=last)
+            .filter(|s| s % 2 == 0 && self.slots.count[*s] > 0)
+            .collect();
+        self.load_runs(&runs);
+        let cache = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for s in first..=last {
+            let c = self.slots.count[s];
+            if c == 0 {
+                continue;
+            }
+            if s % 2 == 1 {
+                // Impostors tied with a genuine value are all that value.
+                out.extend(std::iter::repeat_n(self.index.values[s / 2], c as usize));
+            } else if let Some(run) = cache.get(&s) {
+                out.extend_from_slice(run);
+            }
+        }
         out
+    }
+
+    /// Gathers, in one pass, every run that a report at these FAR targets
+    /// (all conventions) and the EER will read.
+    pub(crate) fn preload(&self, targets: &[f64]) {
+        let mut needed: Vec<usize> = FarConvention::ALL
+            .iter()
+            .flat_map(|&c| targets.iter().flat_map(move |&f| self.slots_needed(f, c)))
+            .collect();
+        needed.extend(self.eer_corner().1.filter(|s| s % 2 == 0));
+        self.load_runs(&needed);
     }
 
     /// The exact curve points of slots `first..=last`, with the counts before them.
@@ -579,6 +724,17 @@ impl<'a> VerificationScores<'a> {
         }
     }
 
+    /// The first ROC corner with FAR ≥ FRR, and the slot ending there.
+    fn eer_corner(&self) -> (usize, Option<usize>) {
+        let (p, n) = (self.n_genuine() as f64, self.n_impostor as f64);
+        let b = self
+            .corners
+            .iter()
+            .position(|c| c.fps as f64 / n >= 1.0 - c.tps as f64 / p)
+            .unwrap_or(self.corners.len() - 1);
+        (b, Some(self.corners[b].slot).filter(|&s| s != usize::MAX))
+    }
+
     /// The equal error rate, its interval and threshold.
     ///
     /// On the full ROC (every distinct threshold, `(0, 0)` at `+inf` first), let
@@ -588,14 +744,7 @@ impl<'a> VerificationScores<'a> {
     pub fn eer(&self) -> Eer {
         let (p, n) = (self.n_genuine() as f64, self.n_impostor as f64);
         let far_frr = |fps: u64, tps: u64| (fps as f64 / n, 1.0 - tps as f64 / p);
-        let b = self
-            .corners
-            .iter()
-            .position(|c| {
-                let (far, frr) = far_frr(c.fps, c.tps);
-                far >= frr
-            })
-            .unwrap_or(self.corners.len() - 1);
+        let b = self.eer_corner().0;
         let (cb, ca) = (self.corners[b], self.corners[b - 1]);
         // Bracketing points of the full curve.
         let (a_pt, b_pt) = if cb.slot % 2 == 0 {
