@@ -35,6 +35,35 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> MetricsError {
     }
 }
 
+/// Draws one coloured line per named curve, with a legend.
+fn draw_lines<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    path: &Path,
+    lines: Vec<(&str, Vec<(f64, f64)>)>,
+    legend_at: SeriesLabelPosition,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    for (i, (name, points)) in lines.into_iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(|e| plot_err(path, e))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(legend_at)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| plot_err(path, e))
+}
+
 /// Draws ROC curves (TAR against FAR on a log axis from `min_far` to 1) to an SVG file.
 ///
 /// # Errors
@@ -70,22 +99,19 @@ pub fn write_roc_svg(
             .x_label_formatter(&|x| format!("{x:.0e}"))
             .draw()
             .map_err(|e| plot_err(path, e))?;
-        for (i, (name, pts)) in curves.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            let series = pts.iter().filter(|p| p.far >= min_far).map(|p| (p.far, p.tar));
-            chart
-                .draw_series(LineSeries::new(series, color.stroke_width(2)))
-                .map_err(|e| plot_err(path, e))?
-                .label(*name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| plot_err(path, e))?;
+        let lines = curves
+            .iter()
+            .map(|(name, pts)| {
+                (
+                    *name,
+                    pts.iter()
+                        .filter(|p| p.far >= min_far)
+                        .map(|p| (p.far, p.tar))
+                        .collect(),
+                )
+            })
+            .collect();
+        draw_lines(&mut chart, path, lines, SeriesLabelPosition::LowerRight)?;
         root.present().map_err(|e| plot_err(path, e))?;
     }
     write_atomic(path, svg.as_bytes())
@@ -166,25 +192,12 @@ pub fn write_det_svg(path: impl AsRef<Path>, title: &str, curves: &[(&str, &[Det
             ))
             .map_err(|e| plot_err(path, e))?;
         }
-        for (i, (name, pts)) in curves.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            let series = pts
-                .iter()
-                .filter(|p| p.x >= lo && p.y >= lo && p.x <= hi && p.y <= hi)
-                .map(|p| (p.x, p.y));
-            chart
-                .draw_series(LineSeries::new(series, color.stroke_width(2)))
-                .map_err(|e| plot_err(path, e))?
-                .label(*name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| plot_err(path, e))?;
+        let inside = |p: &&DetPoint| p.x >= lo && p.y >= lo && p.x <= hi && p.y <= hi;
+        let lines = curves
+            .iter()
+            .map(|(name, pts)| (*name, pts.iter().filter(inside).map(|p| (p.x, p.y)).collect()))
+            .collect();
+        draw_lines(&mut chart, path, lines, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(|e| plot_err(path, e))?;
     }
     write_atomic(path, svg.as_bytes())

@@ -65,20 +65,7 @@ impl VerificationReport {
             tar_at_far.extend(scores.tar_at_far(far_targets, convention)?);
         }
         let roc = thin_roc(scores.roc_points());
-        let det = roc
-            .iter()
-            .filter_map(|r| {
-                let frr = 1.0 - r.tar;
-                let (x, y) = (crate::probit(r.far), crate::probit(frr));
-                (x.is_finite() && y.is_finite()).then_some(DetPoint {
-                    threshold: r.threshold,
-                    far: r.far,
-                    frr,
-                    x,
-                    y,
-                })
-            })
-            .collect();
+        let det = roc.iter().filter_map(DetPoint::from_roc).collect();
         Ok(Self {
             name: name.into(),
             n_genuine: scores.n_genuine(),

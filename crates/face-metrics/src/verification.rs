@@ -114,6 +114,22 @@ pub struct DetPoint {
     pub y: f64,
 }
 
+impl DetPoint {
+    /// The DET point of an ROC point, or `None` where FAR or FRR is 0 or 1
+    /// (infinite probit).
+    pub fn from_roc(r: &RocPoint) -> Option<Self> {
+        let frr = 1.0 - r.tar;
+        let (x, y) = (crate::probit(r.far), crate::probit(frr));
+        (x.is_finite() && y.is_finite()).then_some(DetPoint {
+            threshold: r.threshold,
+            far: r.far,
+            frr,
+            x,
+            y,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Impostors<'a> {
     /// Mixed scores with labels; impostors are the `false` entries.
@@ -305,20 +321,7 @@ impl<'a> VerificationScores<'a> {
     /// DET points (FAR, FRR and their probits) at the ROC corners; points where
     /// either rate is 0 or 1 (infinite probit) are left out.
     pub fn det_points(&self) -> Vec<DetPoint> {
-        self.roc_points()
-            .into_iter()
-            .filter_map(|r| {
-                let frr = 1.0 - r.tar;
-                let (x, y) = (crate::probit(r.far), crate::probit(frr));
-                (x.is_finite() && y.is_finite()).then_some(DetPoint {
-                    threshold: r.threshold,
-                    far: r.far,
-                    frr,
-                    x,
-                    y,
-                })
-            })
-            .collect()
+        self.roc_points().iter().filter_map(DetPoint::from_roc).collect()
     }
 
     /// TAR at each FAR target under one convention.
