@@ -34,6 +34,17 @@ pub(crate) fn all_finite(what: &'static str, values: &[f64]) -> Result<()> {
     })
 }
 
+/// The error for the first non-finite value of `values`, for callers that
+/// already know there is one (e.g. from a fused counting pass).
+pub(crate) fn non_finite_error(what: &'static str, values: &[f64]) -> MetricsError {
+    let index = values.iter().position(|v| !v.is_finite()).unwrap_or(0);
+    MetricsError::NonFinite {
+        what,
+        index,
+        value: values.get(index).copied().unwrap_or(f64::NAN),
+    }
+}
+
 /// Every value finite (f32 input).
 pub(crate) fn all_finite_f32(what: &'static str, values: &[f32]) -> Result<()> {
     match values.iter().position(|v| !v.is_finite()) {

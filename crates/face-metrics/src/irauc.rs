@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::checks;
@@ -86,7 +87,7 @@ impl PairwiseBatchAuc {
     /// let skipped = PairwiseBatchAuc::new().compute(&emb, 2, &[7, 7, 7, 7]).unwrap();
     /// assert!(skipped.is_none());
     /// ```
-    pub fn compute<L: PartialEq>(
+    pub fn compute<L: PartialEq + Sync>(
         &mut self,
         embeddings: &[f32],
         dim: usize,
@@ -104,19 +105,24 @@ impl PairwiseBatchAuc {
             return Ok(None);
         }
         let index = GenuineIndex::new(gen);
-        // 2 × (wins + ties/2), accumulated per impostor without storing them.
-        let mut twice_wins: u64 = 0;
-        for i in 0..b {
-            let row = &self.gram[i * b..(i + 1) * b];
-            for j in i + 1..b {
-                if labels[i] != labels[j] {
-                    let slot = index.slot(f64::from(row[j]));
-                    let above = index.genuine_above_slot(slot);
-                    let ties = if slot % 2 == 1 { index.counts[slot / 2] } else { 0 };
-                    twice_wins += 2 * above + ties;
+        // 2 × (wins + ties/2), accumulated per impostor without storing them;
+        // rows are shared between the cores.
+        let gram = &self.gram;
+        let twice_wins: u64 = (0..b)
+            .into_par_iter()
+            .map(|i| {
+                let row = &gram[i * b..(i + 1) * b];
+                let mut acc = 0u64;
+                for j in i + 1..b {
+                    if labels[i] != labels[j] {
+                        let slot = index.slot(f64::from(row[j]));
+                        let ties = if slot % 2 == 1 { index.counts[slot / 2] } else { 0 };
+                        acc += 2 * index.genuine_above_slot(slot) + ties;
+                    }
                 }
-            }
-        }
+                acc
+            })
+            .sum();
         let n_imp = total - n_gen;
         Ok(Some(BatchAuc {
             auc: twice_wins as f64 / (2 * n_gen * n_imp) as f64,
@@ -141,15 +147,23 @@ impl PairwiseBatchAuc {
                 reason: format!("needs at least 2 embeddings, got {b}"),
             });
         }
-        checks::all_finite_f32("embeddings", embeddings)?;
+        // A branch-free scan first; the index of a bad value only when there is one.
+        if !embeddings.iter().fold(true, |ok, x| ok & x.is_finite()) {
+            checks::all_finite_f32("embeddings", embeddings)?;
+        }
         self.normalized.clear();
         self.normalized.extend_from_slice(embeddings);
         for (row, chunk) in self.normalized.chunks_mut(dim).enumerate() {
-            let norm = chunk
-                .iter()
-                .map(|&x| f64::from(x) * f64::from(x))
-                .sum::<f64>()
-                .sqrt();
+            // Eight f32 lanes (vectorised), summed in f64 at the end.
+            let mut lanes = [0f32; 8];
+            let mut it = chunk.chunks_exact(8);
+            for c in &mut it {
+                for (l, x) in lanes.iter_mut().zip(c) {
+                    *l += x * x;
+                }
+            }
+            let tail: f64 = it.remainder().iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+            let norm = (lanes.iter().map(|&l| f64::from(l)).sum::<f64>() + tail).sqrt();
             if !(norm > 0.0 && norm.is_finite()) {
                 return Err(MetricsError::DegenerateEmbedding {
                     what: "embeddings",
@@ -160,31 +174,46 @@ impl PairwiseBatchAuc {
             let inv = (1.0 / norm) as f32;
             chunk.iter_mut().for_each(|x| *x *= inv);
         }
-        self.gram.clear();
+        // With beta = 0 the product never reads `gram`, so it needs no zeroing.
         self.gram.resize(b * b, 0.0);
-        // SAFETY: `normalized` is b × dim row-major (row stride dim, column stride 1);
-        // read as its own transpose (row stride 1, column stride dim) it is dim × b.
-        // `gram` is b × b row-major; all three buffers are valid for those extents
-        // and `gram` does not alias the inputs.
-        unsafe {
-            matrixmultiply::sgemm(
-                b,
-                dim,
-                b,
-                1.0,
-                self.normalized.as_ptr(),
-                dim as isize,
-                1,
-                self.normalized.as_ptr(),
-                1,
-                dim as isize,
-                0.0,
-                self.gram.as_mut_ptr(),
-                b as isize,
-                1,
-            );
-        }
+        // Only pairs i < j are read, so two blocks cover them: rows [0, h) against
+        // all columns, and rows [h, b) against columns [h, b). With h ≈ 0.382·b
+        // that is 76 % of the full product's work.
+        let h = ((b as f64) * 0.381_966).round() as usize;
+        gram_block(&self.normalized, dim, b, 0, h, 0, &mut self.gram);
+        gram_block(&self.normalized, dim, b, h, b, h, &mut self.gram);
         Ok(b)
+    }
+}
+
+/// Fills rows `r0..r1`, columns `c0..b` of the `b × b` Gram matrix `gram` of
+/// the row-normalised `x` (`b × dim`, row-major).
+fn gram_block(x: &[f32], dim: usize, b: usize, r0: usize, r1: usize, c0: usize, gram: &mut [f32]) {
+    let (m, n) = (r1.saturating_sub(r0), b.saturating_sub(c0));
+    if m == 0 || n == 0 || dim == 0 || x.len() < b * dim || gram.len() < b * b || r1 > b {
+        return;
+    }
+    // SAFETY: A = rows r0..r1 of x (m × dim, row stride dim); B = rows c0..b of x
+    // read transposed (dim × n: row stride 1, column stride dim); C starts at
+    // gram[r0·b + c0] (m × n, row stride b). The guard above keeps every index
+    // inside `x` and `gram`, and `gram` does not alias `x`.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            dim,
+            n,
+            1.0,
+            x.as_ptr().add(r0 * dim),
+            dim as isize,
+            1,
+            x.as_ptr().add(c0 * dim),
+            1,
+            dim as isize,
+            0.0,
+            gram.as_mut_ptr().add(r0 * b + c0),
+            b as isize,
+            1,
+        );
     }
 }
 
@@ -497,7 +526,7 @@ impl IrAucMonitor {
     ///
     /// # Errors
     /// As [`PairwiseBatchAuc::compute`].
-    pub fn update<L: PartialEq>(
+    pub fn update<L: PartialEq + Sync>(
         &mut self,
         embeddings: &[f32],
         dim: usize,

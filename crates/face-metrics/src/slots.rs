@@ -101,7 +101,7 @@ impl GenuineIndex {
 
     /// The grid cell of `x`: a monotone non-decreasing function of `x`, so values
     /// in a higher cell are strictly greater than any `x` in a lower one.
-    #[inline]
+    #[inline(always)]
     fn cell(&self, x: f64) -> usize {
         // Truncation equals floor for c >= 1 and avoids a libm call on baseline x86-64.
         let c = (x - self.lo) * self.scale;
@@ -115,7 +115,7 @@ impl GenuineIndex {
     }
 
     /// The slot of a finite score `s`.
-    #[inline]
+    #[inline(always)]
     pub fn slot(&self, s: f64) -> usize {
         let c = self.cell(s);
         let mut j = self.cell_start[c] as usize;
@@ -195,40 +195,58 @@ impl SlotCounts {
         self
     }
 
+    #[inline(always)]
+    fn add(&mut self, index: &GenuineIndex, s: f64) {
+        let k = index.slot(s);
+        self.count[k] += 1;
+        if s > self.max[k] {
+            self.max[k] = s;
+        }
+        if s < self.min[k] {
+            self.min[k] = s;
+        }
+    }
+
     /// Counts the impostors of `scores` (entries whose `is_genuine` is false; all of
-    /// them when `is_genuine` is `None`), in parallel.
-    pub fn count(index: &GenuineIndex, scores: &[f64], is_genuine: Option<&[bool]>) -> Self {
+    /// them when `is_genuine` is `None`), in parallel. Returns `None` when a score
+    /// is not finite (the caller finds and reports it), so that validation costs
+    /// no separate pass over the data.
+    pub fn count(index: &GenuineIndex, scores: &[f64], is_genuine: Option<&[bool]>) -> Option<Self> {
         let slots = index.slots();
         let chunk = (scores.len() / (4 * rayon::current_num_threads())).max(1 << 14);
-        let fold = |mut acc: SlotCounts, (part, labels): (&[f64], Option<&[bool]>)| {
-            let mut add = |s: f64| {
-                let k = index.slot(s);
-                acc.count[k] += 1;
-                if s > acc.max[k] {
-                    acc.max[k] = s;
-                }
-                if s < acc.min[k] {
-                    acc.min[k] = s;
-                }
-            };
+        let empty = || Some(SlotCounts::empty(slots));
+        let merge = |a: Option<SlotCounts>, b: Option<SlotCounts>| Some(a?.merge(b?));
+        let count_part = |part: &[f64], labels: Option<&[bool]>| -> Option<SlotCounts> {
+            let mut acc = SlotCounts::empty(slots);
+            let mut finite = true;
             match labels {
-                None => part.iter().for_each(|&s| add(s)),
-                Some(l) => part.iter().zip(l).filter(|(_, &g)| !g).for_each(|(&s, _)| add(s)),
+                None => {
+                    for &s in part {
+                        finite &= s.is_finite();
+                        acc.add(index, s);
+                    }
+                }
+                Some(l) => {
+                    for (&s, &g) in part.iter().zip(l) {
+                        finite &= s.is_finite();
+                        if !g {
+                            acc.add(index, s);
+                        }
+                    }
+                }
             }
-            acc
+            finite.then_some(acc)
         };
         match is_genuine {
             None => scores
                 .par_chunks(chunk)
-                .map(|p| (p, None))
-                .fold(|| SlotCounts::empty(slots), fold)
-                .reduce(|| SlotCounts::empty(slots), SlotCounts::merge),
+                .map(|p| count_part(p, None))
+                .reduce(empty, merge),
             Some(labels) => scores
                 .par_chunks(chunk)
                 .zip(labels.par_chunks(chunk))
-                .map(|(p, l)| (p, Some(l)))
-                .fold(|| SlotCounts::empty(slots), fold)
-                .reduce(|| SlotCounts::empty(slots), SlotCounts::merge),
+                .map(|(p, l)| count_part(p, Some(l)))
+                .reduce(empty, merge),
         }
     }
 }

@@ -204,7 +204,6 @@ impl<'a> VerificationScores<'a> {
         let what = "verification scores";
         checks::same_len(what, scores.len(), genuine.len())?;
         checks::non_empty(what, scores.len())?;
-        checks::all_finite(what, &scores)?;
         let gen: Vec<f64> = scores
             .par_iter()
             .zip(genuine.par_iter())
@@ -213,8 +212,12 @@ impl<'a> VerificationScores<'a> {
             .collect();
         let n_imp = scores.len() - gen.len();
         checks::both_classes(what, gen.len(), n_imp)?;
+        checks::all_finite(what, &gen)?;
         let index = GenuineIndex::new(gen);
-        let slots = SlotCounts::count(&index, &scores, Some(&genuine));
+        // Finiteness of the impostors is checked inside the counting pass.
+        let Some(slots) = SlotCounts::count(&index, &scores, Some(&genuine)) else {
+            return Err(checks::non_finite_error(what, &scores));
+        };
         Ok(Self::assemble(Impostors::Pairs { scores, genuine }, index, slots))
     }
 
@@ -226,9 +229,11 @@ impl<'a> VerificationScores<'a> {
         let impostor = impostor.into();
         checks::both_classes("verification scores", genuine.len(), impostor.len())?;
         checks::all_finite("genuine scores", genuine)?;
-        checks::all_finite("impostor scores", &impostor)?;
         let index = GenuineIndex::new(genuine.iter().copied());
-        let slots = SlotCounts::count(&index, &impostor, None);
+        // Finiteness of the impostors is checked inside the counting pass.
+        let Some(slots) = SlotCounts::count(&index, &impostor, None) else {
+            return Err(checks::non_finite_error("impostor scores", &impostor));
+        };
         Ok(Self::assemble(Impostors::Split(impostor), index, slots))
     }
 
