@@ -212,7 +212,10 @@ impl<'a> VerificationScores<'a> {
             .collect();
         let n_imp = scores.len() - gen.len();
         checks::both_classes(what, gen.len(), n_imp)?;
-        checks::all_finite(what, &gen)?;
+        if !gen.iter().all(|s| s.is_finite()) {
+            // Report the user's row, not the position among genuine scores.
+            return Err(checks::non_finite_error(what, &scores));
+        }
         let index = GenuineIndex::new(gen);
         // Finiteness of the impostors is checked inside the counting pass.
         let Some(slots) = SlotCounts::count(&index, &scores, Some(&genuine)) else {

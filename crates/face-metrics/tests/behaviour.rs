@@ -10,6 +10,12 @@ fn err_text<T: std::fmt::Debug>(r: Result<T>) -> String {
 fn bad_scores_are_typed_errors_naming_the_value() {
     let nan = VerificationScores::from_pairs(vec![0.1, f64::NAN], vec![true, false]);
     assert!(matches!(nan, Err(MetricsError::NonFinite { index: 1, .. })));
+    // A bad genuine score is reported at its row of the input, not of the genuine subset.
+    let nan_genuine = VerificationScores::from_pairs(vec![0.1, 0.2, f64::NAN], vec![false, false, true]);
+    assert!(matches!(
+        nan_genuine,
+        Err(MetricsError::NonFinite { index: 2, .. })
+    ));
     let inf = VerificationScores::from_split(&[0.2], vec![f64::INFINITY]);
     assert!(err_text(inf).contains("index 0 is not finite (inf)"));
     let len = roc_curve(&[0.1, 0.2], &[true], RocOptions::default());
