@@ -24,14 +24,10 @@ pub(crate) fn all_finite(what: &'static str, values: &[f64]) -> Result<()> {
         .par_chunks(1 << 15)
         .all(|c| c.iter().fold(true, |ok, v| ok & v.is_finite()));
     if all_ok {
-        return Ok(());
+        Ok(())
+    } else {
+        Err(non_finite_error(what, values))
     }
-    let index = values.iter().position(|v| !v.is_finite()).unwrap_or(0);
-    Err(MetricsError::NonFinite {
-        what,
-        index,
-        value: values[index],
-    })
 }
 
 /// The error for the first non-finite value of `values`, for callers that

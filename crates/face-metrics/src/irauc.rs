@@ -115,9 +115,7 @@ impl PairwiseBatchAuc {
                 let mut acc = 0u64;
                 for j in i + 1..b {
                     if labels[i] != labels[j] {
-                        let slot = index.slot(f64::from(row[j]));
-                        let ties = if slot % 2 == 1 { index.counts[slot / 2] } else { 0 };
-                        acc += 2 * index.genuine_above_slot(slot) + ties;
+                        acc += index.twice_wins(index.slot(f64::from(row[j])));
                     }
                 }
                 acc
@@ -221,14 +219,7 @@ fn gram_block(x: &[f32], dim: usize, b: usize, r0: usize, r1: usize, c0: usize, 
 fn auc_of_split(gen: Vec<f64>, imp: &[f64]) -> BatchAuc {
     let (n_gen, n_imp) = (gen.len() as u64, imp.len() as u64);
     let index = GenuineIndex::new(gen);
-    let twice_wins: u64 = imp
-        .iter()
-        .map(|&s| {
-            let slot = index.slot(s);
-            let ties = if slot % 2 == 1 { index.counts[slot / 2] } else { 0 };
-            2 * index.genuine_above_slot(slot) + ties
-        })
-        .sum();
+    let twice_wins: u64 = imp.iter().map(|&s| index.twice_wins(index.slot(s))).sum();
     BatchAuc {
         auc: twice_wins as f64 / (2 * n_gen * n_imp) as f64,
         genuine_pairs: n_gen,

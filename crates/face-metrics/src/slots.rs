@@ -134,6 +134,14 @@ impl GenuineIndex {
         self.above[slot / 2]
     }
 
+    /// Twice the Mann–Whitney wins of one impostor in `slot` against all genuine
+    /// scores: 2 per genuine above it, 1 per genuine tied with it.
+    #[inline(always)]
+    pub fn twice_wins(&self, slot: usize) -> u64 {
+        let ties = if slot % 2 == 1 { self.counts[slot / 2] } else { 0 };
+        2 * self.above[slot / 2] + ties
+    }
+
     /// Genuine scores `>= t`.
     pub fn genuine_at_least(&self, t: f64) -> u64 {
         let slot = self.slot(t);

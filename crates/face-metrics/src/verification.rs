@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -187,7 +187,7 @@ pub struct VerificationScores<'a> {
     /// scikit-learn keeps every point when there are at most two distinct scores.
     keep_all: bool,
     /// Impostors of the run slots gathered so far, sorted decreasing.
-    runs: Mutex<HashMap<usize, Arc<Vec<f64>>>>,
+    runs: Mutex<HashMap<usize, Vec<f64>>>,
 }
 
 impl<'a> VerificationScores<'a> {
@@ -301,13 +301,7 @@ impl<'a> VerificationScores<'a> {
     pub fn auc(&self) -> f64 {
         let mut twice_wins: u128 = 0;
         for (slot, &c) in self.slots.count.iter().enumerate() {
-            let above = u128::from(self.index.genuine_above_slot(slot));
-            let ties = if slot % 2 == 1 {
-                u128::from(self.index.counts[slot / 2])
-            } else {
-                0
-            };
-            twice_wins += u128::from(c) * (2 * above + ties);
+            twice_wins += u128::from(c) * u128::from(self.index.twice_wins(slot));
         }
         twice_wins as f64 / (2 * u128::from(self.n_genuine()) * u128::from(self.n_impostor)) as f64
     }
@@ -404,16 +398,7 @@ impl<'a> VerificationScores<'a> {
             let t = top.next_up();
             return self.result(conv, far, t, self.index.genuine_at_least(t), 0);
         }
-        // The slot holding the k-th highest impostor.
-        let mut before = 0;
-        let mut slot = 0;
-        for (s, &c) in self.slots.count.iter().enumerate() {
-            if before + c >= k {
-                slot = s;
-                break;
-            }
-            before += c;
-        }
+        let (slot, before) = self.slot_of_rank(k);
         let (t, fps) = if slot % 2 == 1 {
             (self.index.values[slot / 2], before + self.slots.count[slot])
         } else {
@@ -427,7 +412,7 @@ impl<'a> VerificationScores<'a> {
 
     fn tar_nearest(&self, far: f64) -> TarAtFar {
         let target_rank = (far * self.n_impostor as f64).ceil().max(1.0) as u64;
-        let home = self.slot_of_rank(target_rank.min(self.n_impostor));
+        let home = self.slot_of_rank(target_rank.min(self.n_impostor)).0;
         let mut width = NEAREST_START_WIDTH;
         loop {
             let (first, last) = self.nearest_window(home, width);
@@ -457,16 +442,17 @@ impl<'a> VerificationScores<'a> {
         (first, last)
     }
 
-    /// The slot containing the impostor of rank `k` (1-based, from the top).
-    fn slot_of_rank(&self, k: u64) -> usize {
+    /// The slot containing the impostor of rank `k` (1-based, from the top), and
+    /// the number of impostors in the slots before it.
+    fn slot_of_rank(&self, k: u64) -> (usize, u64) {
         let mut before = 0;
         for (s, &c) in self.slots.count.iter().enumerate() {
             if before + c >= k && c > 0 {
-                return s;
+                return (s, before);
             }
             before += c;
         }
-        self.index.slots() - 1
+        (self.index.slots() - 1, before)
     }
 
     /// Run slots (even, non-empty) that computing `far` under `convention` reads
@@ -480,11 +466,13 @@ impl<'a> VerificationScores<'a> {
                 if k == 0 {
                     vec![]
                 } else {
-                    vec![self.slot_of_rank(k)]
+                    vec![self.slot_of_rank(k).0]
                 }
             }
             FarConvention::Nearest => {
-                let home = self.slot_of_rank(((far * n).ceil().max(1.0) as u64).min(self.n_impostor));
+                let home = self
+                    .slot_of_rank(((far * n).ceil().max(1.0) as u64).min(self.n_impostor))
+                    .0;
                 let (first, last) = self.nearest_window(home, NEAREST_START_WIDTH);
                 (first..=last).collect()
             }
@@ -567,7 +555,7 @@ impl<'a> VerificationScores<'a> {
             .for_each(|v| v.sort_unstable_by(|a, b| b.total_cmp(a)));
         let mut cache = self.runs.lock().unwrap_or_else(|e| e.into_inner());
         for (slot, v) in missing.into_iter().zip(gathered) {
-            cache.insert(slot, Arc::new(v));
+            cache.insert(slot, v);
         }
     }
 
