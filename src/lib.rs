@@ -1,1 +1,2 @@
+pub use face_data as data;
 pub use face_metrics as metrics;

@@ -1,0 +1,290 @@
+//! 5-point similarity alignment: least-squares similarity (Umeyama, 1991) from detected
+//! landmarks to a template, and bilinear warping with a black border.
+//!
+//! Coordinates follow OpenCV and scikit-image: pixel `(x, y)` has its centre at integer
+//! `(x, y)`, so a template point `(38.29, 51.70)` lies between pixels 38/39 and 51/52. This is
+//! the convention of insightface's `norm_crop` (`cv2.warpAffine` of the `estimate_norm`
+//! matrix), so features of models trained on its crops are reproduced.
+
+use image::RgbImage;
+
+use crate::error::{DataError, Result};
+use crate::image_ops::{Chw, Normalize};
+
+/// The ArcFace 112×112 template (insightface `arcface_dst`): left eye, right eye, nose tip,
+/// left and right mouth corners, as seen in the image.
+pub const ARCFACE_112: [[f32; 2]; 5] = [
+    [38.2946, 51.6963],
+    [73.5318, 51.5014],
+    [56.0252, 71.7366],
+    [41.5493, 92.3655],
+    [70.7299, 92.2041],
+];
+
+/// dlib's 5-point face template on the unit square (`get_face_chip_details` in
+/// `dlib/image_transforms/interpolation.h`), in the order of dlib's 5-point shape predictor:
+/// right-eye outer corner, right-eye inner corner, left-eye outer, left-eye inner, nose base
+/// (image left/right: indices 0–1 are on the image's right side).
+pub const DLIB_5: [[f64; 2]; 5] = [
+    [0.8595674595992, 0.2134981538014],
+    [0.6460604764104, 0.2289674387677],
+    [0.1205750620789, 0.2137274526848],
+    [0.3340850613712, 0.2290642403242],
+    [0.4901123135679, 0.6277975316475],
+];
+
+/// A 2×3 affine map `(x, y) ↦ (m[0][0]·x + m[0][1]·y + m[0][2], m[1][0]·x + m[1][1]·y + m[1][2])`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Affine2 {
+    /// Row-major coefficients, the layout of OpenCV's `M` and `skimage` `params[:2]`.
+    pub m: [[f64; 3]; 2],
+}
+
+impl Affine2 {
+    /// The identity map.
+    pub const IDENTITY: Affine2 = Affine2 { m: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]] };
+
+    /// Maps a point.
+    pub fn apply(&self, p: [f32; 2]) -> [f32; 2] {
+        let (x, y) = (f64::from(p[0]), f64::from(p[1]));
+        let m = &self.m;
+        [(m[0][0] * x + m[0][1] * y + m[0][2]) as f32, (m[1][0] * x + m[1][1] * y + m[1][2]) as f32]
+    }
+
+    /// The inverse map, or `None` when the linear part is singular.
+    pub fn inverse(&self) -> Option<Affine2> {
+        let [[a, b, c], [d, e, f]] = self.m;
+        let det = a * e - b * d;
+        if !det.is_finite() || det.abs() < 1e-12 {
+            return None;
+        }
+        let (ia, ib, id, ie) = (e / det, -b / det, -d / det, a / det);
+        Some(Affine2 { m: [[ia, ib, -(ia * c + ib * f)], [id, ie, -(id * c + ie * f)]] })
+    }
+
+    /// Uniform scale of a similarity (`√|det|`).
+    pub fn scale(&self) -> f64 {
+        (self.m[0][0] * self.m[1][1] - self.m[0][1] * self.m[1][0]).abs().sqrt()
+    }
+
+    /// The least-squares similarity (rotation, uniform scale, translation; no reflection)
+    /// mapping `src[i]` onto `dst[i]` — Umeyama's solution, equal to scikit-image's
+    /// `SimilarityTransform.estimate` and dlib's `find_similarity_transform`.
+    ///
+    /// # Errors
+    /// Fewer than 2 points, different lengths, non-finite coordinates, or source points that
+    /// all coincide.
+    pub fn estimate_similarity(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Result<Affine2> {
+        if src.len() != dst.len() {
+            return Err(DataError::DegenerateLandmarks(format!("{} source points, {} template points", src.len(), dst.len())));
+        }
+        if src.len() < 2 {
+            return Err(DataError::DegenerateLandmarks(format!("{} points; a similarity needs 2", src.len())));
+        }
+        if let Some(p) = src.iter().chain(dst).find(|p| !(p[0].is_finite() && p[1].is_finite())) {
+            return Err(DataError::DegenerateLandmarks(format!("non-finite point {p:?}")));
+        }
+        let n = src.len() as f64;
+        let mean = |pts: &[[f32; 2]]| {
+            let (sx, sy) = pts.iter().fold((0.0, 0.0), |(sx, sy), p| (sx + f64::from(p[0]), sy + f64::from(p[1])));
+            (sx / n, sy / n)
+        };
+        let (msx, msy) = mean(src);
+        let (mdx, mdy) = mean(dst);
+        // With centred points s and d, minimise Σ|[a −b; b a]·s + t − d|²: the normal equations
+        // decouple to a = Σ(s·d)/Σ|s|², b = Σ(s×d)/Σ|s|².
+        let (mut ss, mut dot, mut cross) = (0.0, 0.0, 0.0);
+        for (s, d) in src.iter().zip(dst) {
+            let (sx, sy) = (f64::from(s[0]) - msx, f64::from(s[1]) - msy);
+            let (dx, dy) = (f64::from(d[0]) - mdx, f64::from(d[1]) - mdy);
+            ss += sx * sx + sy * sy;
+            dot += sx * dx + sy * dy;
+            cross += sx * dy - sy * dx;
+        }
+        let spread = (ss / n).sqrt();
+        if !(spread > 1e-6 * (1.0 + msx.abs().max(msy.abs()))) {
+            return Err(DataError::DegenerateLandmarks(format!("all {} source points coincide near ({msx:.2}, {msy:.2})", src.len())));
+        }
+        let (a, b) = (dot / ss, cross / ss);
+        if a == 0.0 && b == 0.0 {
+            return Err(DataError::DegenerateLandmarks("the template collapses to a point".into()));
+        }
+        Ok(Affine2 { m: [[a, -b, mdx - (a * msx - b * msy)], [b, a, mdy - (b * msx + a * msy)]] })
+    }
+}
+
+/// Target landmark positions in an output crop of a given size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceTemplate {
+    /// Landmark targets in output pixels.
+    pub points: Vec<[f32; 2]>,
+    /// Output width.
+    pub width: u32,
+    /// Output height.
+    pub height: u32,
+}
+
+impl FaceTemplate {
+    /// The ArcFace template for a square crop of `size` pixels, scaled as insightface's
+    /// `estimate_norm` does: sizes that are multiples of 112 scale the template; multiples of
+    /// 128 scale it by `size/128` and shift it right by `8·size/128`.
+    ///
+    /// # Errors
+    /// A size that is a multiple of neither 112 nor 128.
+    pub fn arcface(size: u32) -> Result<Self> {
+        let (ratio, dx) = if size > 0 && size % 112 == 0 {
+            (size as f32 / 112.0, 0.0)
+        } else if size > 0 && size % 128 == 0 {
+            let r = size as f32 / 128.0;
+            (r, 8.0 * r)
+        } else {
+            return Err(DataError::param("size", format!("ArcFace crops are multiples of 112 or 128 pixels, not {size}")));
+        };
+        let points = ARCFACE_112.iter().map(|p| [p[0] * ratio + dx, p[1] * ratio]).collect();
+        Ok(Self { points, width: size, height: size })
+    }
+
+    /// dlib's 5-point template for a `size`-pixel square chip with `padding` (fraction of the
+    /// face width added on each side; the age/gender teacher uses 0.2): point
+    /// `(padding + p) / (1 + 2·padding) · size` for each unit-square point `p`.
+    ///
+    /// # Errors
+    /// A zero size or a negative or non-finite padding.
+    pub fn dlib(size: u32, padding: f64) -> Result<Self> {
+        if size == 0 || !(padding.is_finite() && padding >= 0.0) {
+            return Err(DataError::param("padding", format!("size {size} and padding {padding} must be positive")));
+        }
+        let s = f64::from(size);
+        let points = DLIB_5
+            .iter()
+            .map(|p| [((padding + p[0]) / (2.0 * padding + 1.0) * s) as f32, ((padding + p[1]) / (2.0 * padding + 1.0) * s) as f32])
+            .collect();
+        Ok(Self { points, width: size, height: size })
+    }
+
+    /// A template from explicit points.
+    ///
+    /// # Errors
+    /// Fewer than 2 points, a zero size, or a non-finite point.
+    pub fn custom(points: Vec<[f32; 2]>, width: u32, height: u32) -> Result<Self> {
+        if points.len() < 2 || width == 0 || height == 0 || points.iter().flatten().any(|v| !v.is_finite()) {
+            return Err(DataError::param("template", format!("{} points for {width}×{height}", points.len())));
+        }
+        Ok(Self { points, width, height })
+    }
+
+    /// The similarity mapping `landmarks` (in the source image) onto this template.
+    ///
+    /// # Errors
+    /// As [`Affine2::estimate_similarity`].
+    pub fn transform_for(&self, landmarks: &[[f32; 2]]) -> Result<Affine2> {
+        Affine2::estimate_similarity(landmarks, &self.points)
+    }
+}
+
+/// One bilinear sample of channel-interleaved `src` at `(x, y)`; neighbours outside the image
+/// count as 0. Writes 3 channel values.
+#[inline(always)]
+fn sample3(src: &[u8], w: usize, h: usize, x: f64, y: f64) -> [f32; 3] {
+    let (xf, yf) = (x.floor(), y.floor());
+    if !(xf > -2.0 && yf > -2.0 && xf < w as f64 && yf < h as f64) {
+        return [0.0; 3];
+    }
+    let (fx, fy) = ((x - xf) as f32, (y - yf) as f32);
+    let (x0, y0) = (xf as isize, yf as isize);
+    let mut out = [0.0f32; 3];
+    let weights = [(0, 0, (1.0 - fx) * (1.0 - fy)), (1, 0, fx * (1.0 - fy)), (0, 1, (1.0 - fx) * fy), (1, 1, fx * fy)];
+    for (dx, dy, wgt) in weights {
+        let (xx, yy) = (x0 + dx, y0 + dy);
+        if xx >= 0 && yy >= 0 && (xx as usize) < w && (yy as usize) < h && wgt != 0.0 {
+            let o = (yy as usize * w + xx as usize) * 3;
+            out[0] += wgt * f32::from(src[o]);
+            out[1] += wgt * f32::from(src[o + 1]);
+            out[2] += wgt * f32::from(src[o + 2]);
+        }
+    }
+    out
+}
+
+/// Walks the output grid, handing each output pixel its (unrounded) RGB sample.
+fn warp_each(src: &RgbImage, to_dst: &Affine2, out_w: u32, out_h: u32, mut put: impl FnMut(usize, usize, [f32; 3])) -> Result<()> {
+    let inv = to_dst
+        .inverse()
+        .ok_or_else(|| DataError::DegenerateLandmarks(format!("singular alignment matrix {:?}", to_dst.m)))?;
+    let (w, h) = (src.width() as usize, src.height() as usize);
+    let raw = src.as_raw();
+    let [[a, b, c], [d, e, f]] = inv.m;
+    for v in 0..out_h as usize {
+        let vy = v as f64;
+        for u in 0..out_w as usize {
+            let uf = u as f64;
+            let x = a * uf + b * vy + c;
+            let y = d * uf + e * vy + f;
+            put(u, v, sample3(raw, w, h, x, y));
+        }
+    }
+    Ok(())
+}
+
+/// Warps `src` by `to_dst` (source → output coordinates) into an `out_w × out_h` image,
+/// bilinear, black outside, values rounded to `u8` (as `cv2.warpAffine` on 8-bit images).
+///
+/// # Errors
+/// A singular matrix.
+pub fn warp_affine(src: &RgbImage, to_dst: &Affine2, out_w: u32, out_h: u32) -> Result<RgbImage> {
+    let mut out = RgbImage::new(out_w, out_h);
+    let w = out_w as usize;
+    let buf: &mut [u8] = &mut out;
+    warp_each(src, to_dst, out_w, out_h, |u, v, px| {
+        let o = (v * w + u) * 3;
+        for c in 0..3 {
+            buf[o + c] = px[c].round().clamp(0.0, 255.0) as u8;
+        }
+    })?;
+    Ok(out)
+}
+
+/// As [`warp_affine`] but keeps the interpolated values unrounded: `out_h × out_w × 3`
+/// floats in 0–255 (scikit-image's `warp(order=1, mode="constant", preserve_range=True)`).
+///
+/// # Errors
+/// A singular matrix.
+pub fn warp_affine_f32(src: &RgbImage, to_dst: &Affine2, out_w: u32, out_h: u32) -> Result<Vec<f32>> {
+    let mut out = vec![0.0f32; out_w as usize * out_h as usize * 3];
+    let w = out_w as usize;
+    warp_each(src, to_dst, out_w, out_h, |u, v, px| {
+        let o = (v * w + u) * 3;
+        out[o..o + 3].copy_from_slice(&px);
+    })?;
+    Ok(out)
+}
+
+/// Aligns a face to `template` and normalises it in one pass, straight into planar
+/// `3 × H × W` floats; `flip` mirrors the crop horizontally (insightface's test-time flip).
+/// Interpolated values are rounded to integers first, as the 8-bit crop of
+/// `cv2.warpAffine` would be, so features match the reference pipelines.
+///
+/// # Errors
+/// Degenerate landmarks (see [`Affine2::estimate_similarity`]).
+pub fn align_face(src: &RgbImage, landmarks: &[[f32; 2]], template: &FaceTemplate, normalize: &Normalize, flip: bool) -> Result<Chw> {
+    let m = template.transform_for(landmarks)?;
+    let (w, h) = (template.width as usize, template.height as usize);
+    let mut out = Chw::zeros(3, h, w);
+    let plane = w * h;
+    let (scale, shift) = normalize.affine();
+    let order = normalize.order.indices();
+    let data = &mut out.data;
+    warp_each(src, &m, template.width, template.height, |u, v, px| {
+        let uu = if flip { w - 1 - u } else { u };
+        let o = v * w + uu;
+        for (k, &ch) in order.iter().enumerate() {
+            data[k * plane + o] = px[ch].round().clamp(0.0, 255.0) * scale[ch] + shift[ch];
+        }
+    })?;
+    Ok(out)
+}
+
+/// Mirrors an image left–right in place.
+pub fn flip_horizontal(img: &mut RgbImage) {
+    image::imageops::flip_horizontal_in_place(img);
+}

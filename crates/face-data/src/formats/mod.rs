@@ -1,0 +1,9 @@
+//! Dataset file formats and protocols. Each submodule documents the layout it reads and where
+//! that layout is defined. Caption corpora (LAION-Face style) get their own module with the
+//! lexical-analysis issue.
+
+pub mod celeba;
+pub mod folders;
+pub mod ijb;
+pub mod lfw;
+pub mod recordio;
