@@ -42,13 +42,18 @@ pub struct Affine2 {
 
 impl Affine2 {
     /// The identity map.
-    pub const IDENTITY: Affine2 = Affine2 { m: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]] };
+    pub const IDENTITY: Affine2 = Affine2 {
+        m: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+    };
 
     /// Maps a point.
     pub fn apply(&self, p: [f32; 2]) -> [f32; 2] {
         let (x, y) = (f64::from(p[0]), f64::from(p[1]));
         let m = &self.m;
-        [(m[0][0] * x + m[0][1] * y + m[0][2]) as f32, (m[1][0] * x + m[1][1] * y + m[1][2]) as f32]
+        [
+            (m[0][0] * x + m[0][1] * y + m[0][2]) as f32,
+            (m[1][0] * x + m[1][1] * y + m[1][2]) as f32,
+        ]
     }
 
     /// The inverse map, or `None` when the linear part is singular.
@@ -59,12 +64,16 @@ impl Affine2 {
             return None;
         }
         let (ia, ib, id, ie) = (e / det, -b / det, -d / det, a / det);
-        Some(Affine2 { m: [[ia, ib, -(ia * c + ib * f)], [id, ie, -(id * c + ie * f)]] })
+        Some(Affine2 {
+            m: [[ia, ib, -(ia * c + ib * f)], [id, ie, -(id * c + ie * f)]],
+        })
     }
 
     /// Uniform scale of a similarity (`√|det|`).
     pub fn scale(&self) -> f64 {
-        (self.m[0][0] * self.m[1][1] - self.m[0][1] * self.m[1][0]).abs().sqrt()
+        (self.m[0][0] * self.m[1][1] - self.m[0][1] * self.m[1][0])
+            .abs()
+            .sqrt()
     }
 
     /// The least-squares similarity (rotation, uniform scale, translation; no reflection)
@@ -76,17 +85,30 @@ impl Affine2 {
     /// all coincide.
     pub fn estimate_similarity(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Result<Affine2> {
         if src.len() != dst.len() {
-            return Err(DataError::DegenerateLandmarks(format!("{} source points, {} template points", src.len(), dst.len())));
+            return Err(DataError::DegenerateLandmarks(format!(
+                "{} source points, {} template points",
+                src.len(),
+                dst.len()
+            )));
         }
         if src.len() < 2 {
-            return Err(DataError::DegenerateLandmarks(format!("{} points; a similarity needs 2", src.len())));
+            return Err(DataError::DegenerateLandmarks(format!(
+                "{} points; a similarity needs 2",
+                src.len()
+            )));
         }
-        if let Some(p) = src.iter().chain(dst).find(|p| !(p[0].is_finite() && p[1].is_finite())) {
+        if let Some(p) = src
+            .iter()
+            .chain(dst)
+            .find(|p| !(p[0].is_finite() && p[1].is_finite()))
+        {
             return Err(DataError::DegenerateLandmarks(format!("non-finite point {p:?}")));
         }
         let n = src.len() as f64;
         let mean = |pts: &[[f32; 2]]| {
-            let (sx, sy) = pts.iter().fold((0.0, 0.0), |(sx, sy), p| (sx + f64::from(p[0]), sy + f64::from(p[1])));
+            let (sx, sy) = pts.iter().fold((0.0, 0.0), |(sx, sy), p| {
+                (sx + f64::from(p[0]), sy + f64::from(p[1]))
+            });
             (sx / n, sy / n)
         };
         let (msx, msy) = mean(src);
@@ -103,13 +125,23 @@ impl Affine2 {
         }
         let spread = (ss / n).sqrt();
         if !(spread > 1e-6 * (1.0 + msx.abs().max(msy.abs()))) {
-            return Err(DataError::DegenerateLandmarks(format!("all {} source points coincide near ({msx:.2}, {msy:.2})", src.len())));
+            return Err(DataError::DegenerateLandmarks(format!(
+                "all {} source points coincide near ({msx:.2}, {msy:.2})",
+                src.len()
+            )));
         }
         let (a, b) = (dot / ss, cross / ss);
         if a == 0.0 && b == 0.0 {
-            return Err(DataError::DegenerateLandmarks("the template collapses to a point".into()));
+            return Err(DataError::DegenerateLandmarks(
+                "the template collapses to a point".into(),
+            ));
         }
-        Ok(Affine2 { m: [[a, -b, mdx - (a * msx - b * msy)], [b, a, mdy - (b * msx + a * msy)]] })
+        Ok(Affine2 {
+            m: [
+                [a, -b, mdx - (a * msx - b * msy)],
+                [b, a, mdy - (b * msx + a * msy)],
+            ],
+        })
     }
 }
 
@@ -138,10 +170,20 @@ impl FaceTemplate {
             let r = size as f32 / 128.0;
             (r, 8.0 * r)
         } else {
-            return Err(DataError::param("size", format!("ArcFace crops are multiples of 112 or 128 pixels, not {size}")));
+            return Err(DataError::param(
+                "size",
+                format!("ArcFace crops are multiples of 112 or 128 pixels, not {size}"),
+            ));
         };
-        let points = ARCFACE_112.iter().map(|p| [p[0] * ratio + dx, p[1] * ratio]).collect();
-        Ok(Self { points, width: size, height: size })
+        let points = ARCFACE_112
+            .iter()
+            .map(|p| [p[0] * ratio + dx, p[1] * ratio])
+            .collect();
+        Ok(Self {
+            points,
+            width: size,
+            height: size,
+        })
     }
 
     /// dlib's 5-point template for a `size`-pixel square chip with `padding` (fraction of the
@@ -152,14 +194,26 @@ impl FaceTemplate {
     /// A zero size or a negative or non-finite padding.
     pub fn dlib(size: u32, padding: f64) -> Result<Self> {
         if size == 0 || !(padding.is_finite() && padding >= 0.0) {
-            return Err(DataError::param("padding", format!("size {size} and padding {padding} must be positive")));
+            return Err(DataError::param(
+                "padding",
+                format!("size {size} and padding {padding} must be positive"),
+            ));
         }
         let s = f64::from(size);
         let points = DLIB_5
             .iter()
-            .map(|p| [((padding + p[0]) / (2.0 * padding + 1.0) * s) as f32, ((padding + p[1]) / (2.0 * padding + 1.0) * s) as f32])
+            .map(|p| {
+                [
+                    ((padding + p[0]) / (2.0 * padding + 1.0) * s) as f32,
+                    ((padding + p[1]) / (2.0 * padding + 1.0) * s) as f32,
+                ]
+            })
             .collect();
-        Ok(Self { points, width: size, height: size })
+        Ok(Self {
+            points,
+            width: size,
+            height: size,
+        })
     }
 
     /// A template from explicit points.
@@ -168,9 +222,16 @@ impl FaceTemplate {
     /// Fewer than 2 points, a zero size, or a non-finite point.
     pub fn custom(points: Vec<[f32; 2]>, width: u32, height: u32) -> Result<Self> {
         if points.len() < 2 || width == 0 || height == 0 || points.iter().flatten().any(|v| !v.is_finite()) {
-            return Err(DataError::param("template", format!("{} points for {width}×{height}", points.len())));
+            return Err(DataError::param(
+                "template",
+                format!("{} points for {width}×{height}", points.len()),
+            ));
         }
-        Ok(Self { points, width, height })
+        Ok(Self {
+            points,
+            width,
+            height,
+        })
     }
 
     /// The similarity mapping `landmarks` (in the source image) onto this template.
@@ -193,7 +254,12 @@ fn sample3(src: &[u8], w: usize, h: usize, x: f64, y: f64) -> [f32; 3] {
     let (fx, fy) = ((x - xf) as f32, (y - yf) as f32);
     let (x0, y0) = (xf as isize, yf as isize);
     let mut out = [0.0f32; 3];
-    let weights = [(0, 0, (1.0 - fx) * (1.0 - fy)), (1, 0, fx * (1.0 - fy)), (0, 1, (1.0 - fx) * fy), (1, 1, fx * fy)];
+    let weights = [
+        (0, 0, (1.0 - fx) * (1.0 - fy)),
+        (1, 0, fx * (1.0 - fy)),
+        (0, 1, (1.0 - fx) * fy),
+        (1, 1, fx * fy),
+    ];
     for (dx, dy, wgt) in weights {
         let (xx, yy) = (x0 + dx, y0 + dy);
         if xx >= 0 && yy >= 0 && (xx as usize) < w && (yy as usize) < h && wgt != 0.0 {
@@ -207,7 +273,13 @@ fn sample3(src: &[u8], w: usize, h: usize, x: f64, y: f64) -> [f32; 3] {
 }
 
 /// Walks the output grid, handing each output pixel its (unrounded) RGB sample.
-fn warp_each(src: &RgbImage, to_dst: &Affine2, out_w: u32, out_h: u32, mut put: impl FnMut(usize, usize, [f32; 3])) -> Result<()> {
+fn warp_each(
+    src: &RgbImage,
+    to_dst: &Affine2,
+    out_w: u32,
+    out_h: u32,
+    mut put: impl FnMut(usize, usize, [f32; 3]),
+) -> Result<()> {
     let inv = to_dst
         .inverse()
         .ok_or_else(|| DataError::DegenerateLandmarks(format!("singular alignment matrix {:?}", to_dst.m)))?;
@@ -266,7 +338,13 @@ pub fn warp_affine_f32(src: &RgbImage, to_dst: &Affine2, out_w: u32, out_h: u32)
 ///
 /// # Errors
 /// Degenerate landmarks (see [`Affine2::estimate_similarity`]).
-pub fn align_face(src: &RgbImage, landmarks: &[[f32; 2]], template: &FaceTemplate, normalize: &Normalize, flip: bool) -> Result<Chw> {
+pub fn align_face(
+    src: &RgbImage,
+    landmarks: &[[f32; 2]],
+    template: &FaceTemplate,
+    normalize: &Normalize,
+    flip: bool,
+) -> Result<Chw> {
     let m = template.transform_for(landmarks)?;
     let (w, h) = (template.width as usize, template.height as usize);
     let mut out = Chw::zeros(3, h, w);

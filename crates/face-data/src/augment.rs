@@ -136,7 +136,12 @@ pub struct RandomResizedCrop {
 impl RandomResizedCrop {
     /// torchvision's defaults: scale (0.08, 1), ratio (3/4, 4/3).
     pub fn new(width: u32, height: u32) -> Self {
-        Self { width, height, scale: (0.08, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0) }
+        Self {
+            width,
+            height,
+            scale: (0.08, 1.0),
+            ratio: (3.0 / 4.0, 4.0 / 3.0),
+        }
     }
 
     /// Sets the area range (DINO: 0.4–1 for global views, 0.05–0.4 for local ones).
@@ -152,7 +157,11 @@ impl RandomResizedCrop {
     pub fn validate(&self) -> Result<()> {
         let (s0, s1) = self.scale;
         let (r0, r1) = self.ratio;
-        if self.width == 0 || self.height == 0 || !(0.0 < s0 && s0 <= s1 && s1 <= 1.0) || !(0.0 < r0 && r0 <= r1 && r1.is_finite()) {
+        if self.width == 0
+            || self.height == 0
+            || !(0.0 < s0 && s0 <= s1 && s1 <= 1.0)
+            || !(0.0 < r0 && r0 <= r1 && r1.is_finite())
+        {
             return Err(DataError::param("RandomResizedCrop", format!("{self:?}")));
         }
         Ok(())
@@ -238,7 +247,13 @@ pub struct ColorJitter {
 impl ColorJitter {
     /// DINO's setting: 0.4, 0.4, 0.2, 0.1 with p = 0.8.
     pub fn dino() -> Self {
-        Self { brightness: 0.4, contrast: 0.4, saturation: 0.2, hue: 0.1, p: 0.8 }
+        Self {
+            brightness: 0.4,
+            contrast: 0.4,
+            saturation: 0.2,
+            hue: 0.1,
+            p: 0.8,
+        }
     }
 }
 
@@ -246,7 +261,9 @@ fn blend(img: &mut RgbImage, factor: f32, other: impl Fn(&[u8]) -> [f32; 3]) {
     for px in img.chunks_exact_mut(3) {
         let o = other(px);
         for c in 0..3 {
-            px[c] = (o[c] + factor * (f32::from(px[c]) - o[c])).round().clamp(0.0, 255.0) as u8;
+            px[c] = (o[c] + factor * (f32::from(px[c]) - o[c]))
+                .round()
+                .clamp(0.0, 255.0) as u8;
         }
     }
 }
@@ -254,7 +271,11 @@ fn blend(img: &mut RgbImage, factor: f32, other: impl Fn(&[u8]) -> [f32; 3]) {
 /// Rotates the hue of every pixel by `shift` turns (HSV, like torchvision's `adjust_hue`).
 pub fn adjust_hue(img: &mut RgbImage, shift: f32) {
     for px in img.chunks_exact_mut(3) {
-        let (r, g, b) = (f32::from(px[0]) / 255.0, f32::from(px[1]) / 255.0, f32::from(px[2]) / 255.0);
+        let (r, g, b) = (
+            f32::from(px[0]) / 255.0,
+            f32::from(px[1]) / 255.0,
+            f32::from(px[2]) / 255.0,
+        );
         let max = r.max(g).max(b);
         let min = r.min(g).min(b);
         let d = max - min;
@@ -292,7 +313,13 @@ impl Transform for ColorJitter {
         if !rng.gen_bool(self.p.clamp(0.0, 1.0)) {
             return img;
         }
-        let factor = |rng: &mut DataRng, v: f32| if v > 0.0 { rng.gen_range((1.0 - v).max(0.0)..=1.0 + v) } else { 1.0 };
+        let factor = |rng: &mut DataRng, v: f32| {
+            if v > 0.0 {
+                rng.gen_range((1.0 - v).max(0.0)..=1.0 + v)
+            } else {
+                1.0
+            }
+        };
         let mut order = [0u8, 1, 2, 3];
         order.shuffle(rng);
         for op in order {
@@ -348,7 +375,9 @@ pub fn gaussian_blur(img: &RgbImage, sigma: f32) -> RgbImage {
         return img.clone();
     }
     let r = (3.0 * sigma).ceil() as isize;
-    let mut k: Vec<f32> = (-r..=r).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let mut k: Vec<f32> = (-r..=r)
+        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
     let s: f32 = k.iter().sum();
     k.iter_mut().for_each(|v| *v /= s);
     let (w, h) = (img.width() as isize, img.height() as isize);
@@ -420,7 +449,9 @@ pub struct RandomSolarize {
 impl Transform for RandomSolarize {
     fn apply(&self, mut img: RgbImage, rng: &mut DataRng) -> RgbImage {
         if rng.gen_bool(self.p.clamp(0.0, 1.0)) {
-            img.iter_mut().filter(|v| **v >= self.threshold).for_each(|v| *v = 255 - *v);
+            img.iter_mut()
+                .filter(|v| **v >= self.threshold)
+                .for_each(|v| *v = 255 - *v);
         }
         img
     }

@@ -61,8 +61,15 @@ impl Dataset<FaceItem> for AlignedFaceDataset {
         let (job, label) = self.jobs.get(index)?;
         Some(
             prepare(job, &self.spec)
-                .map(|image| FaceSample { index, image, label: *label })
-                .map_err(|e| LoadFailure { index, message: e.to_string() }),
+                .map(|image| FaceSample {
+                    index,
+                    image,
+                    label: *label,
+                })
+                .map_err(|e| LoadFailure {
+                    index,
+                    message: e.to_string(),
+                }),
         )
     }
 
@@ -85,8 +92,19 @@ pub struct RecordSetDataset {
 
 impl RecordSetDataset {
     /// Wraps a record set.
-    pub fn new(set: InsightFaceRecordSet, normalize: Normalize, augment: Option<Box<dyn Transform>>, seed: u64) -> Self {
-        Self { set, normalize, augment, seed, epoch: AtomicU64::new(0) }
+    pub fn new(
+        set: InsightFaceRecordSet,
+        normalize: Normalize,
+        augment: Option<Box<dyn Transform>>,
+        seed: u64,
+    ) -> Self {
+        Self {
+            set,
+            normalize,
+            augment,
+            seed,
+            epoch: AtomicU64::new(0),
+        }
     }
 
     /// Sets the epoch that seeds augmentation.
@@ -100,10 +118,16 @@ impl RecordSetDataset {
         let mut img = decode_rgb(&bytes, std::path::Path::new(&name))?;
         if let Some(t) = &self.augment {
             let e = self.epoch.load(Ordering::Relaxed);
-            let mut rng = DataRng::seed_from_u64(self.seed ^ e.rotate_left(32) ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut rng = DataRng::seed_from_u64(
+                self.seed ^ e.rotate_left(32) ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            );
             img = t.apply(img, &mut rng);
         }
-        Ok(FaceSample { index, image: Chw::from_rgb(&img, &self.normalize).data, label: i64::from(label) })
+        Ok(FaceSample {
+            index,
+            image: Chw::from_rgb(&img, &self.normalize).data,
+            label: i64::from(label),
+        })
     }
 }
 
@@ -112,7 +136,10 @@ impl Dataset<FaceItem> for RecordSetDataset {
         if index >= self.set.len() {
             return None;
         }
-        Some(self.load(index).map_err(|e| LoadFailure { index, message: e.to_string() }))
+        Some(self.load(index).map_err(|e| LoadFailure {
+            index,
+            message: e.to_string(),
+        }))
     }
 
     fn len(&self) -> usize {
@@ -156,7 +183,12 @@ impl<B: Backend> Batcher<B, FaceItem, FaceBatch<B>> for FaceBatcher {
                 }
                 Ok(s) => failures.push(LoadFailure {
                     index: s.index,
-                    message: format!("image has {} values, the batcher expects 3×{}×{}", s.image.len(), self.height, self.width),
+                    message: format!(
+                        "image has {} values, the batcher expects 3×{}×{}",
+                        s.image.len(),
+                        self.height,
+                        self.width
+                    ),
                 }),
                 Err(f) => failures.push(f),
             }

@@ -68,16 +68,26 @@ pub type Result<T, E = DataError> = std::result::Result<T, E>;
 impl DataError {
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DataError::Io { path: path.into(), source }
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// A parse error at `line` (1-based) of `path`.
     pub fn parse(path: impl Into<PathBuf>, line: usize, message: impl Into<String>) -> Self {
-        DataError::Parse { path: path.into(), line, message: message.into() }
+        DataError::Parse {
+            path: path.into(),
+            line,
+            message: message.into(),
+        }
     }
 
     /// An invalid parameter.
     pub fn param(name: &'static str, message: impl Into<String>) -> Self {
-        DataError::InvalidParameter { name, message: message.into() }
+        DataError::InvalidParameter {
+            name,
+            message: message.into(),
+        }
     }
 }

@@ -12,8 +12,13 @@ use crate::error::{DataError, Result};
 /// # Errors
 /// Unknown format, corrupt data, or an image whose decoded size exceeds 512 MiB.
 pub fn decode_rgb(bytes: &[u8], origin: &Path) -> Result<RgbImage> {
-    let err = |m: String| DataError::Decode { path: origin.to_owned(), message: m };
-    let mut reader = image::ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| err(e.to_string()))?;
+    let err = |m: String| DataError::Decode {
+        path: origin.to_owned(),
+        message: m,
+    };
+    let mut reader = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| err(e.to_string()))?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(512 << 20);
     reader.limits(limits);
@@ -46,7 +51,12 @@ pub struct Chw {
 impl Chw {
     /// A zero image.
     pub fn zeros(channels: usize, height: usize, width: usize) -> Self {
-        Self { channels, height, width, data: vec![0.0; channels * height * width] }
+        Self {
+            channels,
+            height,
+            width,
+            data: vec![0.0; channels * height * width],
+        }
     }
 
     /// Value at `(c, y, x)`.
@@ -54,7 +64,10 @@ impl Chw {
     /// # Panics
     /// Out-of-range indices.
     pub fn at(&self, c: usize, y: usize, x: usize) -> f32 {
-        assert!(c < self.channels && y < self.height && x < self.width, "index ({c}, {y}, {x}) out of range");
+        assert!(
+            c < self.channels && y < self.height && x < self.width,
+            "index ({c}, {y}, {x}) out of range"
+        );
         self.data[(c * self.height + y) * self.width + x]
     }
 
@@ -124,22 +137,42 @@ pub struct Normalize {
 impl Normalize {
     /// ArcFace / insightface: `(x/255 − 0.5)/0.5`, i.e. `(x − 127.5)/127.5`, RGB.
     pub fn arcface() -> Self {
-        Self { input_scale: 1.0 / 255.0, mean: [0.5; 3], std: [0.5; 3], order: ChannelOrder::Rgb }
+        Self {
+            input_scale: 1.0 / 255.0,
+            mean: [0.5; 3],
+            std: [0.5; 3],
+            order: ChannelOrder::Rgb,
+        }
     }
 
     /// The age/gender teacher's dlib recipe: `(x − [122.782, 117.001, 104.298]) / 256`, RGB.
     pub fn dlib_age_gender() -> Self {
-        Self { input_scale: 1.0, mean: [122.782, 117.001, 104.298], std: [256.0; 3], order: ChannelOrder::Rgb }
+        Self {
+            input_scale: 1.0,
+            mean: [122.782, 117.001, 104.298],
+            std: [256.0; 3],
+            order: ChannelOrder::Rgb,
+        }
     }
 
     /// ImageNet: `(x/255 − [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]`, RGB.
     pub fn imagenet() -> Self {
-        Self { input_scale: 1.0 / 255.0, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], order: ChannelOrder::Rgb }
+        Self {
+            input_scale: 1.0 / 255.0,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+            order: ChannelOrder::Rgb,
+        }
     }
 
     /// facenet-pytorch's `fixed_image_standardization`: `(x − 127.5)/128`, RGB.
     pub fn facenet() -> Self {
-        Self { input_scale: 1.0, mean: [127.5; 3], std: [128.0; 3], order: ChannelOrder::Rgb }
+        Self {
+            input_scale: 1.0,
+            mean: [127.5; 3],
+            std: [128.0; 3],
+            order: ChannelOrder::Rgb,
+        }
     }
 
     /// The same normalisation with another channel order.
@@ -164,8 +197,14 @@ impl Normalize {
     /// # Errors
     /// The offending value.
     pub fn validate(&self) -> Result<()> {
-        if !self.input_scale.is_finite() || self.std.iter().any(|s| !s.is_finite() || *s == 0.0) || self.mean.iter().any(|m| !m.is_finite()) {
-            return Err(DataError::param("normalize", format!("{self:?} has a zero or non-finite term")));
+        if !self.input_scale.is_finite()
+            || self.std.iter().any(|s| !s.is_finite() || *s == 0.0)
+            || self.mean.iter().any(|m| !m.is_finite())
+        {
+            return Err(DataError::param(
+                "normalize",
+                format!("{self:?} has a zero or non-finite term"),
+            ));
         }
         Ok(())
     }

@@ -50,10 +50,19 @@ impl LabelTable {
     pub fn new(attributes: Vec<Attribute>, values: Vec<u16>) -> Result<Self> {
         let a = attributes.len();
         if a == 0 || values.len() % a != 0 {
-            return Err(DataError::Inconsistent(format!("{} values for {a} attributes", values.len())));
+            return Err(DataError::Inconsistent(format!(
+                "{} values for {a} attributes",
+                values.len()
+            )));
         }
-        if let Some(at) = attributes.iter().find(|at| at.categories.is_empty() || at.categories.len() >= MISSING as usize) {
-            return Err(DataError::param("attributes", format!("{} has {} categories", at.name, at.categories.len())));
+        if let Some(at) = attributes
+            .iter()
+            .find(|at| at.categories.is_empty() || at.categories.len() >= MISSING as usize)
+        {
+            return Err(DataError::param(
+                "attributes",
+                format!("{} has {} categories", at.name, at.categories.len()),
+            ));
         }
         for (i, row) in values.chunks_exact(a).enumerate() {
             for (j, &v) in row.iter().enumerate() {
@@ -77,7 +86,10 @@ impl LabelTable {
     pub fn from_binary(names: &[String], values: &[bool]) -> Result<Self> {
         let attributes = names
             .iter()
-            .map(|n| Attribute { name: n.clone(), categories: vec!["absent".into(), "present".into()] })
+            .map(|n| Attribute {
+                name: n.clone(),
+                categories: vec!["absent".into(), "present".into()],
+            })
             .collect();
         Self::new(attributes, values.iter().map(|&b| u16::from(b)).collect())
     }
@@ -95,7 +107,11 @@ impl LabelTable {
 
     /// Category counts per attribute (missing values not counted).
     pub fn counts(&self) -> Vec<Vec<u64>> {
-        let mut counts: Vec<Vec<u64>> = self.attributes.iter().map(|a| vec![0; a.categories.len()]).collect();
+        let mut counts: Vec<Vec<u64>> = self
+            .attributes
+            .iter()
+            .map(|a| vec![0; a.categories.len()])
+            .collect();
         for row in self.values.chunks_exact(self.attributes.len()) {
             for (j, &v) in row.iter().enumerate() {
                 if v != MISSING {
@@ -139,26 +155,53 @@ pub struct ImbalanceReport {
 fn attribute_imbalance(attribute: &Attribute, counts: &[u64]) -> AttributeImbalance {
     let max = counts.iter().copied().max().unwrap_or(0);
     let min = counts.iter().copied().filter(|&c| c > 0).min().unwrap_or(0);
-    let irlbl: Vec<Option<f64>> = counts.iter().map(|&c| (c > 0).then(|| max as f64 / c as f64)).collect();
+    let irlbl: Vec<Option<f64>> = counts
+        .iter()
+        .map(|&c| (c > 0).then(|| max as f64 / c as f64))
+        .collect();
     let present: Vec<f64> = irlbl.iter().flatten().copied().collect();
-    let mean_ir = if present.is_empty() { 1.0 } else { present.iter().sum::<f64>() / present.len() as f64 };
+    let mean_ir = if present.is_empty() {
+        1.0
+    } else {
+        present.iter().sum::<f64>() / present.len() as f64
+    };
     AttributeImbalance {
         name: attribute.name.clone(),
         counts: counts.to_vec(),
         irlbl,
         ratio: if min > 0 { max as f64 / min as f64 } else { 1.0 },
         mean_ir,
-        empty: counts.iter().zip(&attribute.categories).filter(|(c, _)| **c == 0).map(|(_, n)| n.clone()).collect(),
+        empty: counts
+            .iter()
+            .zip(&attribute.categories)
+            .filter(|(c, _)| **c == 0)
+            .map(|(_, n)| n.clone())
+            .collect(),
     }
 }
 
 fn report_from_counts(table: &LabelTable, counts: &[Vec<u64>]) -> ImbalanceReport {
-    let attributes: Vec<AttributeImbalance> =
-        table.attributes.iter().zip(counts).map(|(a, c)| attribute_imbalance(a, c)).collect();
-    let cells: Vec<f64> = attributes.iter().flat_map(|a| a.irlbl.iter().flatten().copied()).collect();
-    let mean_ir = if cells.is_empty() { 1.0 } else { cells.iter().sum::<f64>() / cells.len() as f64 };
+    let attributes: Vec<AttributeImbalance> = table
+        .attributes
+        .iter()
+        .zip(counts)
+        .map(|(a, c)| attribute_imbalance(a, c))
+        .collect();
+    let cells: Vec<f64> = attributes
+        .iter()
+        .flat_map(|a| a.irlbl.iter().flatten().copied())
+        .collect();
+    let mean_ir = if cells.is_empty() {
+        1.0
+    } else {
+        cells.iter().sum::<f64>() / cells.len() as f64
+    };
     let max_ratio = attributes.iter().map(|a| a.ratio).fold(1.0, f64::max);
-    ImbalanceReport { attributes, mean_ir, max_ratio }
+    ImbalanceReport {
+        attributes,
+        mean_ir,
+        max_ratio,
+    }
 }
 
 /// Within-attribute imbalance of every attribute, and the table's MeanIR.
@@ -197,7 +240,10 @@ pub struct MultiLabelImbalance {
 /// A matrix length that is not a multiple of `labels`, `labels == 0`, or no positive at all.
 pub fn charte_measures(values: &[bool], labels: usize) -> Result<MultiLabelImbalance> {
     if labels == 0 || values.len() % labels != 0 {
-        return Err(DataError::Inconsistent(format!("{} values for {labels} labels", values.len())));
+        return Err(DataError::Inconsistent(format!(
+            "{} values for {labels} labels",
+            values.len()
+        )));
     }
     let mut positives = vec![0u64; labels];
     for row in values.chunks_exact(labels) {
@@ -209,12 +255,21 @@ pub fn charte_measures(values: &[bool], labels: usize) -> Result<MultiLabelImbal
     if max == 0 {
         return Err(DataError::NotEnough("no label has a positive example".into()));
     }
-    let irlbl: Vec<Option<f64>> = positives.iter().map(|&c| (c > 0).then(|| max as f64 / c as f64)).collect();
+    let irlbl: Vec<Option<f64>> = positives
+        .iter()
+        .map(|&c| (c > 0).then(|| max as f64 / c as f64))
+        .collect();
     let defined: Vec<f64> = irlbl.iter().flatten().copied().collect();
     let n = defined.len() as f64;
     let mean_ir = defined.iter().sum::<f64>() / n;
     let var = defined.iter().map(|v| (v - mean_ir).powi(2)).sum::<f64>() / n;
-    Ok(MultiLabelImbalance { positives, irlbl, mean_ir, cvir: var.sqrt() / mean_ir, max_ir: defined.iter().copied().fold(1.0, f64::max) })
+    Ok(MultiLabelImbalance {
+        positives,
+        irlbl,
+        mean_ir,
+        cvir: var.sqrt() / mean_ir,
+        max_ir: defined.iter().copied().fold(1.0, f64::max),
+    })
 }
 
 /// Settings of [`ml_ros`].
@@ -268,14 +323,21 @@ pub struct MlRosOutcome {
 /// A target below 1 or non-finite, or an empty table.
 pub fn ml_ros(table: &LabelTable, config: &MlRosConfig) -> Result<MlRosOutcome> {
     if !(config.target_mean_ir >= 1.0 && config.target_mean_ir.is_finite()) {
-        return Err(DataError::param("target_mean_ir", format!("{} must be a finite number ≥ 1", config.target_mean_ir)));
+        return Err(DataError::param(
+            "target_mean_ir",
+            format!("{} must be a finite number ≥ 1", config.target_mean_ir),
+        ));
     }
     if table.rows() == 0 {
         return Err(DataError::NotEnough("the label table has no rows".into()));
     }
     let na = table.attributes.len();
     // Rows of each (attribute, category).
-    let mut members: Vec<Vec<Vec<usize>>> = table.attributes.iter().map(|a| vec![Vec::new(); a.categories.len()]).collect();
+    let mut members: Vec<Vec<Vec<usize>>> = table
+        .attributes
+        .iter()
+        .map(|a| vec![Vec::new(); a.categories.len()])
+        .collect();
     for i in 0..table.rows() {
         for (j, &v) in table.row(i).iter().enumerate() {
             if v != MISSING {
@@ -310,12 +372,16 @@ pub fn ml_ros(table: &LabelTable, config: &MlRosConfig) -> Result<MlRosOutcome> 
                 }
             }
         }
-        let Some((a, _)) = pick.filter(|(_, r)| *r > 1.0) else { break StopReason::Balanced };
+        let Some((a, _)) = pick.filter(|(_, r)| *r > 1.0) else {
+            break StopReason::Balanced;
+        };
         let c = (0..counts[a].len())
             .filter(|&c| counts[a][c] > 0)
             .min_by_key(|&c| counts[a][c])
             .unwrap_or(0);
-        let Some(&row) = members[a][c].choose(&mut rng) else { break StopReason::Balanced };
+        let Some(&row) = members[a][c].choose(&mut rng) else {
+            break StopReason::Balanced;
+        };
         for (j, &v) in table.row(row).iter().enumerate().take(na) {
             if v != MISSING {
                 counts[j][v as usize] += 1;
@@ -339,5 +405,11 @@ pub fn ml_ros(table: &LabelTable, config: &MlRosConfig) -> Result<MlRosOutcome> 
         }
     }
     let after = report_from_counts(table, &final_counts);
-    Ok(MlRosOutcome { added, trajectory, stop, before, after })
+    Ok(MlRosOutcome {
+        added,
+        trajectory,
+        stop,
+        before,
+        after,
+    })
 }

@@ -24,7 +24,10 @@ use crate::image_ops::Normalize;
 /// `n == 0` or `size < n`.
 pub fn patch_grid(size: u32, n: u32) -> Result<Vec<[f32; 2]>> {
     if n == 0 || size < n {
-        return Err(DataError::param("n", format!("a {n}×{n} grid does not fit a {size}-pixel image")));
+        return Err(DataError::param(
+            "n",
+            format!("a {n}×{n} grid does not fit a {size}-pixel image"),
+        ));
     }
     let step = size as f32 / n as f32;
     Ok((0..n)
@@ -40,7 +43,10 @@ pub fn patch_grid(size: u32, n: u32) -> Result<Vec<[f32; 2]>> {
 /// A fraction outside [0, 1].
 pub fn shuffle_landmarks(points: &mut [[f32; 2]], fraction: f64, rng: &mut DataRng) -> Result<Vec<usize>> {
     if !(0.0..=1.0).contains(&fraction) {
-        return Err(DataError::param("fraction", format!("{fraction} is not in [0, 1]")));
+        return Err(DataError::param(
+            "fraction",
+            format!("{fraction} is not in [0, 1]"),
+        ));
     }
     let k = (fraction * points.len() as f64).round() as usize;
     if k < 2 {
@@ -63,9 +69,18 @@ pub fn shuffle_landmarks(points: &mut [[f32; 2]], fraction: f64, rng: &mut DataR
 ///
 /// # Errors
 /// A negative or non-finite offset.
-pub fn perturb_landmarks(points: &mut [[f32; 2]], max_offset: f32, width: u32, height: u32, rng: &mut DataRng) -> Result<()> {
+pub fn perturb_landmarks(
+    points: &mut [[f32; 2]],
+    max_offset: f32,
+    width: u32,
+    height: u32,
+    rng: &mut DataRng,
+) -> Result<()> {
     if !(max_offset >= 0.0 && max_offset.is_finite()) {
-        return Err(DataError::param("max_offset", format!("{max_offset} must be a finite non-negative number")));
+        return Err(DataError::param(
+            "max_offset",
+            format!("{max_offset} must be a finite non-negative number"),
+        ));
     }
     if max_offset == 0.0 {
         return Ok(());
@@ -84,12 +99,19 @@ pub fn perturb_landmarks(points: &mut [[f32; 2]], max_offset: f32, width: u32, h
 ///
 /// # Errors
 /// `patch == 0` or a non-finite point.
-pub fn extract_patches(img: &RgbImage, points: &[[f32; 2]], patch: u32, normalize: &Normalize) -> Result<Vec<f32>> {
+pub fn extract_patches(
+    img: &RgbImage,
+    points: &[[f32; 2]],
+    patch: u32,
+    normalize: &Normalize,
+) -> Result<Vec<f32>> {
     if patch == 0 {
         return Err(DataError::param("patch", "patch size must be positive"));
     }
     if let Some(p) = points.iter().find(|p| !(p[0].is_finite() && p[1].is_finite())) {
-        return Err(DataError::DegenerateLandmarks(format!("non-finite landmark {p:?}")));
+        return Err(DataError::DegenerateLandmarks(format!(
+            "non-finite landmark {p:?}"
+        )));
     }
     let ps = patch as usize;
     let plane = ps * ps;
@@ -100,7 +122,10 @@ pub fn extract_patches(img: &RgbImage, points: &[[f32; 2]], patch: u32, normaliz
     for (n, p) in points.iter().enumerate() {
         // Translation taking patch pixel (0, 0) to p − half.
         let m = crate::align::Affine2 {
-            m: [[1.0, 0.0, f64::from(half - p[0])], [0.0, 1.0, f64::from(half - p[1])]],
+            m: [
+                [1.0, 0.0, f64::from(half - p[0])],
+                [0.0, 1.0, f64::from(half - p[1])],
+            ],
         };
         let px = crate::align::warp_affine_f32(img, &m, patch, patch)?;
         let dst = &mut out[n * 3 * plane..(n + 1) * 3 * plane];

@@ -60,7 +60,11 @@ impl PairList {
             let err = |m: String| DataError::parse(path, i + 1, m);
             let f: Vec<&str> = line.split('\t').collect();
             let [group, label, a, b] = f.as_slice() else {
-                return Err(err(format!("expected 4 tab-separated fields (group, label, path_a, path_b), found {}: {:?}", f.len(), clip(line))));
+                return Err(err(format!(
+                    "expected 4 tab-separated fields (group, label, path_a, path_b), found {}: {:?}",
+                    f.len(),
+                    clip(line)
+                )));
             };
             let genuine = match *label {
                 "1" => true,
@@ -70,7 +74,12 @@ impl PairList {
             if a.is_empty() || b.is_empty() {
                 return Err(err("empty image path".into()));
             }
-            pairs.push(Pair { group: (*group).to_owned(), genuine, a: (*a).to_owned(), b: (*b).to_owned() });
+            pairs.push(Pair {
+                group: (*group).to_owned(),
+                genuine,
+                a: (*a).to_owned(),
+                b: (*b).to_owned(),
+            });
         }
         Ok(Self { pairs })
     }
@@ -92,10 +101,19 @@ impl PairList {
         for (i, p) in self.pairs.iter().enumerate() {
             for field in [&p.group, &p.a, &p.b] {
                 if field.contains(['\t', '\n', '\r']) {
-                    return Err(DataError::param("pairs", format!("pair {i}: {field:?} contains a tab or line break")));
+                    return Err(DataError::param(
+                        "pairs",
+                        format!("pair {i}: {field:?} contains a tab or line break"),
+                    ));
                 }
             }
-            out.push_str(&format!("{}\t{}\t{}\t{}\n", p.group, u8::from(p.genuine), p.a, p.b));
+            out.push_str(&format!(
+                "{}\t{}\t{}\t{}\n",
+                p.group,
+                u8::from(p.genuine),
+                p.a,
+                p.b
+            ));
         }
         Ok(out)
     }
@@ -108,7 +126,9 @@ impl PairList {
         let text = self.to_text()?;
         let tmp = path.with_extension("tmp");
         let mut f = std::fs::File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
-        f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| DataError::io(&tmp, e))?;
+        f.write_all(text.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| DataError::io(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
     }
 
@@ -148,7 +168,10 @@ pub struct GroupedImage {
 /// enough distinct genuine or impostor pairs (named, with what it has).
 pub fn balanced_pairs(images: &[GroupedImage], pairs_per_group: usize, seed: u64) -> Result<PairList> {
     if pairs_per_group == 0 || pairs_per_group % 2 != 0 {
-        return Err(DataError::param("pairs_per_group", format!("{pairs_per_group} must be even and positive")));
+        return Err(DataError::param(
+            "pairs_per_group",
+            format!("{pairs_per_group} must be even and positive"),
+        ));
     }
     let half = pairs_per_group / 2;
     // group → identity → image indices
@@ -157,10 +180,18 @@ pub fn balanced_pairs(images: &[GroupedImage], pairs_per_group: usize, seed: u64
     for (i, im) in images.iter().enumerate() {
         if let Some(g) = identity_group.insert(im.identity, im.group.as_str()) {
             if g != im.group {
-                return Err(DataError::Inconsistent(format!("identity {} is in groups {g} and {}", im.identity, im.group)));
+                return Err(DataError::Inconsistent(format!(
+                    "identity {} is in groups {g} and {}",
+                    im.identity, im.group
+                )));
             }
         }
-        groups.entry(im.group.as_str()).or_default().entry(im.identity).or_default().push(i);
+        groups
+            .entry(im.group.as_str())
+            .or_default()
+            .entry(im.identity)
+            .or_default()
+            .push(i);
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = Vec::with_capacity(groups.len() * pairs_per_group);
@@ -175,7 +206,10 @@ pub fn balanced_pairs(images: &[GroupedImage], pairs_per_group: usize, seed: u64
             )));
         }
         let total: usize = ids.iter().map(|v| v.len()).sum();
-        let same: usize = ids.iter().map(|v| v.len() * (v.len().saturating_sub(1)) / 2).sum();
+        let same: usize = ids
+            .iter()
+            .map(|v| v.len() * (v.len().saturating_sub(1)) / 2)
+            .sum();
         let impostor_possible = total * total.saturating_sub(1) / 2 - same;
         if impostor_possible < half {
             return Err(DataError::NotEnough(format!(
@@ -186,8 +220,15 @@ pub fn balanced_pairs(images: &[GroupedImage], pairs_per_group: usize, seed: u64
         let mut seen: HashSet<(usize, usize)> = HashSet::with_capacity(pairs_per_group);
         let key = |x: usize, y: usize| (x.min(y), x.max(y));
         // Rejection sampling; when the request is close to all possible pairs, enumerate instead.
-        let draw = |rng: &mut ChaCha8Rng, genuine: bool, seen: &mut HashSet<(usize, usize)>| -> Vec<(usize, usize)> {
-            let possible = if genuine { genuine_possible } else { impostor_possible };
+        let draw = |rng: &mut ChaCha8Rng,
+                    genuine: bool,
+                    seen: &mut HashSet<(usize, usize)>|
+         -> Vec<(usize, usize)> {
+            let possible = if genuine {
+                genuine_possible
+            } else {
+                impostor_possible
+            };
             let mut chosen = Vec::with_capacity(half);
             if half * 4 >= possible {
                 let mut all = Vec::with_capacity(possible);
@@ -231,7 +272,12 @@ pub fn balanced_pairs(images: &[GroupedImage], pairs_per_group: usize, seed: u64
         };
         for genuine in [true, false] {
             for (x, y) in draw(&mut rng, genuine, &mut seen) {
-                out.push(Pair { group: (*group).to_owned(), genuine, a: images[x].path.clone(), b: images[y].path.clone() });
+                out.push(Pair {
+                    group: (*group).to_owned(),
+                    genuine,
+                    a: images[x].path.clone(),
+                    b: images[y].path.clone(),
+                });
             }
         }
     }

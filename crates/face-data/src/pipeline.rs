@@ -59,7 +59,11 @@ impl AlignSpec {
     /// # Errors
     /// Never in practice (112 is a valid ArcFace size).
     pub fn arcface_112() -> Result<Self> {
-        Ok(Self { template: FaceTemplate::arcface(112)?, normalize: Normalize::arcface(), with_flip: false })
+        Ok(Self {
+            template: FaceTemplate::arcface(112)?,
+            normalize: Normalize::arcface(),
+            with_flip: false,
+        })
     }
 
     /// Floats per face (`3·H·W`, doubled with flip).
@@ -101,7 +105,9 @@ pub fn prepare(job: &FaceJob, spec: &AlignSpec) -> Result<Vec<f32>> {
         ImageSource::Bytes { name, data } => decode_rgb(data, name)?,
     };
     let named = |e: DataError| match e {
-        DataError::DegenerateLandmarks(m) => DataError::DegenerateLandmarks(format!("{}: {m}", job.source.name().display())),
+        DataError::DegenerateLandmarks(m) => {
+            DataError::DegenerateLandmarks(format!("{}: {m}", job.source.name().display()))
+        }
         other => other,
     };
     let face = align_face(&img, &job.landmarks, &spec.template, &spec.normalize, false).map_err(named)?;
@@ -124,7 +130,11 @@ pub fn align_batch(jobs: &[FaceJob], spec: &AlignSpec) -> Result<AlignedBatch> {
     let results: Vec<Result<Vec<f32>>> = jobs.par_iter().map(|j| prepare(j, spec)).collect();
     let per = spec.floats_per_face();
     let n_ok = results.iter().filter(|r| r.is_ok()).count();
-    let mut batch = AlignedBatch { data: Vec::with_capacity(n_ok * per), ok: Vec::with_capacity(n_ok), failures: Vec::new() };
+    let mut batch = AlignedBatch {
+        data: Vec::with_capacity(n_ok * per),
+        ok: Vec::with_capacity(n_ok),
+        failures: Vec::new(),
+    };
     for (index, r) in results.into_iter().enumerate() {
         match r {
             Ok(v) => {

@@ -43,7 +43,10 @@ impl PkSampler {
     /// at least `k` images.
     pub fn new(labels: &[u32], p: usize, k: usize, seed: u64) -> Result<Self> {
         if p < 2 || k < 2 {
-            return Err(DataError::param("p, k", format!("P = {p} and K = {k} must both be at least 2")));
+            return Err(DataError::param(
+                "p, k",
+                format!("P = {p} and K = {k} must both be at least 2"),
+            ));
         }
         let mut by_label: std::collections::BTreeMap<u32, Vec<usize>> = std::collections::BTreeMap::new();
         for (i, &l) in labels.iter().enumerate() {
@@ -58,7 +61,13 @@ impl PkSampler {
             )));
         }
         let excluded = total - groups.len();
-        Ok(Self { groups, p, k, seed, excluded })
+        Ok(Self {
+            groups,
+            p,
+            k,
+            seed,
+            excluded,
+        })
     }
 
     /// Identities left out for having fewer than `K` images.

@@ -8,8 +8,13 @@ use crate::error::{DataError, Result};
 /// Reads a whole text file (UTF-8; a leading BOM is dropped).
 pub(crate) fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|e| DataError::parse(path, 0, format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to())))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        DataError::parse(
+            path,
+            0,
+            format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+        )
+    })?;
     Ok(match text.strip_prefix('\u{feff}') {
         Some(rest) => rest.to_owned(),
         None => text,
@@ -27,7 +32,10 @@ pub(crate) struct Line<'a> {
 pub(crate) fn lines(text: &str) -> impl Iterator<Item = Line<'_>> {
     text.lines()
         .enumerate()
-        .map(|(i, l)| Line { number: i + 1, text: l.trim() })
+        .map(|(i, l)| Line {
+            number: i + 1,
+            text: l.trim(),
+        })
         .filter(|l| !l.text.is_empty())
 }
 
@@ -47,13 +55,19 @@ impl At<'_> {
     pub(crate) fn fields<'a>(&self, text: &'a str, n: usize, what: &str) -> Result<Vec<&'a str>> {
         let f: Vec<&str> = text.split_whitespace().collect();
         if f.len() != n {
-            return Err(self.err(format!("expected {n} fields ({what}), found {}: {:?}", f.len(), clip(text))));
+            return Err(self.err(format!(
+                "expected {n} fields ({what}), found {}: {:?}",
+                f.len(),
+                clip(text)
+            )));
         }
         Ok(f)
     }
 
     pub(crate) fn parse<T: std::str::FromStr>(&self, token: &str, what: &str) -> Result<T> {
-        token.parse().map_err(|_| self.err(format!("{what}: cannot parse {:?}", clip(token))))
+        token
+            .parse()
+            .map_err(|_| self.err(format!("{what}: cannot parse {:?}", clip(token))))
     }
 
     /// A finite `f32`.

@@ -4,8 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use face_data::formats::celeba::{self, CelebA, CelebaAttributes, Partition};
-use face_data::formats::folders::{parse_age_gender_csv, parse_utkface_name, scan_utkface, Gender, ImageFolder};
-use face_data::formats::ijb::{parse_face_tid_mid, parse_name_5pts_score, parse_template_pairs, IjbBenchmark, IjbProtocol};
+use face_data::formats::folders::{
+    parse_age_gender_csv, parse_utkface_name, scan_utkface, Gender, ImageFolder,
+};
+use face_data::formats::ijb::{
+    parse_face_tid_mid, parse_name_5pts_score, parse_template_pairs, IjbBenchmark, IjbProtocol,
+};
 use face_data::formats::lfw::LfwPairs;
 use face_data::formats::recordio::{self, InsightFaceRecordSet, RecordIoReader, RecordIoWriter};
 use face_data::DataError;
@@ -31,7 +35,16 @@ fn celeba_fixture_joins_all_tables() {
     assert_eq!(c.images[4].identity, 2880);
     assert_eq!(c.images[2].partition, Partition::Validation);
     assert_eq!(c.split(Partition::Test).count(), 2);
-    assert_eq!(c.images[0].landmarks, Some([[69.0, 109.0], [106.0, 113.0], [77.0, 142.0], [73.0, 152.0], [108.0, 154.0]]));
+    assert_eq!(
+        c.images[0].landmarks,
+        Some([
+            [69.0, 109.0],
+            [106.0, 113.0],
+            [77.0, 142.0],
+            [73.0, 152.0],
+            [108.0, 154.0]
+        ])
+    );
     let a = &c.attributes;
     assert_eq!(a.names.len(), 40);
     assert_eq!(a.names[0], "5_o_Clock_Shadow");
@@ -46,18 +59,28 @@ fn celeba_fixture_joins_all_tables() {
 
     let bbox_path = fixtures().join("celeba/list_bbox_celeba.txt");
     let boxes = celeba::parse_bboxes(&std::fs::read_to_string(&bbox_path).unwrap(), &bbox_path).unwrap();
-    assert_eq!(boxes[3].1, celeba::BoundingBox { x: 622.0, y: 257.0, width: 564.0, height: 781.0 });
+    assert_eq!(
+        boxes[3].1,
+        celeba::BoundingBox {
+            x: 622.0,
+            y: 257.0,
+            width: 564.0,
+            height: 781.0
+        }
+    );
 }
 
 #[test]
 fn celeba_errors_name_file_and_line() {
     let p = Path::new("list_attr_celeba.txt");
     // Declared 3 rows, file has 2.
-    let (_, line, msg) = parse_at(CelebaAttributes::parse("3\nA B\nx.jpg 1 -1\ny.jpg -1 -1\n", p).unwrap_err());
+    let (_, line, msg) =
+        parse_at(CelebaAttributes::parse("3\nA B\nx.jpg 1 -1\ny.jpg -1 -1\n", p).unwrap_err());
     assert_eq!(line, 1);
     assert!(msg.contains("declares 3"), "{msg}");
     // A value that is not ±1, on line 4.
-    let (path, line, msg) = parse_at(CelebaAttributes::parse("2\nA B\nx.jpg 1 -1\ny.jpg 0 -1\n", p).unwrap_err());
+    let (path, line, msg) =
+        parse_at(CelebaAttributes::parse("2\nA B\nx.jpg 1 -1\ny.jpg 0 -1\n", p).unwrap_err());
     assert_eq!((path.as_path(), line), (p, 4));
     assert!(msg.contains("\"0\""), "{msg}");
     // A missing value.
@@ -67,7 +90,8 @@ fn celeba_errors_name_file_and_line() {
     assert_eq!(line, 2);
     let (_, line, _) = parse_at(celeba::parse_identities("a.jpg 12\n\nb.jpg x\n", p).unwrap_err());
     assert_eq!(line, 3, "blank lines keep the numbering");
-    let (_, line, _) = parse_at(celeba::parse_landmarks("1\nonly two\na.jpg 1 2 3 4 5 6 7 8 9 10\n", p).unwrap_err());
+    let (_, line, _) =
+        parse_at(celeba::parse_landmarks("1\nonly two\na.jpg 1 2 3 4 5 6 7 8 9 10\n", p).unwrap_err());
     assert_eq!(line, 2);
     assert!(celeba::parse_landmarks("1\na b c d e f g h i j\na.jpg 1 2 3 4 5 6 7 8 9 NaN\n", p).is_err());
 }
@@ -75,8 +99,13 @@ fn celeba_errors_name_file_and_line() {
 #[test]
 fn celeba_join_reports_missing_rows() {
     let attrs = CelebaAttributes::parse("1\nA\na.jpg 1\n", Path::new("x")).unwrap();
-    let e = CelebA::join(vec![("a.jpg".into(), 1), ("b.jpg".into(), 2)], vec![("a.jpg".into(), Partition::Train)], attrs, None)
-        .unwrap_err();
+    let e = CelebA::join(
+        vec![("a.jpg".into(), 1), ("b.jpg".into(), 2)],
+        vec![("a.jpg".into(), Partition::Train)],
+        attrs,
+        None,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("b.jpg"), "{e}");
 }
 
@@ -86,15 +115,27 @@ fn lfw_pairs_fixture() {
     assert_eq!((p.folds, p.per_fold, p.pairs.len()), (2, 2, 8));
     let f0 = p.fold(0);
     assert!(f0[0].same && f0[1].same && !f0[2].same && !f0[3].same);
-    assert_eq!(f0[0].a.relative_path(), Path::new("Abel_Pacheco/Abel_Pacheco_0001.jpg"));
-    assert_eq!(f0[0].b.relative_path(), Path::new("Abel_Pacheco/Abel_Pacheco_0004.jpg"));
+    assert_eq!(
+        f0[0].a.relative_path(),
+        Path::new("Abel_Pacheco/Abel_Pacheco_0001.jpg")
+    );
+    assert_eq!(
+        f0[0].b.relative_path(),
+        Path::new("Abel_Pacheco/Abel_Pacheco_0004.jpg")
+    );
     assert_eq!(f0[2].b.name, "Dean_Barker");
     assert_eq!(p.fold(1)[3].a.number, 2);
     assert!(p.fold(2).is_empty());
     assert_eq!(p.images().len(), 15);
     let dev = LfwPairs::read(&fixtures().join("lfw/pairsDevTrain.txt")).unwrap();
     assert_eq!((dev.folds, dev.per_fold), (1, 2));
-    assert_eq!(dev.pairs[..], p.fold(1)[..].iter().map(|x| face_data::formats::lfw::LfwPair { fold: 0, ..x.clone() }).collect::<Vec<_>>()[..]);
+    assert_eq!(
+        dev.pairs[..],
+        p.fold(1)[..]
+            .iter()
+            .map(|x| face_data::formats::lfw::LfwPair { fold: 0, ..x.clone() })
+            .collect::<Vec<_>>()[..]
+    );
 }
 
 #[test]
@@ -148,10 +189,18 @@ fn ijb_errors_and_consistency() {
     let (_, line, _) = parse_at(parse_name_5pts_score("a.jpg 1 2 3 4 5 6 7 8 9 10 inf\n", p).unwrap_err());
     assert_eq!(line, 1);
     let faces = parse_face_tid_mid("1.jpg 1 2\n2.jpg 2 3\n", p).unwrap();
-    let lms = parse_name_5pts_score("1.jpg 1 2 3 4 5 6 7 8 9 10 0.9\n3.jpg 1 2 3 4 5 6 7 8 9 10 0.9\n", p).unwrap();
+    let lms = parse_name_5pts_score(
+        "1.jpg 1 2 3 4 5 6 7 8 9 10 0.9\n3.jpg 1 2 3 4 5 6 7 8 9 10 0.9\n",
+        p,
+    )
+    .unwrap();
     let e = IjbProtocol::from_parts(faces.clone(), lms, vec![], "x".into()).unwrap_err();
     assert!(e.to_string().contains("row 2"), "{e}");
-    let lms = parse_name_5pts_score("1.jpg 1 2 3 4 5 6 7 8 9 10 0.9\n2.jpg 1 2 3 4 5 6 7 8 9 10 0.9\n", p).unwrap();
+    let lms = parse_name_5pts_score(
+        "1.jpg 1 2 3 4 5 6 7 8 9 10 0.9\n2.jpg 1 2 3 4 5 6 7 8 9 10 0.9\n",
+        p,
+    )
+    .unwrap();
     let pairs = parse_template_pairs("1 7 0\n", p).unwrap();
     let e = IjbProtocol::from_parts(faces, lms, pairs, "x".into()).unwrap_err();
     assert!(e.to_string().contains("template 7"), "{e}");
@@ -170,7 +219,10 @@ struct Expected {
 
 fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The fixture was written by MXNet 1.9.1's own `MXIndexedRecordIO` (tools/make_recordio_fixture.py),
@@ -191,15 +243,24 @@ fn recordio_reads_mxnet_written_set() {
         assert_eq!(rec.header.id, key);
         assert_eq!(rec.labels, e.labels, "key {key}");
         assert_eq!(rec.payload.len(), e.payload_len);
-        assert_eq!(sha256_hex(&rec.payload), e.payload_sha256.unwrap(), "key {key} payload differs");
+        assert_eq!(
+            sha256_hex(&rec.payload),
+            e.payload_sha256.unwrap(),
+            "key {key} payload differs"
+        );
         let img = face_data::decode_rgb(&rec.payload, Path::new("x")).unwrap();
         assert_eq!((img.width(), img.height()), (e.width.unwrap(), e.height.unwrap()));
         // Different JPEG decoders (zune-jpeg here, libjpeg-turbo in Pillow) may differ by a few
         // levels per pixel; the mean agrees closely.
         let mean = e.mean_rgb.unwrap();
         for c in 0..3 {
-            let m: f64 = img.pixels().map(|p| f64::from(p[c])).sum::<f64>() / f64::from(img.width() * img.height());
-            assert!((m - mean[c]).abs() < 1.5, "key {key} channel {c}: {m} vs Pillow {}", mean[c]);
+            let m: f64 =
+                img.pixels().map(|p| f64::from(p[c])).sum::<f64>() / f64::from(img.width() * img.height());
+            assert!(
+                (m - mean[c]).abs() < 1.5,
+                "key {key} channel {c}: {m} vs Pillow {}",
+                mean[c]
+            );
         }
         let (label, _) = set.get(i).unwrap();
         assert_eq!(label as f32, e.labels[0]);
@@ -223,12 +284,21 @@ fn recordio_writer_round_trips_and_matches_mxnet_bytes() {
     }
     w.finish().unwrap();
     // Our framing reproduces MXNet's file byte for byte, split record included.
-    assert_eq!(std::fs::read(tmp.join("train.rec")).unwrap(), std::fs::read(dir.join("train.rec")).unwrap());
-    assert_eq!(std::fs::read_to_string(tmp.join("train.idx")).unwrap(), std::fs::read_to_string(dir.join("train.idx")).unwrap());
+    assert_eq!(
+        std::fs::read(tmp.join("train.rec")).unwrap(),
+        std::fs::read(dir.join("train.rec")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(tmp.join("train.idx")).unwrap(),
+        std::fs::read_to_string(dir.join("train.idx")).unwrap()
+    );
     // pack/unpack round trip.
     let data = recordio::pack(9, &[3.0, 4.5], b"abc");
     let (h, labels, payload) = recordio::unpack(&data).unwrap();
-    assert_eq!((h.flag, h.id, labels, payload), (2, 9, vec![3.0, 4.5], &b"abc"[..]));
+    assert_eq!(
+        (h.flag, h.id, labels, payload),
+        (2, 9, vec![3.0, 4.5], &b"abc"[..])
+    );
     let data = recordio::pack(1, &[7.0], b"");
     assert_eq!(recordio::unpack(&data).unwrap().1, vec![7.0]);
     std::fs::remove_dir_all(&tmp).ok();
@@ -262,7 +332,11 @@ fn recordio_corruption_is_an_error() {
     std::fs::write(tmp.join("x.idx"), "0\t999999\n").unwrap();
     let e = RecordIoReader::open(&fixtures().join("recordio/train.rec"), &tmp.join("x.idx")).unwrap_err();
     assert!(e.to_string().contains("past the end"), "{e}");
-    let r = RecordIoReader::open(&fixtures().join("recordio/train.rec"), &fixtures().join("recordio/train.idx")).unwrap();
+    let r = RecordIoReader::open(
+        &fixtures().join("recordio/train.rec"),
+        &fixtures().join("recordio/train.idx"),
+    )
+    .unwrap();
     assert!(r.read(42).unwrap_err().to_string().contains("key 42"));
     std::fs::remove_dir_all(&tmp).ok();
 }
@@ -271,7 +345,13 @@ fn recordio_corruption_is_an_error() {
 fn image_folder_utkface_and_csv() {
     let tmp = std::env::temp_dir().join(format!("facekit-folders-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    for (d, f) in [("bob", "2.jpg"), ("bob", "1.png"), ("alice", "a.jpg"), ("alice", "notes.txt"), ("carol", ".hidden.jpg")] {
+    for (d, f) in [
+        ("bob", "2.jpg"),
+        ("bob", "1.png"),
+        ("alice", "a.jpg"),
+        ("alice", "notes.txt"),
+        ("carol", ".hidden.jpg"),
+    ] {
         std::fs::create_dir_all(tmp.join("tree").join(d)).unwrap();
         std::fs::write(tmp.join("tree").join(d).join(f), b"x").unwrap();
     }
@@ -282,12 +362,20 @@ fn image_folder_utkface_and_csv() {
 
     let utk = tmp.join("utk");
     std::fs::create_dir_all(&utk).unwrap();
-    for f in ["25_0_2_20170116174525125.jpg.chip.jpg", "61_1_20170109142408075.jpg", "3_1_4_20161221193016140.jpg"] {
+    for f in [
+        "25_0_2_20170116174525125.jpg.chip.jpg",
+        "61_1_20170109142408075.jpg",
+        "3_1_4_20161221193016140.jpg",
+    ] {
         std::fs::write(utk.join(f), b"x").unwrap();
     }
     let scan = scan_utkface(&utk).unwrap();
     assert_eq!(scan.images.len(), 2);
-    assert_eq!(scan.rejected.len(), 1, "the file without race is reported, not dropped");
+    assert_eq!(
+        scan.rejected.len(),
+        1,
+        "the file without race is reported, not dropped"
+    );
     assert!(scan.rejected[0].to_string().contains("61_1_2017"));
     let a = parse_utkface_name(Path::new("25_0_2_20170116174525125.jpg.chip.jpg")).unwrap();
     assert_eq!((a.age, a.gender, a.race), (25.0, Gender::Male, Some(2)));
@@ -300,11 +388,30 @@ fn image_folder_utkface_and_csv() {
     assert_eq!(rows[0].path, Path::new("/data/imgs/a.jpg"));
     assert_eq!((rows[1].age, rows[1].gender), (4.5, Gender::Male));
     assert_eq!(rows[1].path, Path::new("/data/imgs/b, c.jpg"));
-    let (_, line, msg) = parse_at(parse_age_gender_csv("path,age,gender\na.jpg,31,f\nb.jpg,-3,m\n", Path::new("a.csv"), Path::new(".")).unwrap_err());
+    let (_, line, msg) = parse_at(
+        parse_age_gender_csv(
+            "path,age,gender\na.jpg,31,f\nb.jpg,-3,m\n",
+            Path::new("a.csv"),
+            Path::new("."),
+        )
+        .unwrap_err(),
+    );
     assert_eq!(line, 3);
     assert!(msg.contains("-3"));
-    let (_, line, _) = parse_at(parse_age_gender_csv("path,age,gender\na.jpg,31,x\n", Path::new("a.csv"), Path::new(".")).unwrap_err());
+    let (_, line, _) = parse_at(
+        parse_age_gender_csv(
+            "path,age,gender\na.jpg,31,x\n",
+            Path::new("a.csv"),
+            Path::new("."),
+        )
+        .unwrap_err(),
+    );
     assert_eq!(line, 2);
-    assert!(parse_age_gender_csv("file,age,gender\n", Path::new("a.csv"), Path::new(".")).unwrap_err().to_string().contains("`path`"));
+    assert!(
+        parse_age_gender_csv("file,age,gender\n", Path::new("a.csv"), Path::new("."))
+            .unwrap_err()
+            .to_string()
+            .contains("`path`")
+    );
     std::fs::remove_dir_all(&tmp).ok();
 }

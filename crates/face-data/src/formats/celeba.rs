@@ -30,10 +30,18 @@ pub enum Partition {
 }
 
 /// `(image, value)` rows of a two-column file, in file order.
-fn two_columns<T>(text: &str, path: &Path, what: &str, f: impl Fn(&At, &str) -> Result<T>) -> Result<Vec<(String, T)>> {
+fn two_columns<T>(
+    text: &str,
+    path: &Path,
+    what: &str,
+    f: impl Fn(&At, &str) -> Result<T>,
+) -> Result<Vec<(String, T)>> {
     let mut rows = Vec::new();
     for line in lines(text) {
-        let at = At { path, line: line.number };
+        let at = At {
+            path,
+            line: line.number,
+        };
         let fields = at.fields(line.text, 2, what)?;
         rows.push((fields[0].to_owned(), f(&at, fields[1])?));
     }
@@ -74,8 +82,13 @@ fn counted_table<T>(
     value: impl Fn(&At, &str) -> Result<T>,
 ) -> Result<CountedTable<T>> {
     let mut it = lines(text);
-    let first = it.next().ok_or_else(|| DataError::parse(path, 1, "empty file: expected the image count"))?;
-    let at = At { path, line: first.number };
+    let first = it
+        .next()
+        .ok_or_else(|| DataError::parse(path, 1, "empty file: expected the image count"))?;
+    let at = At {
+        path,
+        line: first.number,
+    };
     let declared: usize = at.parse(first.text, "image count")?;
     let header = it
         .next()
@@ -96,16 +109,25 @@ fn counted_table<T>(
     }
     let mut rows = Vec::with_capacity(declared.min(1 << 20));
     for line in it {
-        let at = At { path, line: line.number };
+        let at = At {
+            path,
+            line: line.number,
+        };
         let fields = at.fields(line.text, columns.len() + 1, "image and one value per column")?;
-        let values = fields[1..].iter().map(|t| value(&at, t)).collect::<Result<Vec<T>>>()?;
+        let values = fields[1..]
+            .iter()
+            .map(|t| value(&at, t))
+            .collect::<Result<Vec<T>>>()?;
         rows.push((fields[0].to_owned(), values));
     }
     if rows.len() != declared {
         return Err(DataError::parse(
             path,
             first.number,
-            format!("line 1 declares {declared} images but the file has {} rows", rows.len()),
+            format!(
+                "line 1 declares {declared} images but the file has {} rows",
+                rows.len()
+            ),
         ));
     }
     Ok(CountedTable { columns, rows })
@@ -141,7 +163,11 @@ impl CelebaAttributes {
             images.push(image);
             values.extend(row);
         }
-        Ok(Self { names: table.columns, images, values })
+        Ok(Self {
+            names: table.columns,
+            images,
+            values,
+        })
     }
 
     /// Reads and parses a file.
@@ -162,7 +188,10 @@ impl CelebaAttributes {
     /// # Panics
     /// If either index is out of range.
     pub fn get(&self, row: usize, attribute: usize) -> bool {
-        assert!(attribute < self.names.len(), "attribute index {attribute} out of range");
+        assert!(
+            attribute < self.names.len(),
+            "attribute index {attribute} out of range"
+        );
         self.values[row * self.names.len() + attribute]
     }
 }
@@ -215,9 +244,21 @@ pub fn parse_bboxes(text: &str, path: &Path) -> Result<Vec<(String, BoundingBox)
         .into_iter()
         .map(|(image, v)| {
             if v[2] < 0.0 || v[3] < 0.0 {
-                return Err(DataError::parse(path, 0, format!("{image}: negative box size {}×{}", v[2], v[3])));
+                return Err(DataError::parse(
+                    path,
+                    0,
+                    format!("{image}: negative box size {}×{}", v[2], v[3]),
+                ));
             }
-            Ok((image, BoundingBox { x: v[0], y: v[1], width: v[2], height: v[3] }))
+            Ok((
+                image,
+                BoundingBox {
+                    x: v[0],
+                    y: v[1],
+                    width: v[2],
+                    height: v[3],
+                },
+            ))
         })
         .collect()
 }
@@ -261,7 +302,11 @@ impl CelebA {
         let parts = parse_partitions(&read_text(&part_path)?, &part_path)?;
         let attributes = CelebaAttributes::read(&p("list_attr_celeba.txt"))?;
         let lm_path = p("list_landmarks_align_celeba.txt");
-        let landmarks = if lm_path.exists() { Some(parse_landmarks(&read_text(&lm_path)?, &lm_path)?) } else { None };
+        let landmarks = if lm_path.exists() {
+            Some(parse_landmarks(&read_text(&lm_path)?, &lm_path)?)
+        } else {
+            None
+        };
         Self::join(ids, parts, attributes, landmarks)
     }
 
@@ -276,24 +321,46 @@ impl CelebA {
         landmarks: Option<Vec<(String, FivePoints)>>,
     ) -> Result<Self> {
         let parts: HashMap<&str, Partition> = partitions.iter().map(|(f, p)| (f.as_str(), *p)).collect();
-        let rows: HashMap<&str, usize> =
-            attributes.images.iter().enumerate().map(|(i, f)| (f.as_str(), i)).collect();
-        let lms: Option<HashMap<&str, FivePoints>> =
-            landmarks.as_ref().map(|l| l.iter().map(|(f, p)| (f.as_str(), *p)).collect());
+        let rows: HashMap<&str, usize> = attributes
+            .images
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.as_str(), i))
+            .collect();
+        let lms: Option<HashMap<&str, FivePoints>> = landmarks
+            .as_ref()
+            .map(|l| l.iter().map(|(f, p)| (f.as_str(), *p)).collect());
         let mut seen = std::collections::HashSet::with_capacity(identities.len());
         let mut images = Vec::with_capacity(identities.len());
         for (file, identity) in &identities {
             if !seen.insert(file.as_str()) {
-                return Err(DataError::Inconsistent(format!("{file} is listed twice in identity_CelebA.txt")));
+                return Err(DataError::Inconsistent(format!(
+                    "{file} is listed twice in identity_CelebA.txt"
+                )));
             }
-            let missing = |table: &str| DataError::Inconsistent(format!("{file} has an identity but no row in {table}"));
-            let partition = *parts.get(file.as_str()).ok_or_else(|| missing("list_eval_partition.txt"))?;
-            let attribute_row = *rows.get(file.as_str()).ok_or_else(|| missing("list_attr_celeba.txt"))?;
+            let missing = |table: &str| {
+                DataError::Inconsistent(format!("{file} has an identity but no row in {table}"))
+            };
+            let partition = *parts
+                .get(file.as_str())
+                .ok_or_else(|| missing("list_eval_partition.txt"))?;
+            let attribute_row = *rows
+                .get(file.as_str())
+                .ok_or_else(|| missing("list_attr_celeba.txt"))?;
             let landmarks = match &lms {
-                Some(m) => Some(*m.get(file.as_str()).ok_or_else(|| missing("list_landmarks_align_celeba.txt"))?),
+                Some(m) => Some(
+                    *m.get(file.as_str())
+                        .ok_or_else(|| missing("list_landmarks_align_celeba.txt"))?,
+                ),
                 None => None,
             };
-            images.push(CelebaImage { file: file.clone(), identity: *identity, partition, attribute_row, landmarks });
+            images.push(CelebaImage {
+                file: file.clone(),
+                identity: *identity,
+                partition,
+                attribute_row,
+                landmarks,
+            });
         }
         Ok(Self { images, attributes })
     }

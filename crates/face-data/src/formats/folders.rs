@@ -71,7 +71,10 @@ impl ImageFolder {
                 .to_owned();
             let identity = identities.len() as u32;
             identities.push(name);
-            for path in sorted_entries(&dir)?.into_iter().filter(|p| p.is_file() && is_image(p)) {
+            for path in sorted_entries(&dir)?
+                .into_iter()
+                .filter(|p| p.is_file() && is_image(p))
+            {
                 images.push(FolderImage { path, identity });
             }
         }
@@ -125,7 +128,10 @@ pub fn parse_utkface_name(path: &Path) -> Result<AgeGenderImage> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let err = |m: &str| DataError::parse(path, 0, format!("UTKFace name {name:?}: {m}"));
     let mut f = name.split('_');
-    let age: u32 = f.next().and_then(|t| t.parse().ok()).ok_or_else(|| err("no leading age"))?;
+    let age: u32 = f
+        .next()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| err("no leading age"))?;
     if age > 120 {
         return Err(err("age above 120"));
     }
@@ -136,9 +142,18 @@ pub fn parse_utkface_name(path: &Path) -> Result<AgeGenderImage> {
     };
     let race = match f.next().map(|t| t.parse::<u8>()) {
         Some(Ok(r)) if r <= 4 => r,
-        _ => return Err(err("race field must be 0–4 (some UTKFace files lack it; rename or skip them)")),
+        _ => {
+            return Err(err(
+                "race field must be 0–4 (some UTKFace files lack it; rename or skip them)",
+            ))
+        }
     };
-    Ok(AgeGenderImage { path: path.to_owned(), age: age as f32, gender, race: Some(race) })
+    Ok(AgeGenderImage {
+        path: path.to_owned(),
+        age: age as f32,
+        gender,
+        race: Some(race),
+    })
 }
 
 /// What [`scan_utkface`] found.
@@ -157,7 +172,10 @@ pub struct UtkScan {
 /// Only an unreadable directory; bad names go to [`UtkScan::rejected`].
 pub fn scan_utkface(dir: &Path) -> Result<UtkScan> {
     let mut out = UtkScan::default();
-    for p in sorted_entries(dir)?.into_iter().filter(|p| p.is_file() && is_image(p)) {
+    for p in sorted_entries(dir)?
+        .into_iter()
+        .filter(|p| p.is_file() && is_image(p))
+    {
         match parse_utkface_name(&p) {
             Ok(i) => out.images.push(i),
             Err(e) => out.rejected.push(e),
@@ -180,8 +198,13 @@ fn parse_gender(token: &str) -> Option<Gender> {
 /// A missing column, a malformed row, a non-finite or negative age, or an unknown gender,
 /// naming the line.
 pub fn parse_age_gender_csv(text: &str, path: &Path, base: &Path) -> Result<Vec<AgeGenderImage>> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
-    let headers = reader.headers().map_err(|e| DataError::parse(path, 1, e.to_string()))?.clone();
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| DataError::parse(path, 1, e.to_string()))?
+        .clone();
     let col = |name: &str| {
         headers
             .iter()
@@ -205,10 +228,26 @@ pub fn parse_age_gender_csv(text: &str, path: &Path, base: &Path) -> Result<Vec<
             .parse()
             .ok()
             .filter(|a: &f32| a.is_finite() && *a >= 0.0)
-            .ok_or_else(|| DataError::parse(path, line, format!("age {:?} is not a non-negative number", field(ac))))?;
-        let gender = parse_gender(field(gc))
-            .ok_or_else(|| DataError::parse(path, line, format!("gender {:?} is not 0/1, m/f or male/female", field(gc))))?;
-        out.push(AgeGenderImage { path: base.join(rel), age, gender, race: None });
+            .ok_or_else(|| {
+                DataError::parse(
+                    path,
+                    line,
+                    format!("age {:?} is not a non-negative number", field(ac)),
+                )
+            })?;
+        let gender = parse_gender(field(gc)).ok_or_else(|| {
+            DataError::parse(
+                path,
+                line,
+                format!("gender {:?} is not 0/1, m/f or male/female", field(gc)),
+            )
+        })?;
+        out.push(AgeGenderImage {
+            path: base.join(rel),
+            age,
+            gender,
+            race: None,
+        });
     }
     Ok(out)
 }

@@ -57,7 +57,10 @@ pub struct IjbLandmarks {
 pub fn parse_face_tid_mid(text: &str, path: &Path) -> Result<Vec<IjbFace>> {
     lines(text)
         .map(|line| {
-            let at = At { path, line: line.number };
+            let at = At {
+                path,
+                line: line.number,
+            };
             let f = at.fields(line.text, 3, "image template media")?;
             Ok(IjbFace {
                 image: f[0].to_owned(),
@@ -75,14 +78,21 @@ pub fn parse_face_tid_mid(text: &str, path: &Path) -> Result<Vec<IjbFace>> {
 pub fn parse_template_pairs(text: &str, path: &Path) -> Result<Vec<TemplatePair>> {
     lines(text)
         .map(|line| {
-            let at = At { path, line: line.number };
+            let at = At {
+                path,
+                line: line.number,
+            };
             let f = at.fields(line.text, 3, "template template label")?;
             let genuine = match f[2] {
                 "1" => true,
                 "0" => false,
                 other => return Err(at.err(format!("label must be 0 or 1, found {other:?}"))),
             };
-            Ok(TemplatePair { a: at.parse(f[0], "template id")?, b: at.parse(f[1], "template id")?, genuine })
+            Ok(TemplatePair {
+                a: at.parse(f[0], "template id")?,
+                b: at.parse(f[1], "template id")?,
+                genuine,
+            })
         })
         .collect()
 }
@@ -94,13 +104,23 @@ pub fn parse_template_pairs(text: &str, path: &Path) -> Result<Vec<TemplatePair>
 pub fn parse_name_5pts_score(text: &str, path: &Path) -> Result<Vec<IjbLandmarks>> {
     lines(text)
         .map(|line| {
-            let at = At { path, line: line.number };
+            let at = At {
+                path,
+                line: line.number,
+            };
             let f = at.fields(line.text, 12, "image, 5 × (x y), faceness")?;
             let mut points = [[0.0; 2]; 5];
             for (k, p) in points.iter_mut().enumerate() {
-                *p = [at.finite(f[1 + 2 * k], "landmark x")?, at.finite(f[2 + 2 * k], "landmark y")?];
+                *p = [
+                    at.finite(f[1 + 2 * k], "landmark x")?,
+                    at.finite(f[2 + 2 * k], "landmark y")?,
+                ];
             }
-            Ok(IjbLandmarks { image: f[0].to_owned(), points, faceness: at.finite(f[11], "faceness score")? })
+            Ok(IjbLandmarks {
+                image: f[0].to_owned(),
+                points,
+                faceness: at.finite(f[11], "faceness score")?,
+            })
         })
         .collect()
 }
@@ -179,7 +199,12 @@ impl IjbProtocol {
                 landmarks.len()
             )));
         }
-        if let Some((i, (f, l))) = faces.iter().zip(&landmarks).enumerate().find(|(_, (f, l))| f.image != l.image) {
+        if let Some((i, (f, l))) = faces
+            .iter()
+            .zip(&landmarks)
+            .enumerate()
+            .find(|(_, (f, l))| f.image != l.image)
+        {
             return Err(DataError::Inconsistent(format!(
                 "row {}: the face list names {} but the landmark list names {}",
                 i + 1,
@@ -187,13 +212,24 @@ impl IjbProtocol {
                 l.image
             )));
         }
-        let protocol = Self { faces, landmarks, pairs, image_dir };
+        let protocol = Self {
+            faces,
+            landmarks,
+            pairs,
+            image_dir,
+        };
         let templates = protocol.templates();
-        if let Some((i, p)) =
-            protocol.pairs.iter().enumerate().find(|(_, p)| !templates.contains_key(&p.a) || !templates.contains_key(&p.b))
+        if let Some((i, p)) = protocol
+            .pairs
+            .iter()
+            .enumerate()
+            .find(|(_, p)| !templates.contains_key(&p.a) || !templates.contains_key(&p.b))
         {
             let t = if templates.contains_key(&p.a) { p.b } else { p.a };
-            return Err(DataError::Inconsistent(format!("pair {} names template {t}, which has no face", i + 1)));
+            return Err(DataError::Inconsistent(format!(
+                "pair {} names template {t}, which has no face",
+                i + 1
+            )));
         }
         Ok(protocol)
     }

@@ -61,12 +61,20 @@ impl LfwPairs {
     /// or a line count that differs from the header's promise — each naming the line.
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let mut it = lines(text);
-        let header = it.next().ok_or_else(|| DataError::parse(path, 1, "empty pairs file"))?;
-        let at = At { path, line: header.number };
+        let header = it
+            .next()
+            .ok_or_else(|| DataError::parse(path, 1, "empty pairs file"))?;
+        let at = At {
+            path,
+            line: header.number,
+        };
         let h: Vec<&str> = header.text.split_whitespace().collect();
         let (folds, per_fold) = match h.as_slice() {
             [n] => (1, at.parse::<usize>(n, "pair count")?),
-            [f, n] => (at.parse::<usize>(f, "fold count")?, at.parse::<usize>(n, "pairs per fold")?),
+            [f, n] => (
+                at.parse::<usize>(f, "fold count")?,
+                at.parse::<usize>(n, "pairs per fold")?,
+            ),
             _ => return Err(at.err("header must be `folds pairs_per_fold` or a single pair count")),
         };
         if folds == 0 || per_fold == 0 {
@@ -82,7 +90,10 @@ impl LfwPairs {
         let mut pairs = Vec::with_capacity(total.min(1 << 20));
         let mut last_line = header.number;
         for line in it {
-            let at = At { path, line: line.number };
+            let at = At {
+                path,
+                line: line.number,
+            };
             last_line = line.number;
             let k = pairs.len();
             if k >= total {
@@ -132,10 +143,17 @@ impl LfwPairs {
             return Err(DataError::parse(
                 path,
                 last_line,
-                format!("the header promises {total} pairs but the file has {}", pairs.len()),
+                format!(
+                    "the header promises {total} pairs but the file has {}",
+                    pairs.len()
+                ),
             ));
         }
-        Ok(Self { folds, per_fold, pairs })
+        Ok(Self {
+            folds,
+            per_fold,
+            pairs,
+        })
     }
 
     /// Reads and parses a pairs file.
@@ -168,6 +186,10 @@ impl LfwPairs {
 
     /// Checks that every referenced image exists under `root`; returns the missing paths.
     pub fn missing_images(&self, root: &Path) -> Vec<PathBuf> {
-        self.images().iter().map(|i| root.join(i.relative_path())).filter(|p| !p.is_file()).collect()
+        self.images()
+            .iter()
+            .map(|i| root.join(i.relative_path()))
+            .filter(|p| !p.is_file())
+            .collect()
     }
 }

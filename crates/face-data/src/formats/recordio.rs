@@ -59,20 +59,34 @@ pub struct ImageRecord<'a> {
 /// caller adds file and offset).
 pub fn unpack(data: &[u8]) -> std::result::Result<(IrHeader, Vec<f32>, &[u8]), String> {
     if data.len() < IR_HEADER_SIZE {
-        return Err(format!("record of {} bytes is shorter than the 24-byte image header", data.len()));
+        return Err(format!(
+            "record of {} bytes is shorter than the 24-byte image header",
+            data.len()
+        ));
     }
     let u32_at = |o: usize| u32::from_le_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]);
     let u64_at = |o: usize| u64::from(u32_at(o)) | (u64::from(u32_at(o + 4)) << 32);
-    let header = IrHeader { flag: u32_at(0), label: f32::from_bits(u32_at(4)), id: u64_at(8), id2: u64_at(16) };
+    let header = IrHeader {
+        flag: u32_at(0),
+        label: f32::from_bits(u32_at(4)),
+        id: u64_at(8),
+        id2: u64_at(16),
+    };
     let rest = &data[IR_HEADER_SIZE..];
     if header.flag == 0 {
         return Ok((header, vec![header.label], rest));
     }
     let n = header.flag as usize;
     if n.checked_mul(4).is_none_or(|b| b > rest.len()) {
-        return Err(format!("header announces {n} labels but only {} bytes follow", rest.len()));
+        return Err(format!(
+            "header announces {n} labels but only {} bytes follow",
+            rest.len()
+        ));
     }
-    let labels = rest[..4 * n].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let labels = rest[..4 * n]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     Ok((header, labels, &rest[4 * n..]))
 }
 
@@ -80,7 +94,11 @@ pub fn unpack(data: &[u8]) -> std::result::Result<(IrHeader, Vec<f32>, &[u8]), S
 /// than one label, `flag` is set to their count; with one, it goes in `label` and `flag` is 0.
 pub fn pack(id: u64, labels: &[f32], payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(IR_HEADER_SIZE + 4 * labels.len() + payload.len());
-    let (flag, label) = if labels.len() == 1 { (0u32, labels[0]) } else { (labels.len() as u32, 0.0) };
+    let (flag, label) = if labels.len() == 1 {
+        (0u32, labels[0])
+    } else {
+        (labels.len() as u32, 0.0)
+    };
     out.extend_from_slice(&flag.to_le_bytes());
     out.extend_from_slice(&label.to_le_bytes());
     out.extend_from_slice(&id.to_le_bytes());
@@ -102,9 +120,12 @@ pub fn read_record(buf: &[u8], offset: usize) -> std::result::Result<Cow<'_, [u8
     let mut pos = offset;
     let mut parts: Option<Vec<u8>> = None;
     loop {
-        let head = buf
-            .get(pos..pos.saturating_add(8))
-            .ok_or_else(|| format!("truncated record head at byte {pos} (file has {} bytes)", buf.len()))?;
+        let head = buf.get(pos..pos.saturating_add(8)).ok_or_else(|| {
+            format!(
+                "truncated record head at byte {pos} (file has {} bytes)",
+                buf.len()
+            )
+        })?;
         let magic = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
         if magic != RECORDIO_MAGIC {
             return Err(format!("bad magic word {magic:#010x} at byte {pos}"));
@@ -112,9 +133,9 @@ pub fn read_record(buf: &[u8], offset: usize) -> std::result::Result<Cow<'_, [u8
         let lrec = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
         let (cflag, len) = (lrec >> 29, (lrec & LENGTH_MASK) as usize);
         let start = pos + 8;
-        let data = buf
-            .get(start..start + len)
-            .ok_or_else(|| format!("record part of {len} bytes at byte {pos} runs past the end of the file"))?;
+        let data = buf.get(start..start + len).ok_or_else(|| {
+            format!("record part of {len} bytes at byte {pos} runs past the end of the file")
+        })?;
         match (cflag, parts.as_mut()) {
             (0, None) => return Ok(Cow::Borrowed(data)),
             (1, None) => parts = Some(data.to_vec()),
@@ -140,7 +161,10 @@ pub fn parse_index(text: &str, path: &Path) -> Result<Vec<(u64, u64)>> {
     let mut seen = HashMap::new();
     let mut out = Vec::new();
     for line in lines(text) {
-        let at = At { path, line: line.number };
+        let at = At {
+            path,
+            line: line.number,
+        };
         let f = at.fields(line.text, 2, "key offset")?;
         let key: u64 = at.parse(f[0], "key")?;
         let offset: u64 = at.parse(f[1], "byte offset")?;
@@ -176,11 +200,20 @@ impl RecordIoReader {
             return Err(DataError::RecordIo {
                 path: idx.to_owned(),
                 offset: *o,
-                message: format!("key {k} points past the end of {} ({} bytes)", rec.display(), map.len()),
+                message: format!(
+                    "key {k} points past the end of {} ({} bytes)",
+                    rec.display(),
+                    map.len()
+                ),
             });
         }
         let keys = index.iter().map(|(k, _)| *k).collect();
-        Ok(Self { path: rec.to_owned(), map, keys, offsets: index.into_iter().collect() })
+        Ok(Self {
+            path: rec.to_owned(),
+            map,
+            keys,
+            offsets: index.into_iter().collect(),
+        })
     }
 
     /// Keys in index-file order.
@@ -219,11 +252,19 @@ impl RecordIoReader {
         match data {
             Cow::Borrowed(d) => {
                 let (header, labels, payload) = unpack(d).map_err(err)?;
-                Ok(ImageRecord { header, labels, payload: Cow::Borrowed(payload) })
+                Ok(ImageRecord {
+                    header,
+                    labels,
+                    payload: Cow::Borrowed(payload),
+                })
             }
             Cow::Owned(d) => {
                 let (header, labels, payload) = unpack(&d).map_err(err)?;
-                Ok(ImageRecord { header, labels, payload: Cow::Owned(payload.to_vec()) })
+                Ok(ImageRecord {
+                    header,
+                    labels,
+                    payload: Cow::Owned(payload.to_vec()),
+                })
             }
         }
     }
@@ -247,7 +288,10 @@ impl InsightFaceRecordSet {
     /// # Errors
     /// As [`RecordIoReader::open`]; a header record whose image range is not `1 ≤ a`.
     pub fn open(dir: &Path) -> Result<Self> {
-        Self::from_reader(RecordIoReader::open(&dir.join("train.rec"), &dir.join("train.idx"))?)
+        Self::from_reader(RecordIoReader::open(
+            &dir.join("train.rec"),
+            &dir.join("train.idx"),
+        )?)
     }
 
     /// Wraps an opened reader, reading record 0 to find the image keys.
@@ -345,7 +389,12 @@ impl RecordIoWriter {
     pub fn create(rec: &Path, idx: &Path) -> Result<Self> {
         let r = File::create(rec).map_err(|e| DataError::io(rec, e))?;
         let i = File::create(idx).map_err(|e| DataError::io(idx, e))?;
-        Ok(Self { rec_path: rec.to_owned(), rec: BufWriter::new(r), idx: BufWriter::new(i), offset: 0 })
+        Ok(Self {
+            rec_path: rec.to_owned(),
+            rec: BufWriter::new(r),
+            idx: BufWriter::new(i),
+            offset: 0,
+        })
     }
 
     /// Appends `data` under `key`.
@@ -354,13 +403,18 @@ impl RecordIoWriter {
     /// I/O, or data of 2²⁹ bytes or more (the format's limit).
     pub fn write(&mut self, key: u64, data: &[u8]) -> Result<()> {
         if data.len() > LENGTH_MASK as usize {
-            return Err(DataError::param("data", format!("record of {} bytes exceeds the 2^29-byte limit", data.len())));
+            return Err(DataError::param(
+                "data",
+                format!("record of {} bytes exceeds the 2^29-byte limit", data.len()),
+            ));
         }
         let io = |e| DataError::io(&self.rec_path, e);
         writeln!(self.idx, "{key}\t{}", self.offset).map_err(io)?;
         let mut bytes = Vec::with_capacity(data.len() + 16);
         encode_record(data, &mut bytes);
-        self.rec.write_all(&bytes).map_err(|e| DataError::io(&self.rec_path, e))?;
+        self.rec
+            .write_all(&bytes)
+            .map_err(|e| DataError::io(&self.rec_path, e))?;
         self.offset += bytes.len() as u64;
         Ok(())
     }
