@@ -124,7 +124,7 @@ impl Affine2 {
             cross += sx * dy - sy * dx;
         }
         let spread = (ss / n).sqrt();
-        if !(spread > 1e-6 * (1.0 + msx.abs().max(msy.abs()))) {
+        if spread.is_nan() || spread <= 1e-6 * (1.0 + msx.abs().max(msy.abs())) {
             return Err(DataError::DegenerateLandmarks(format!(
                 "all {} source points coincide near ({msx:.2}, {msy:.2})",
                 src.len()
@@ -243,16 +243,37 @@ impl FaceTemplate {
     }
 }
 
+/// `floor` by truncation (a libm call is avoided on baseline x86-64); exact for |v| < 2⁶³.
+#[inline(always)]
+fn floor_i64(v: f64) -> i64 {
+    let t = v as i64;
+    t - i64::from((t as f64) > v)
+}
+
 /// One bilinear sample of channel-interleaved `src` at `(x, y)`; neighbours outside the image
-/// count as 0. Writes 3 channel values.
+/// count as 0 (OpenCV's and scikit-image's constant border).
 #[inline(always)]
 fn sample3(src: &[u8], w: usize, h: usize, x: f64, y: f64) -> [f32; 3] {
-    let (xf, yf) = (x.floor(), y.floor());
-    if !(xf > -2.0 && yf > -2.0 && xf < w as f64 && yf < h as f64) {
+    // Outside (−1, w) × (−1, h) no neighbour has a non-zero weight (and NaN lands here too).
+    if !(x > -1.0 && y > -1.0 && x < w as f64 && y < h as f64) {
         return [0.0; 3];
     }
-    let (fx, fy) = ((x - xf) as f32, (y - yf) as f32);
-    let (x0, y0) = (xf as isize, yf as isize);
+    let (x0, y0) = (floor_i64(x), floor_i64(y));
+    let (fx, fy) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
+    if x0 >= 0 && y0 >= 0 && (x0 as usize) + 1 < w && (y0 as usize) + 1 < h {
+        let o = (y0 as usize * w + x0 as usize) * 3;
+        let top = &src[o..o + 6];
+        let bottom = &src[o + 3 * w..o + 3 * w + 6];
+        let mut out = [0.0f32; 3];
+        for c in 0..3 {
+            let (p00, p01) = (f32::from(top[c]), f32::from(top[c + 3]));
+            let (p10, p11) = (f32::from(bottom[c]), f32::from(bottom[c + 3]));
+            let t = p00 + fx * (p01 - p00);
+            let b = p10 + fx * (p11 - p10);
+            out[c] = t + fy * (b - t);
+        }
+        return out;
+    }
     let mut out = [0.0f32; 3];
     let weights = [
         (0, 0, (1.0 - fx) * (1.0 - fy)),
@@ -272,13 +293,20 @@ fn sample3(src: &[u8], w: usize, h: usize, x: f64, y: f64) -> [f32; 3] {
     out
 }
 
-/// Walks the output grid, handing each output pixel its (unrounded) RGB sample.
-fn warp_each(
+/// Rounds a non-negative interpolated value to the nearest 8-bit level (half away from zero,
+/// like `f32::round`, without the libm call), clamping into 0–255.
+#[inline(always)]
+pub(crate) fn round_u8(v: f32) -> u8 {
+    (v + 0.5).clamp(0.0, 255.0) as u8
+}
+
+/// Walks the output grid row by row, handing each row of (unrounded) RGB samples to `put_row`.
+fn warp_rows(
     src: &RgbImage,
     to_dst: &Affine2,
     out_w: u32,
     out_h: u32,
-    mut put: impl FnMut(usize, usize, [f32; 3]),
+    mut put_row: impl FnMut(usize, &[[f32; 3]]),
 ) -> Result<()> {
     let inv = to_dst
         .inverse()
@@ -286,14 +314,14 @@ fn warp_each(
     let (w, h) = (src.width() as usize, src.height() as usize);
     let raw = src.as_raw();
     let [[a, b, c], [d, e, f]] = inv.m;
+    let mut row = vec![[0.0f32; 3]; out_w as usize];
     for v in 0..out_h as usize {
-        let vy = v as f64;
-        for u in 0..out_w as usize {
+        let (bx, by) = (b * v as f64 + c, e * v as f64 + f);
+        for (u, px) in row.iter_mut().enumerate() {
             let uf = u as f64;
-            let x = a * uf + b * vy + c;
-            let y = d * uf + e * vy + f;
-            put(u, v, sample3(raw, w, h, x, y));
+            *px = sample3(raw, w, h, a * uf + bx, d * uf + by);
         }
+        put_row(v, &row);
     }
     Ok(())
 }
@@ -307,10 +335,11 @@ pub fn warp_affine(src: &RgbImage, to_dst: &Affine2, out_w: u32, out_h: u32) -> 
     let mut out = RgbImage::new(out_w, out_h);
     let w = out_w as usize;
     let buf: &mut [u8] = &mut out;
-    warp_each(src, to_dst, out_w, out_h, |u, v, px| {
-        let o = (v * w + u) * 3;
-        for c in 0..3 {
-            buf[o + c] = px[c].round().clamp(0.0, 255.0) as u8;
+    warp_rows(src, to_dst, out_w, out_h, |v, row| {
+        for (dst, px) in buf[v * w * 3..(v + 1) * w * 3].chunks_exact_mut(3).zip(row) {
+            for c in 0..3 {
+                dst[c] = round_u8(px[c]);
+            }
         }
     })?;
     Ok(out)
@@ -324,9 +353,10 @@ pub fn warp_affine(src: &RgbImage, to_dst: &Affine2, out_w: u32, out_h: u32) -> 
 pub fn warp_affine_f32(src: &RgbImage, to_dst: &Affine2, out_w: u32, out_h: u32) -> Result<Vec<f32>> {
     let mut out = vec![0.0f32; out_w as usize * out_h as usize * 3];
     let w = out_w as usize;
-    warp_each(src, to_dst, out_w, out_h, |u, v, px| {
-        let o = (v * w + u) * 3;
-        out[o..o + 3].copy_from_slice(&px);
+    warp_rows(src, to_dst, out_w, out_h, |v, row| {
+        for (dst, px) in out[v * w * 3..(v + 1) * w * 3].chunks_exact_mut(3).zip(row) {
+            dst.copy_from_slice(px);
+        }
     })?;
     Ok(out)
 }
@@ -348,15 +378,22 @@ pub fn align_face(
     let m = template.transform_for(landmarks)?;
     let (w, h) = (template.width as usize, template.height as usize);
     let mut out = Chw::zeros(3, h, w);
-    let plane = w * h;
     let (scale, shift) = normalize.affine();
     let order = normalize.order.indices();
-    let data = &mut out.data;
-    warp_each(src, &m, template.width, template.height, |u, v, px| {
-        let uu = if flip { w - 1 - u } else { u };
-        let o = v * w + uu;
-        for (k, &ch) in order.iter().enumerate() {
-            data[k * plane + o] = px[ch].round().clamp(0.0, 255.0) * scale[ch] + shift[ch];
+    let (p0, rest) = out.data.split_at_mut(w * h);
+    let (p1, p2) = rest.split_at_mut(w * h);
+    let mut planes = [p0, p1, p2];
+    warp_rows(src, &m, template.width, template.height, |v, row| {
+        for (k, plane) in planes.iter_mut().enumerate() {
+            let ch = order[k];
+            let (s, t) = (scale[ch], shift[ch]);
+            let dst = &mut plane[v * w..(v + 1) * w];
+            let value = |px: &[f32; 3]| f32::from(round_u8(px[ch])) * s + t;
+            if flip {
+                dst.iter_mut().rev().zip(row).for_each(|(d, px)| *d = value(px));
+            } else {
+                dst.iter_mut().zip(row).for_each(|(d, px)| *d = value(px));
+            }
         }
     })?;
     Ok(out)

@@ -83,7 +83,7 @@ pub fn resize_region(src: &RgbImage, region: [f64; 4], out_w: u32, out_h: u32) -
                 }
             }
             for c in 0..3 {
-                buf[(y * ow + x) * 3 + c] = acc[c].round().clamp(0.0, 255.0) as u8;
+                buf[(y * ow + x) * 3 + c] = crate::align::round_u8(acc[c]);
             }
         }
     }
@@ -167,13 +167,27 @@ impl RandomResizedCrop {
         Ok(())
     }
 
-    /// The crop region `[x, y, w, h]` for an image of `iw × ih`.
+    /// The crop region `[x, y, w, h]` for an image of `iw × ih`. Ranges that
+    /// [`RandomResizedCrop::validate`] would reject are repaired rather than panicking: bounds
+    /// are ordered, scale clamped into (0, 1] and ratio into (0, ∞); non-finite values become
+    /// torchvision's defaults.
     pub fn sample_region(&self, iw: u32, ih: u32, rng: &mut DataRng) -> [f64; 4] {
-        let (w, h) = (f64::from(iw), f64::from(ih));
+        let (w, h) = (f64::from(iw.max(1)), f64::from(ih.max(1)));
         let area = w * h;
-        let (lr0, lr1) = (self.ratio.0.ln(), self.ratio.1.ln());
+        let ordered = |(a, b): (f64, f64), default: (f64, f64)| {
+            if a.is_finite() && b.is_finite() {
+                (a.min(b), a.max(b))
+            } else {
+                default
+            }
+        };
+        let (s0, s1) = ordered(self.scale, (0.08, 1.0));
+        let (s0, s1) = (s0.clamp(1e-6, 1.0), s1.clamp(1e-6, 1.0));
+        let (r0, r1) = ordered(self.ratio, (0.75, 4.0 / 3.0));
+        let (r0, r1) = (r0.max(1e-6), r1.max(1e-6));
+        let (lr0, lr1) = (r0.ln(), r1.ln());
         for _ in 0..10 {
-            let target = area * rng.gen_range(self.scale.0..=self.scale.1);
+            let target = area * rng.gen_range(s0..=s1);
             let aspect = rng.gen_range(lr0..=lr1).exp();
             let cw = (target * aspect).sqrt().round();
             let ch = (target / aspect).sqrt().round();
@@ -184,10 +198,10 @@ impl RandomResizedCrop {
             }
         }
         let in_ratio = w / h;
-        let (cw, ch) = if in_ratio < self.ratio.0 {
-            (w, (w / self.ratio.0).round())
-        } else if in_ratio > self.ratio.1 {
-            ((h * self.ratio.1).round(), h)
+        let (cw, ch) = if in_ratio < r0 {
+            (w, (w / r0).round().max(1.0))
+        } else if in_ratio > r1 {
+            ((h * r1).round().max(1.0), h)
         } else {
             (w, h)
         };
@@ -261,9 +275,7 @@ fn blend(img: &mut RgbImage, factor: f32, other: impl Fn(&[u8]) -> [f32; 3]) {
     for px in img.chunks_exact_mut(3) {
         let o = other(px);
         for c in 0..3 {
-            px[c] = (o[c] + factor * (f32::from(px[c]) - o[c]))
-                .round()
-                .clamp(0.0, 255.0) as u8;
+            px[c] = crate::align::round_u8(o[c] + factor * (f32::from(px[c]) - o[c]));
         }
     }
 }
@@ -302,9 +314,9 @@ pub fn adjust_hue(img: &mut RgbImage, shift: f32) {
             4 => (t, p, v),
             _ => (v, p, q),
         };
-        px[0] = (r * 255.0).round().clamp(0.0, 255.0) as u8;
-        px[1] = (g * 255.0).round().clamp(0.0, 255.0) as u8;
-        px[2] = (b * 255.0).round().clamp(0.0, 255.0) as u8;
+        px[0] = crate::align::round_u8(r * 255.0);
+        px[1] = crate::align::round_u8(g * 255.0);
+        px[2] = crate::align::round_u8(b * 255.0);
     }
 }
 
@@ -338,7 +350,7 @@ impl Transform for ColorJitter {
                     let f = factor(rng, self.saturation);
                     blend(&mut img, f, |px| [luma(px).round(); 3]);
                 }
-                3 if self.hue > 0.0 => {
+                3 if self.hue > 0.0 && self.hue.is_finite() => {
                     let h = self.hue.min(0.5);
                     let shift = rng.gen_range(-h..=h);
                     adjust_hue(&mut img, shift);
@@ -361,7 +373,7 @@ impl Transform for RandomGrayscale {
     fn apply(&self, mut img: RgbImage, rng: &mut DataRng) -> RgbImage {
         if rng.gen_bool(self.p.clamp(0.0, 1.0)) {
             for px in img.chunks_exact_mut(3) {
-                let l = luma(px).round().clamp(0.0, 255.0) as u8;
+                let l = crate::align::round_u8(luma(px));
                 px.copy_from_slice(&[l, l, l]);
             }
         }
@@ -371,7 +383,7 @@ impl Transform for RandomGrayscale {
 
 /// Separable Gaussian blur with edge replication; kernel radius `ceil(3σ)`.
 pub fn gaussian_blur(img: &RgbImage, sigma: f32) -> RgbImage {
-    if !(sigma > 0.0) || img.width() == 0 || img.height() == 0 {
+    if sigma.is_nan() || sigma <= 0.0 || img.width() == 0 || img.height() == 0 {
         return img.clone();
     }
     let r = (3.0 * sigma).ceil() as isize;
@@ -411,7 +423,7 @@ pub fn gaussian_blur(img: &RgbImage, sigma: f32) -> RgbImage {
             }
             let o = ((y * w + x) * 3) as usize;
             for c in 0..3 {
-                buf[o + c] = acc[c].round().clamp(0.0, 255.0) as u8;
+                buf[o + c] = crate::align::round_u8(acc[c]);
             }
         }
     }
@@ -429,10 +441,11 @@ pub struct RandomGaussianBlur {
 
 impl Transform for RandomGaussianBlur {
     fn apply(&self, img: RgbImage, rng: &mut DataRng) -> RgbImage {
-        if !rng.gen_bool(self.p.clamp(0.0, 1.0)) || !(self.sigma.0 <= self.sigma.1) {
+        let (lo, hi) = self.sigma;
+        if !(lo.is_finite() && hi.is_finite()) || lo > hi || !rng.gen_bool(self.p.clamp(0.0, 1.0)) {
             return img;
         }
-        let s = rng.gen_range(self.sigma.0..=self.sigma.1);
+        let s = rng.gen_range(lo..=hi);
         gaussian_blur(&img, s)
     }
 }

@@ -2,11 +2,11 @@
 //! list generation (equal genuine/impostor pairs per group, impostors within the group, as in
 //! the balanced protocols of RFW and of the deployment talk on imbalanced face databases).
 //!
-//! File format (UTF-8, tab-separated, one pair per line):
+//! File format (UTF-8, one pair per line, fields separated by a TAB, written `⇥` here):
 //! ```text
 //! # facekit pairs v1
-//! group	label	path_a	path_b
-//! male/asian	1	m.0abc/01.jpg	m.0abc/07.jpg
+//! group⇥label⇥path_a⇥path_b
+//! male/asian⇥1⇥m.0abc/01.jpg⇥m.0abc/07.jpg
 //! ```
 //! `label` is 1 for the same identity, 0 otherwise; `group` may be empty; paths may contain
 //! spaces but not tabs or line breaks. Lines starting with `#` are comments.

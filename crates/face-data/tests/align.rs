@@ -39,9 +39,8 @@ fn matrix(v: &serde_json::Value) -> [[f64; 3]; 2] {
 }
 
 fn assert_matrix_close(ours: &Affine2, theirs: [[f64; 3]; 2], tol: f64) {
-    for i in 0..2 {
-        for j in 0..3 {
-            let (a, b) = (ours.m[i][j], theirs[i][j]);
+    for (i, (row_a, row_b)) in ours.m.iter().zip(&theirs).enumerate() {
+        for (j, (&a, &b)) in row_a.iter().zip(row_b).enumerate() {
             assert!(
                 (a - b).abs() <= tol * (1.0 + b.abs()),
                 "entry ({i},{j}): ours {a}, skimage {b}"
@@ -252,7 +251,7 @@ fn templates_and_presets() {
     let d = FaceTemplate::dlib(64, 0.2).unwrap();
     // Nose base: (0.2 + 0.4901123135679) / 1.4 · 64.
     assert!((d.points[4][0] - 31.548_004).abs() < 1e-4, "{:?}", d.points[4]);
-    assert!((d.points[4][1] - (0.2 + 0.6277975316475) / 1.4 * 64.0).abs() < 1e-4);
+    assert!((d.points[4][1] - (0.2 + 0.627_797_531_647_5_f64) as f32 / 1.4 * 64.0).abs() < 1e-4);
     assert!(FaceTemplate::dlib(64, -0.1).is_err());
 
     let (s, b) = Normalize::arcface().affine();

@@ -144,16 +144,32 @@ fn ml_ros_reduces_mean_ir_with_minority_samples() {
     assert!(out.after.mean_ir >= 1.0);
     assert!(out.trajectory.iter().all(|&m| m >= 1.0));
     assert!(!out.added.is_empty() && out.added.len() <= cfg.max_added);
-    // Every added row carries the minority category of some attribute at the time of adding:
-    // check the weaker, order-free property that each added row has at least one attribute
-    // in its original minority category.
-    let counts = table.counts();
-    let minority: Vec<u16> = counts.iter().map(|c| if c[0] < c[1] { 0 } else { 1 }).collect();
+    // Replaying the additions: each added row belongs to the smallest category of the most
+    // imbalanced attribute at the moment it was added.
+    let mut counts = table.counts();
     for &row in &out.added {
-        assert!(
-            table.row(row).iter().zip(&minority).any(|(v, m)| v == m),
-            "row {row} has no minority category"
+        let (a, _) = counts
+            .iter()
+            .enumerate()
+            .map(|(j, c)| {
+                (
+                    j,
+                    *c.iter().max().unwrap() as f64 / *c.iter().filter(|&&x| x > 0).min().unwrap() as f64,
+                )
+            })
+            .fold((0, 0.0), |best, (j, r)| if r > best.1 { (j, r) } else { best });
+        let minority = (0..2)
+            .filter(|&c| counts[a][c] > 0)
+            .min_by_key(|&c| counts[a][c])
+            .unwrap();
+        assert_eq!(
+            table.row(row)[a] as usize,
+            minority,
+            "row {row} is not in the minority category of attribute {a}"
         );
+        for (j, &v) in table.row(row).iter().enumerate() {
+            counts[j][v as usize] += 1;
+        }
     }
     // The after report counts the added rows.
     let added_total: u64 = out.after.attributes[0].counts.iter().sum();
