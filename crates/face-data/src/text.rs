@@ -87,3 +87,24 @@ pub(crate) fn clip(s: &str) -> &str {
         None => s,
     }
 }
+
+/// Parses every non-blank line of `text` as exactly `n` white-space separated fields (`what`
+/// names them in errors) with `row`, which gets the line's error context.
+pub(crate) fn parse_rows<T>(
+    text: &str,
+    path: &Path,
+    n: usize,
+    what: &str,
+    mut row: impl FnMut(&At, &[&str]) -> Result<T>,
+) -> Result<Vec<T>> {
+    lines(text)
+        .map(|line| {
+            let at = At {
+                path,
+                line: line.number,
+            };
+            let fields = at.fields(line.text, n, what)?;
+            row(&at, &fields)
+        })
+        .collect()
+}

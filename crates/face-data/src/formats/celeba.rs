@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::error::{DataError, Result};
-use crate::text::{clip, lines, read_text, At};
+use crate::text::{clip, lines, parse_rows, read_text, At};
 
 /// The standard CelebA split of an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -36,16 +36,9 @@ fn two_columns<T>(
     what: &str,
     f: impl Fn(&At, &str) -> Result<T>,
 ) -> Result<Vec<(String, T)>> {
-    let mut rows = Vec::new();
-    for line in lines(text) {
-        let at = At {
-            path,
-            line: line.number,
-        };
-        let fields = at.fields(line.text, 2, what)?;
-        rows.push((fields[0].to_owned(), f(&at, fields[1])?));
-    }
-    Ok(rows)
+    parse_rows(text, path, 2, what, |at, fields| {
+        Ok((fields[0].to_owned(), f(at, fields[1])?))
+    })
 }
 
 /// Parses `identity_CelebA.txt`: `(image, identity)` rows in file order.
@@ -72,7 +65,8 @@ pub fn parse_partitions(text: &str, path: &Path) -> Result<Vec<(String, Partitio
 /// A file with a declared row count, a header of column names, then `image v1 … vn` rows.
 struct CountedTable<T> {
     columns: Vec<String>,
-    rows: Vec<(String, Vec<T>)>,
+    /// `(image, values, line number)`.
+    rows: Vec<(String, Vec<T>, usize)>,
 }
 
 fn counted_table<T>(
@@ -118,7 +112,7 @@ fn counted_table<T>(
             .iter()
             .map(|t| value(&at, t))
             .collect::<Result<Vec<T>>>()?;
-        rows.push((fields[0].to_owned(), values));
+        rows.push((fields[0].to_owned(), values, line.number));
     }
     if rows.len() != declared {
         return Err(DataError::parse(
@@ -159,7 +153,7 @@ impl CelebaAttributes {
         })?;
         let mut images = Vec::with_capacity(table.rows.len());
         let mut values = Vec::with_capacity(table.rows.len() * table.columns.len());
-        for (image, row) in table.rows {
+        for (image, row, _) in table.rows {
             images.push(image);
             values.extend(row);
         }
@@ -210,7 +204,7 @@ pub fn parse_landmarks(text: &str, path: &Path) -> Result<Vec<(String, FivePoint
     Ok(table
         .rows
         .into_iter()
-        .map(|(image, v)| {
+        .map(|(image, v, _)| {
             let mut p = [[0.0; 2]; 5];
             for (k, point) in p.iter_mut().enumerate() {
                 *point = [v[2 * k], v[2 * k + 1]];
@@ -242,11 +236,11 @@ pub fn parse_bboxes(text: &str, path: &Path) -> Result<Vec<(String, BoundingBox)
     table
         .rows
         .into_iter()
-        .map(|(image, v)| {
+        .map(|(image, v, line)| {
             if v[2] < 0.0 || v[3] < 0.0 {
                 return Err(DataError::parse(
                     path,
-                    0,
+                    line,
                     format!("{image}: negative box size {}×{}", v[2], v[3]),
                 ));
             }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{DataError, Result};
 use crate::formats::celeba::FivePoints;
-use crate::text::{lines, read_text, At};
+use crate::text::{parse_rows, read_text};
 
 /// One image (face crop) of the protocol.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,20 +55,13 @@ pub struct IjbLandmarks {
 /// # Errors
 /// A line without 3 fields or with a non-integer id, naming the line.
 pub fn parse_face_tid_mid(text: &str, path: &Path) -> Result<Vec<IjbFace>> {
-    lines(text)
-        .map(|line| {
-            let at = At {
-                path,
-                line: line.number,
-            };
-            let f = at.fields(line.text, 3, "image template media")?;
-            Ok(IjbFace {
-                image: f[0].to_owned(),
-                template: at.parse(f[1], "template id")?,
-                media: at.parse(f[2], "media id")?,
-            })
+    parse_rows(text, path, 3, "image template media", |at, f| {
+        Ok(IjbFace {
+            image: f[0].to_owned(),
+            template: at.parse(f[1], "template id")?,
+            media: at.parse(f[2], "media id")?,
         })
-        .collect()
+    })
 }
 
 /// Parses `*_template_pair_label.txt`.
@@ -76,25 +69,18 @@ pub fn parse_face_tid_mid(text: &str, path: &Path) -> Result<Vec<IjbFace>> {
 /// # Errors
 /// A line without 3 fields, a non-integer template id or a label other than 0/1.
 pub fn parse_template_pairs(text: &str, path: &Path) -> Result<Vec<TemplatePair>> {
-    lines(text)
-        .map(|line| {
-            let at = At {
-                path,
-                line: line.number,
-            };
-            let f = at.fields(line.text, 3, "template template label")?;
-            let genuine = match f[2] {
-                "1" => true,
-                "0" => false,
-                other => return Err(at.err(format!("label must be 0 or 1, found {other:?}"))),
-            };
-            Ok(TemplatePair {
-                a: at.parse(f[0], "template id")?,
-                b: at.parse(f[1], "template id")?,
-                genuine,
-            })
+    parse_rows(text, path, 3, "template template label", |at, f| {
+        let genuine = match f[2] {
+            "1" => true,
+            "0" => false,
+            other => return Err(at.err(format!("label must be 0 or 1, found {other:?}"))),
+        };
+        Ok(TemplatePair {
+            a: at.parse(f[0], "template id")?,
+            b: at.parse(f[1], "template id")?,
+            genuine,
         })
-        .collect()
+    })
 }
 
 /// Parses `*_name_5pts_score.txt`.
@@ -102,27 +88,20 @@ pub fn parse_template_pairs(text: &str, path: &Path) -> Result<Vec<TemplatePair>
 /// # Errors
 /// A line without 12 fields (name, 10 coordinates, score) or a non-finite number.
 pub fn parse_name_5pts_score(text: &str, path: &Path) -> Result<Vec<IjbLandmarks>> {
-    lines(text)
-        .map(|line| {
-            let at = At {
-                path,
-                line: line.number,
-            };
-            let f = at.fields(line.text, 12, "image, 5 × (x y), faceness")?;
-            let mut points = [[0.0; 2]; 5];
-            for (k, p) in points.iter_mut().enumerate() {
-                *p = [
-                    at.finite(f[1 + 2 * k], "landmark x")?,
-                    at.finite(f[2 + 2 * k], "landmark y")?,
-                ];
-            }
-            Ok(IjbLandmarks {
-                image: f[0].to_owned(),
-                points,
-                faceness: at.finite(f[11], "faceness score")?,
-            })
+    parse_rows(text, path, 12, "image, 5 × (x y), faceness", |at, f| {
+        let mut points = [[0.0; 2]; 5];
+        for (k, p) in points.iter_mut().enumerate() {
+            *p = [
+                at.finite(f[1 + 2 * k], "landmark x")?,
+                at.finite(f[2 + 2 * k], "landmark y")?,
+            ];
+        }
+        Ok(IjbLandmarks {
+            image: f[0].to_owned(),
+            points,
+            faceness: at.finite(f[11], "faceness score")?,
         })
-        .collect()
+    })
 }
 
 /// Which benchmark.

@@ -167,7 +167,9 @@ impl LfwPairs {
     /// The pairs of one fold (0-based).
     pub fn fold(&self, fold: usize) -> &[LfwPair] {
         let n = 2 * self.per_fold;
-        self.pairs.get(fold * n..(fold + 1) * n).unwrap_or(&[])
+        fold.checked_mul(n)
+            .and_then(|start| self.pairs.get(start..start.checked_add(n)?))
+            .unwrap_or(&[])
     }
 
     /// Distinct images referenced by the pairs, in first-use order (what must be embedded).

@@ -20,7 +20,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{DataError, Result};
-use crate::text::{lines, read_text, At};
+use crate::text::{parse_rows, read_text};
 
 /// The RecordIO magic word.
 pub const RECORDIO_MAGIC: u32 = 0xced7_230a;
@@ -159,21 +159,14 @@ pub fn read_record(buf: &[u8], offset: usize) -> std::result::Result<Cow<'_, [u8
 /// A line without two integers, or a key listed twice.
 pub fn parse_index(text: &str, path: &Path) -> Result<Vec<(u64, u64)>> {
     let mut seen = HashMap::new();
-    let mut out = Vec::new();
-    for line in lines(text) {
-        let at = At {
-            path,
-            line: line.number,
-        };
-        let f = at.fields(line.text, 2, "key offset")?;
+    parse_rows(text, path, 2, "key offset", |at, f| {
         let key: u64 = at.parse(f[0], "key")?;
         let offset: u64 = at.parse(f[1], "byte offset")?;
-        if let Some(prev) = seen.insert(key, line.number) {
+        if let Some(prev) = seen.insert(key, at.line) {
             return Err(at.err(format!("key {key} already listed on line {prev}")));
         }
-        out.push((key, offset));
-    }
-    Ok(out)
+        Ok((key, offset))
+    })
 }
 
 /// Random access to an indexed RecordIO file (memory-mapped).
