@@ -11,6 +11,8 @@
 //! - [`augment`] (torchvision-rule augmentations) and [`landmarks`] (LAFS landmark shuffle,
 //!   coordinate perturbation, landmark-centred patches);
 //! - [`pipeline`]: parallel decode + align with per-file failure reports;
+//! - [`captions`]: lexical analysis of caption corpora (CSV, TSV, JSONL, Parquet): terms,
+//!   n-grams, named identities and identity-bearing patterns, attribute words, scripts;
 //! - [`sampler`] (P×K identity batches), [`imbalance`] (IRLbl, MeanIR, category ratios,
 //!   ML-ROS oversampling) and [`pairs`] (demographic-balanced verification pair lists).
 //!
@@ -30,6 +32,7 @@ pub mod align;
 pub mod augment;
 #[cfg(feature = "burn")]
 pub mod burn_adapters;
+pub mod captions;
 mod error;
 pub mod formats;
 pub mod image_ops;

@@ -1,6 +1,6 @@
 //! Dataset file formats and protocols. Each submodule documents the layout it reads and where
-//! that layout is defined. Caption corpora (LAION-Face style) get their own module with the
-//! lexical-analysis issue.
+//! that layout is defined. Caption corpora (LAION-Face style) are read by
+//! [`crate::captions`].
 
 pub mod celeba;
 pub mod folders;
