@@ -164,9 +164,9 @@ impl FaceTemplate {
     /// # Errors
     /// A size that is a multiple of neither 112 nor 128.
     pub fn arcface(size: u32) -> Result<Self> {
-        let (ratio, dx) = if size > 0 && size % 112 == 0 {
+        let (ratio, dx) = if size > 0 && size.is_multiple_of(112) {
             (size as f32 / 112.0, 0.0)
-        } else if size > 0 && size % 128 == 0 {
+        } else if size > 0 && size.is_multiple_of(128) {
             let r = size as f32 / 128.0;
             (r, 8.0 * r)
         } else {

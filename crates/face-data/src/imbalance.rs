@@ -49,7 +49,7 @@ impl LabelTable {
     /// categories, or a value out of range (naming row and attribute).
     pub fn new(attributes: Vec<Attribute>, values: Vec<u16>) -> Result<Self> {
         let a = attributes.len();
-        if a == 0 || values.len() % a != 0 {
+        if a == 0 || !values.len().is_multiple_of(a) {
             return Err(DataError::Inconsistent(format!(
                 "{} values for {a} attributes",
                 values.len()
@@ -239,7 +239,7 @@ pub struct MultiLabelImbalance {
 /// # Errors
 /// A matrix length that is not a multiple of `labels`, `labels == 0`, or no positive at all.
 pub fn charte_measures(values: &[bool], labels: usize) -> Result<MultiLabelImbalance> {
-    if labels == 0 || values.len() % labels != 0 {
+    if labels == 0 || !values.len().is_multiple_of(labels) {
         return Err(DataError::Inconsistent(format!(
             "{} values for {labels} labels",
             values.len()

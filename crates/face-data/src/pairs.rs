@@ -167,7 +167,7 @@ pub struct GroupedImage {
 /// An odd `pairs_per_group`, an identity listed in two groups, or a group that cannot supply
 /// enough distinct genuine or impostor pairs (named, with what it has).
 pub fn balanced_pairs(images: &[GroupedImage], pairs_per_group: usize, seed: u64) -> Result<PairList> {
-    if pairs_per_group == 0 || pairs_per_group % 2 != 0 {
+    if pairs_per_group == 0 || !pairs_per_group.is_multiple_of(2) {
         return Err(DataError::param(
             "pairs_per_group",
             format!("{pairs_per_group} must be even and positive"),

@@ -772,22 +772,24 @@ pub fn bar_chart(path: &Path, title: &str, terms: &[TermCount]) -> Result<()> {
             .x_label_area_size(30)
             .y_label_area_size(220)
             .build_cartesian_2d(0u64..max + max / 10 + 1, (0..terms.len().max(1)).into_segmented())?;
-        let labels: Vec<String> = terms.iter().map(|t| t.term.clone()).collect();
+        // Most frequent at the top: row 0 is drawn lowest.
+        let n = terms.len();
+        let labels: Vec<String> = terms.iter().rev().map(|t| t.term.clone()).collect();
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .y_labels(terms.len().max(1))
+            .y_labels(n.max(1))
             .y_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
                 _ => String::new(),
             })
             .draw()?;
-        chart.draw_series(terms.iter().enumerate().map(|(i, t)| {
-            Rectangle::new(
-                [(0, SegmentValue::Exact(i)), (t.count, SegmentValue::Exact(i + 1))],
-                BLUE.mix(0.6).filled(),
-            )
-        }))?;
+        chart.draw_series(
+            Histogram::horizontal(&chart)
+                .style(BLUE.mix(0.6).filled())
+                .margin(3)
+                .data(terms.iter().enumerate().map(|(i, t)| (n - 1 - i, t.count))),
+        )?;
         root.present()?;
         Ok(())
     };
