@@ -193,6 +193,12 @@ fn pruning_bounds_memory_and_reports_the_bound() {
     assert_eq!(r.count_error_bound, 1);
     assert_eq!(r.top_terms[0].term, "frequent");
     assert_eq!(r.top_terms[0].count, 3000);
+    // A second pruning adds its threshold: an entry dropped twice may miss both counts.
+    let batch: Vec<String> = (0..3000).map(|i| format!("frequent other{i} other{i}")).collect();
+    lex.add_batch(&batch);
+    let r = lex.report(BadRows::default());
+    assert_eq!(r.count_error_bound, 3, "thresholds 1 then 2");
+    assert_eq!(r.top_terms[0].count, 6000);
 }
 
 #[test]

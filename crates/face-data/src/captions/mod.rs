@@ -263,8 +263,8 @@ pub struct Lexicon {
     /// First token → names starting with it, longest first.
     name_index: FxHashMap<Box<str>, Vec<u32>>,
     total: Tally,
-    error_bound: u64,
-    batches: u64,
+    /// Per count table, the sum of the pruning thresholds so far.
+    pruned: Vec<u64>,
 }
 
 impl Lexicon {
@@ -314,6 +314,7 @@ impl Lexicon {
         for ids in name_index.values_mut() {
             ids.sort_by_key(|&i| std::cmp::Reverse(name_norms[i as usize].1));
         }
+        let config_max_ngram = config.max_ngram;
         let mut lex = Self {
             config,
             words,
@@ -322,8 +323,7 @@ impl Lexicon {
             name_norms,
             name_index,
             total: Tally::default(),
-            error_bound: 0,
-            batches: 0,
+            pruned: vec![0; config_max_ngram],
         };
         lex.total = Tally::new(&lex);
         Ok(lex)
@@ -432,15 +432,16 @@ impl Lexicon {
                 },
             );
         self.total.merge(tally);
-        self.batches += 1;
         self.prune();
     }
 
-    /// Keeps every count table under `max_terms` entries by dropping the rarest; the dropped
-    /// counts bound the undercount of any entry.
+    /// Keeps every count table under `max_terms` entries by dropping the rarest. An entry
+    /// dropped with count ≤ t may come back and be dropped again later, so a table's
+    /// undercount is bounded by the *sum* of its pruning thresholds; the report gives the
+    /// largest such sum over the tables.
     fn prune(&mut self) {
         let cap = self.config.max_terms;
-        for map in &mut self.total.grams {
+        for (map, bound) in self.total.grams.iter_mut().zip(&mut self.pruned) {
             if map.len() <= cap {
                 continue;
             }
@@ -449,7 +450,7 @@ impl Lexicon {
             let (_, threshold, _) = counts.select_nth_unstable_by(keep, |a, b| b.cmp(a));
             let threshold = *threshold;
             map.retain(|_, c| *c > threshold);
-            self.error_bound = self.error_bound.max(threshold);
+            *bound += threshold;
         }
     }
 
@@ -568,7 +569,7 @@ impl Lexicon {
             },
             attributes,
             scripts: top_k(t.scripts.iter().map(|(k, v)| (*k, *v)), usize::MAX),
-            count_error_bound: self.error_bound,
+            count_error_bound: self.pruned.iter().copied().max().unwrap_or(0),
             files: Vec::new(),
         }
     }
