@@ -80,14 +80,11 @@ impl Chw {
     pub fn from_rgb(img: &RgbImage, normalize: &Normalize) -> Self {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let mut out = Chw::zeros(3, h, w);
-        let plane = w * h;
-        let (scale, shift) = normalize.affine();
-        let order = normalize.order.indices();
-        for (i, px) in img.as_raw().chunks_exact(3).enumerate() {
-            for (k, &ch) in order.iter().enumerate() {
-                out.data[k * plane + i] = f32::from(px[ch]) * scale[ch] + shift[ch];
-            }
-        }
+        let pixels = img
+            .as_raw()
+            .chunks_exact(3)
+            .map(|p| [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])]);
+        normalize.planar_into(pixels, &mut out.data);
         out
     }
 
@@ -190,6 +187,19 @@ impl Normalize {
             shift[c] = -self.mean[c] / self.std[c];
         }
         (scale, shift)
+    }
+
+    /// Normalises interleaved RGB values (0–255 scale) into `out` as three planes in `order`;
+    /// `out.len()` must be 3 × the number of pixels.
+    pub(crate) fn planar_into(&self, rgb: impl Iterator<Item = [f32; 3]>, out: &mut [f32]) {
+        let plane = out.len() / 3;
+        let (scale, shift) = self.affine();
+        let order = self.order.indices();
+        for (i, px) in rgb.enumerate() {
+            for (k, &ch) in order.iter().enumerate() {
+                out[k * plane + i] = px[ch] * scale[ch] + shift[ch];
+            }
+        }
     }
 
     /// Checks that every divisor is finite and non-zero and the scale finite.

@@ -115,8 +115,6 @@ pub fn extract_patches(
     }
     let ps = patch as usize;
     let plane = ps * ps;
-    let (scale, shift) = normalize.affine();
-    let order = normalize.order.indices();
     let mut out = vec![0.0f32; points.len() * 3 * plane];
     let half = (patch as f32 - 1.0) / 2.0;
     for (n, p) in points.iter().enumerate() {
@@ -128,12 +126,8 @@ pub fn extract_patches(
             ],
         };
         let px = crate::align::warp_affine_f32(img, &m, patch, patch)?;
-        let dst = &mut out[n * 3 * plane..(n + 1) * 3 * plane];
-        for (i, v) in px.chunks_exact(3).enumerate() {
-            for (k, &ch) in order.iter().enumerate() {
-                dst[k * plane + i] = v[ch] * scale[ch] + shift[ch];
-            }
-        }
+        let pixels = px.chunks_exact(3).map(|v| [v[0], v[1], v[2]]);
+        normalize.planar_into(pixels, &mut out[n * 3 * plane..(n + 1) * 3 * plane]);
     }
     Ok(out)
 }
