@@ -13,19 +13,21 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use face_data::{align_batch, AlignSpec, FaceJob, ImageSource};
 use image::codecs::jpeg::JpegEncoder;
 
-const OBAMA_LM: [[f32; 2]; 5] = [
-    [442.5, 212.5],
-    [545.0, 211.5],
-    [490.0, 275.0],
-    [442.5, 327.5],
-    [546.0, 324.0],
-];
+/// The hand-marked landmarks of data/faces/obama.jpg (data/faces/landmarks.json).
+fn obama_landmarks() -> Vec<[f32; 2]> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/faces/landmarks.json");
+    let all: std::collections::HashMap<String, Vec<[f32; 2]>> =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("landmarks.json"))
+            .expect("landmarks.json");
+    all["obama.jpg"].clone()
+}
 
 /// Writes the bench inputs and a manifest the Python anchor reads.
 fn inputs() -> (Vec<FaceJob>, Vec<FaceJob>) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let src_path = root.join("data/faces/obama.jpg");
     let src = face_data::read_rgb(&src_path).expect("data/faces/obama.jpg");
+    let obama_lm = obama_landmarks();
     let out = root.join("out/bench-faces");
     std::fs::create_dir_all(&out).expect("create out/bench-faces");
     let mut small = Vec::new();
@@ -49,7 +51,7 @@ fn inputs() -> (Vec<FaceJob>, Vec<FaceJob>) {
             .expect("encode");
         std::fs::write(&path, &bytes).expect("write crop");
         // Resize maps pixel centres: x' = (x + 0.5)·s − 0.5.
-        let lm: Vec<[f32; 2]> = OBAMA_LM
+        let lm: Vec<[f32; 2]> = obama_lm
             .iter()
             .map(|p| {
                 [
@@ -67,13 +69,13 @@ fn inputs() -> (Vec<FaceJob>, Vec<FaceJob>) {
     let large = vec![
         FaceJob {
             source: ImageSource::File(src_path.clone()),
-            landmarks: OBAMA_LM.to_vec()
+            landmarks: obama_lm.clone()
         };
         4
     ];
     let m = serde_json::json!({
         "small": manifest,
-        "large": {"path": src_path, "landmarks": OBAMA_LM, "repeat": 4},
+        "large": {"path": src_path, "landmarks": obama_lm, "repeat": 4},
     });
     std::fs::write(
         out.join("manifest.json"),

@@ -29,13 +29,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. Alignment of a real photo (landmarks hand-marked; data/faces/NOTICE).
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let img = read_rgb(&root.join("data/faces/obama.jpg"))?;
-    let landmarks = [
-        [442.5, 212.5],
-        [545.0, 211.5],
-        [490.0, 275.0],
-        [442.5, 327.5],
-        [546.0, 324.0],
-    ];
+    let all: std::collections::HashMap<String, Vec<[f32; 2]>> =
+        serde_json::from_str(&std::fs::read_to_string(root.join("data/faces/landmarks.json"))?)?;
+    let landmarks = all
+        .get("obama.jpg")
+        .ok_or("data/faces/landmarks.json has no obama.jpg")?
+        .clone();
     let arcface = FaceTemplate::arcface(112)?;
     let m = arcface.transform_for(&landmarks)?;
     warp_affine(&img, &m, 112, 112)?.save(out.join("obama_arcface_112.png"))?;

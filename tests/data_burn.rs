@@ -10,13 +10,14 @@ fn obama() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/faces/obama.jpg")
 }
 
-const OBAMA_LM: [[f32; 2]; 5] = [
-    [442.5, 212.5],
-    [545.0, 211.5],
-    [490.0, 275.0],
-    [442.5, 327.5],
-    [546.0, 324.0],
-];
+/// The hand-marked landmarks of data/faces/obama.jpg (data/faces/landmarks.json).
+fn obama_landmarks() -> Vec<[f32; 2]> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/faces/landmarks.json");
+    let all: std::collections::HashMap<String, Vec<[f32; 2]>> =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("landmarks.json"))
+            .expect("landmarks.json");
+    all["obama.jpg"].clone()
+}
 
 use burn::backend::NdArray;
 use burn::data::dataloader::batcher::Batcher;
@@ -30,21 +31,21 @@ fn aligned_dataset_and_batcher_keep_failures_visible() {
         (
             FaceJob {
                 source: ImageSource::File(obama()),
-                landmarks: OBAMA_LM.to_vec(),
+                landmarks: obama_landmarks(),
             },
             7,
         ),
         (
             FaceJob {
                 source: ImageSource::File("/nonexistent/x.jpg".into()),
-                landmarks: OBAMA_LM.to_vec(),
+                landmarks: obama_landmarks(),
             },
             8,
         ),
         (
             FaceJob {
                 source: ImageSource::File(obama()),
-                landmarks: OBAMA_LM.to_vec(),
+                landmarks: obama_landmarks(),
             },
             9,
         ),
@@ -72,7 +73,7 @@ fn aligned_dataset_and_batcher_keep_failures_visible() {
     let direct = face_data::pipeline::prepare(
         &FaceJob {
             source: ImageSource::File(obama()),
-            landmarks: OBAMA_LM.to_vec(),
+            landmarks: obama_landmarks(),
         },
         &AlignSpec::arcface_112().unwrap(),
     )

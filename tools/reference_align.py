@@ -23,7 +23,7 @@ os.makedirs(out, exist_ok=True)
 ARCFACE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                     [41.5493, 92.3655], [70.7299, 92.2041]])
 # Hand-marked on data/faces/obama.jpg (eyes' centres, nose tip, mouth corners), in pixels.
-OBAMA = np.array([[442.5, 212.5], [545.0, 211.5], [490.0, 275.0], [442.5, 327.5], [546.0, 324.0]])
+OBAMA = np.array(json.load(open("data/faces/landmarks.json"))["obama.jpg"])
 
 full = Image.open("data/faces/obama.jpg").convert("RGB")
 arr = np.asarray(full, dtype=np.float64)

@@ -234,13 +234,14 @@ fn obama() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/faces/obama.jpg")
 }
 
-const OBAMA_LM: [[f32; 2]; 5] = [
-    [442.5, 212.5],
-    [545.0, 211.5],
-    [490.0, 275.0],
-    [442.5, 327.5],
-    [546.0, 324.0],
-];
+/// The hand-marked landmarks of data/faces/obama.jpg (data/faces/landmarks.json).
+fn obama_landmarks() -> Vec<[f32; 2]> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/faces/landmarks.json");
+    let all: std::collections::HashMap<String, Vec<[f32; 2]>> =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("landmarks.json"))
+            .expect("landmarks.json");
+    all["obama.jpg"].clone()
+}
 
 #[test]
 fn pipeline_reports_each_failure_and_keeps_the_rest() {
@@ -251,22 +252,22 @@ fn pipeline_reports_each_failure_and_keeps_the_rest() {
     let jobs = vec![
         FaceJob {
             source: ImageSource::File(obama()),
-            landmarks: OBAMA_LM.to_vec(),
+            landmarks: obama_landmarks(),
         },
         FaceJob {
             source: ImageSource::File(dir.join("missing.jpg")),
-            landmarks: OBAMA_LM.to_vec(),
+            landmarks: obama_landmarks(),
         },
         FaceJob {
             source: ImageSource::File(dir.join("corrupt.jpg")),
-            landmarks: OBAMA_LM.to_vec(),
+            landmarks: obama_landmarks(),
         },
         FaceJob {
             source: ImageSource::Bytes {
                 name: "mem.jpg".into(),
                 data: bytes,
             },
-            landmarks: OBAMA_LM.to_vec(),
+            landmarks: obama_landmarks(),
         },
         FaceJob {
             source: ImageSource::File(obama()),
