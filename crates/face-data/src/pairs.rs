@@ -12,7 +12,6 @@
 //! spaces but not tabs or line breaks. Lines starting with `#` are comments.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
 use std::path::Path;
 
 use rand::seq::SliceRandom;
@@ -20,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{DataError, Result};
-use crate::text::{clip, read_text};
+use crate::text::{clip, read_text, write_atomic};
 
 const HEADER: &str = "# facekit pairs v1";
 const COLUMNS: &str = "group\tlabel\tpath_a\tpath_b";
@@ -123,13 +122,7 @@ impl PairList {
     /// # Errors
     /// As [`PairList::to_text`], or I/O.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let text = self.to_text()?;
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
-        f.write_all(text.as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| DataError::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+        write_atomic(path, self.to_text()?.as_bytes())
     }
 
     /// Pairs per group: `(genuine, impostor)` counts.
