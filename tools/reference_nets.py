@@ -1,22 +1,38 @@
 """Reference checkpoints and outputs for face-nets' parity tests (PyTorch from PyPI, CPU).
 
-    python tools/reference_nets.py crates/face-nets/tests/fixtures
+    python tools/reference_nets.py crates/face-nets/tests/fixtures [--cache DIR]
 
-For each architecture: build it in PyTorch with arcface_torch's module and key layout (written
-here from its definition, so widths can be reduced to keep the committed file small), fill
+Needs torch, torchvision, facenet-pytorch 2.6.0, open_clip_torch, onnx (see docs/BENCHMARKS.md).
+
+For each architecture: build it in PyTorch in the key layout of its checkpoint family, fill
 every parameter and buffer (BatchNorm running statistics and PReLU slopes included) from a fixed
 seed, save the state dict as `<name>.pth` (torch.save zip format) and the eval-mode output for a
 deterministic input as `<name>.json`. The input is x[i] = 0.5·sin(0.37·i) over the flattened
-[2, 3, S, S] tensor, so the Rust test rebuilds it without a fixture.
+[2, 3, S, S] tensor, so the Rust tests rebuild it without a fixture.
+
+Where the original library is on PyPI the network is that library's own class (torchvision
+ResNet-50's key set, facenet-pytorch's InceptionResnetV1 and open_clip's VisionTransformer);
+arcface_torch (iResNet, MobileFaceNet, its ViT) is not on PyPI, so those are written here from
+its definitions and their key names and shapes are asserted against the published layout.
+Committed fixtures use reduced widths to stay small; full-size iResNet-50 and MobileFaceNet
+checkpoints and their ONNX exports go to the cache directory (default ~/.cache/facekit/nets),
+used by the optional full-size test and by the benchmark.
 """
+import argparse
 import json
+import math
 import os
-import sys
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-out = sys.argv[1]
+ap = argparse.ArgumentParser()
+ap.add_argument("out")
+ap.add_argument("--cache", default=os.path.expanduser("~/.cache/facekit/nets"))
+ap.add_argument("--skip-full", action="store_true", help="do not write the full-size cache files")
+args = ap.parse_args()
+out = args.out
 os.makedirs(out, exist_ok=True)
 
 
@@ -75,6 +91,7 @@ class IResNet(nn.Module):
 
 
 def randomise(model, seed):
+    """Every parameter and buffer from one seed, at magnitudes that keep activations O(1)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, t in list(model.named_parameters()) + list(model.named_buffers()):
@@ -82,7 +99,7 @@ def randomise(model, seed):
                 continue
             if name.endswith("running_var"):
                 t.copy_(torch.rand(t.shape, generator=g) * 0.5 + 0.75)
-            elif name.endswith("prelu.weight"):
+            elif name.endswith("prelu.weight") or (name.endswith(".weight") and "layers.2" in name and t.dim() == 1):
                 t.copy_(torch.rand(t.shape, generator=g) * 0.3)
             else:
                 fan = t[0].numel() if t.dim() > 1 else 1
@@ -97,6 +114,27 @@ def deterministic_input(size):
     return (0.5 * torch.sin(0.37 * i)).float().reshape(2, 3, size, size)
 
 
+def assert_same_layout(ours, theirs, what):
+    a = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+    b = {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
+    assert a == b, f"{what}: key/shape mismatch: {sorted(set(a.items()) ^ set(b.items()))[:6]}"
+
+
+def save_case(name, model, size, config, directory=out, state=None, extra=None):
+    model.eval()
+    path = os.path.join(directory, f"{name}.pth")
+    torch.save(state if state is not None else model.state_dict(), path)
+    with torch.no_grad():
+        y = model(deterministic_input(size))
+    doc = {"config": config, "input_size": size, "torch": torch.__version__, "output": y.tolist()}
+    doc.update(extra or {})
+    with open(os.path.join(directory, f"{name}.json"), "w") as f:
+        json.dump(doc, f)
+    print(name, tuple(y.shape), os.path.getsize(path), "bytes")
+    return y
+
+
+# ---------------------------------------------------------------- iResNet (arcface_torch)
 # Key layout check against arcface_torch's published naming (full width r18).
 ref = IResNet([2, 2, 2, 2])
 keys = set(ref.state_dict())
@@ -105,15 +143,490 @@ for k in ["conv1.weight", "prelu.weight", "layer1.0.bn1.running_var", "layer1.0.
     assert k in keys, k
 assert ref.state_dict()["fc.weight"].shape == (512, 512 * 49)
 
-cases = {"iresnet18_w8": dict(layers=[2, 2, 2, 2], width=8, num_features=32)}
-for name, kw in cases.items():
-    torch.manual_seed(0)
-    m = IResNet(**kw)
-    randomise(m, 1)
-    m.eval()
-    torch.save(m.state_dict(), os.path.join(out, f"{name}.pth"))
-    with torch.no_grad():
-        y = m(deterministic_input(112))
-    json.dump({"config": kw, "torch": torch.__version__, "output": y.tolist()},
-              open(os.path.join(out, f"{name}.json"), "w"))
-    print(name, tuple(y.shape), os.path.getsize(os.path.join(out, f"{name}.pth")), "bytes")
+torch.manual_seed(0)
+m = IResNet(layers=[2, 2, 2, 2], width=8, num_features=32)
+randomise(m, 1)
+save_case("iresnet18_w8", m, 112, dict(layers=[2, 2, 2, 2], width=8, num_features=32))
+
+
+# ---------------------------------------------------------------- ResNet-50 (torchvision)
+class Bottleneck(nn.Module):
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.downsample = downsample
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + (self.downsample(x) if self.downsample is not None else x))
+
+
+class ResNet(nn.Module):
+    """torchvision's ResNet-50 layout (v1.5: stride on the 3×3), with a configurable base width."""
+
+    def __init__(self, layers=(3, 4, 6, 3), width=64, num_classes=1000):
+        super().__init__()
+        self.inplanes = width
+        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU()
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = self._make_layer(width, layers[0], 1)
+        self.layer2 = self._make_layer(2 * width, layers[1], 2)
+        self.layer3 = self._make_layer(4 * width, layers[2], 2)
+        self.layer4 = self._make_layer(8 * width, layers[3], 2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(32 * width, num_classes)
+
+    def _make_layer(self, planes, blocks, stride):
+        down = None
+        if stride != 1 or self.inplanes != planes * 4:
+            down = nn.Sequential(nn.Conv2d(self.inplanes, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4))
+        layers = [Bottleneck(self.inplanes, planes, stride, down)]
+        self.inplanes = planes * 4
+        layers += [Bottleneck(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+import torchvision  # noqa: E402
+
+tv = torchvision.models.resnet50(weights=None)
+ours = ResNet()
+assert_same_layout(ours, tv, "resnet50")
+randomise(tv, 7)
+ours.load_state_dict(tv.state_dict())
+tv.eval()
+ours.eval()
+with torch.no_grad():
+    x = deterministic_input(64)
+    d = (tv(x) - ours(x)).abs().max().item()
+assert d < 1e-4, f"ResNet-50 written here differs from torchvision's by {d}"
+torch.manual_seed(0)
+m = ResNet(width=8, num_classes=10)
+randomise(m, 2)
+save_case("resnet50_w8", m, 96, dict(width=8, num_classes=10))
+
+
+# ---------------------------------------------------------------- MobileFaceNet (arcface_torch mbf)
+class ConvBlock(nn.Module):
+    def __init__(self, cin, cout, kernel=1, stride=1, padding=0, groups=1, act=True):
+        super().__init__()
+        mods = [nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+        if act:
+            mods.append(nn.PReLU(cout))
+        self.layers = nn.Sequential(*mods)
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class DepthWise(nn.Module):
+    def __init__(self, cin, cout, residual, stride, groups):
+        super().__init__()
+        self.residual = residual
+        self.layers = nn.Sequential(
+            ConvBlock(cin, groups),
+            ConvBlock(groups, groups, 3, stride, 1, groups=groups),
+            ConvBlock(groups, cout, act=False),
+        )
+
+    def forward(self, x):
+        return x + self.layers(x) if self.residual else self.layers(x)
+
+
+class Residual(nn.Module):
+    def __init__(self, c, blocks, groups):
+        super().__init__()
+        self.layers = nn.Sequential(*[DepthWise(c, c, True, 1, groups) for _ in range(blocks)])
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class Flatten(nn.Module):
+    def forward(self, x):
+        return x.view(x.size(0), -1)
+
+
+class GDC(nn.Module):
+    def __init__(self, num_features):
+        super().__init__()
+        self.layers = nn.Sequential(
+            ConvBlock(512, 512, 7, 1, 0, groups=512, act=False),
+            Flatten(),
+            nn.Linear(512, num_features, bias=False),
+            nn.BatchNorm1d(num_features),
+        )
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class MobileFaceNet(nn.Module):
+    def __init__(self, num_features=512, blocks=(1, 4, 6, 2), scale=2):
+        super().__init__()
+        c1, c2 = 64 * scale, 128 * scale
+        self.layers = nn.ModuleList([ConvBlock(3, c1, 3, 2, 1)])
+        if blocks[0] == 1:
+            self.layers.append(ConvBlock(c1, c1, 3, 1, 1, groups=64))
+        else:
+            self.layers.append(Residual(c1, blocks[0], 128))
+        self.layers.extend([
+            DepthWise(c1, c1, False, 2, 128),
+            Residual(c1, blocks[1], 128),
+            DepthWise(c1, c2, False, 2, 256),
+            Residual(c2, blocks[2], 256),
+            DepthWise(c2, c2, False, 2, 512),
+            Residual(c2, blocks[3], 256),
+        ])
+        self.conv_sep = ConvBlock(c2, 512)
+        self.features = GDC(num_features)
+
+    def forward(self, x):
+        for f in self.layers:
+            x = f(x)
+        return self.features(self.conv_sep(x))
+
+
+mbf = MobileFaceNet()
+keys = {k: tuple(v.shape) for k, v in mbf.state_dict().items()}
+for k, shape in [("layers.0.layers.0.weight", (128, 3, 3, 3)), ("layers.1.layers.0.weight", (128, 2, 3, 3)),
+                 ("layers.2.layers.1.layers.0.weight", (128, 1, 3, 3)), ("layers.3.layers.3.layers.2.layers.1.running_var", (128,)),
+                 ("layers.5.layers.5.layers.0.layers.2.weight", (256,)), ("conv_sep.layers.2.weight", (512,)),
+                 ("features.layers.0.layers.0.weight", (512, 1, 7, 7)), ("features.layers.2.weight", (512, 512)),
+                 ("features.layers.3.running_mean", (512,))]:
+    assert keys.get(k) == shape, (k, keys.get(k))
+torch.manual_seed(0)
+m = MobileFaceNet(num_features=64, blocks=(2, 2, 2, 1), scale=1)
+randomise(m, 3)
+save_case("mbf_small", m, 112, dict(num_features=64, blocks=[2, 2, 2, 1], scale=1))
+
+
+# ---------------------------------------------------------------- Inception-ResNet-V1 (facenet-pytorch)
+from facenet_pytorch import InceptionResnetV1 as FacenetIRV1  # noqa: E402
+
+
+class BasicConv2d(nn.Module):
+    def __init__(self, cin, cout, kernel, stride, padding=0):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, bias=False)
+        self.bn = nn.BatchNorm2d(cout, eps=0.001)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.bn(self.conv(x)))
+
+
+class Block35(nn.Module):
+    def __init__(self, d, scale):
+        super().__init__()
+        self.scale = scale
+        c, b = 256 // d, 32 // d
+        self.branch0 = BasicConv2d(c, b, 1, 1)
+        self.branch1 = nn.Sequential(BasicConv2d(c, b, 1, 1), BasicConv2d(b, b, 3, 1, 1))
+        self.branch2 = nn.Sequential(BasicConv2d(c, b, 1, 1), BasicConv2d(b, b, 3, 1, 1), BasicConv2d(b, b, 3, 1, 1))
+        self.conv2d = nn.Conv2d(3 * b, c, 1, 1)
+
+    def forward(self, x):
+        out = self.conv2d(torch.cat((self.branch0(x), self.branch1(x), self.branch2(x)), 1))
+        return F.relu(out * self.scale + x)
+
+
+class Block17(nn.Module):
+    def __init__(self, d, scale):
+        super().__init__()
+        self.scale = scale
+        c, b = 896 // d, 128 // d
+        self.branch0 = BasicConv2d(c, b, 1, 1)
+        self.branch1 = nn.Sequential(BasicConv2d(c, b, 1, 1), BasicConv2d(b, b, (1, 7), 1, (0, 3)),
+                                     BasicConv2d(b, b, (7, 1), 1, (3, 0)))
+        self.conv2d = nn.Conv2d(2 * b, c, 1, 1)
+
+    def forward(self, x):
+        out = self.conv2d(torch.cat((self.branch0(x), self.branch1(x)), 1))
+        return F.relu(out * self.scale + x)
+
+
+class Block8(nn.Module):
+    def __init__(self, d, scale=1.0, relu=True):
+        super().__init__()
+        self.scale, self.use_relu = scale, relu
+        c, b = 1792 // d, 192 // d
+        self.branch0 = BasicConv2d(c, b, 1, 1)
+        self.branch1 = nn.Sequential(BasicConv2d(c, b, 1, 1), BasicConv2d(b, b, (1, 3), 1, (0, 1)),
+                                     BasicConv2d(b, b, (3, 1), 1, (1, 0)))
+        self.conv2d = nn.Conv2d(2 * b, c, 1, 1)
+
+    def forward(self, x):
+        out = self.conv2d(torch.cat((self.branch0(x), self.branch1(x)), 1)) * self.scale + x
+        return F.relu(out) if self.use_relu else out
+
+
+class Mixed6a(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.branch0 = BasicConv2d(256 // d, 384 // d, 3, 2)
+        self.branch1 = nn.Sequential(BasicConv2d(256 // d, 192 // d, 1, 1), BasicConv2d(192 // d, 192 // d, 3, 1, 1),
+                                     BasicConv2d(192 // d, 256 // d, 3, 2))
+        self.branch2 = nn.MaxPool2d(3, stride=2)
+
+    def forward(self, x):
+        return torch.cat((self.branch0(x), self.branch1(x), self.branch2(x)), 1)
+
+
+class Mixed7a(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        c, b = 896 // d, 256 // d
+        self.branch0 = nn.Sequential(BasicConv2d(c, b, 1, 1), BasicConv2d(b, 384 // d, 3, 2))
+        self.branch1 = nn.Sequential(BasicConv2d(c, b, 1, 1), BasicConv2d(b, b, 3, 2))
+        self.branch2 = nn.Sequential(BasicConv2d(c, b, 1, 1), BasicConv2d(b, b, 3, 1, 1), BasicConv2d(b, b, 3, 2))
+        self.branch3 = nn.MaxPool2d(3, stride=2)
+
+    def forward(self, x):
+        return torch.cat((self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)), 1)
+
+
+class InceptionResnetV1(nn.Module):
+    """facenet-pytorch's layout with every width divided by `d` (d=1 is the published network)."""
+
+    def __init__(self, d=1, num_classes=None):
+        super().__init__()
+        self.conv2d_1a = BasicConv2d(3, 32 // d, 3, 2)
+        self.conv2d_2a = BasicConv2d(32 // d, 32 // d, 3, 1)
+        self.conv2d_2b = BasicConv2d(32 // d, 64 // d, 3, 1, 1)
+        self.maxpool_3a = nn.MaxPool2d(3, stride=2)
+        self.conv2d_3b = BasicConv2d(64 // d, 80 // d, 1, 1)
+        self.conv2d_4a = BasicConv2d(80 // d, 192 // d, 3, 1)
+        self.conv2d_4b = BasicConv2d(192 // d, 256 // d, 3, 2)
+        self.repeat_1 = nn.Sequential(*[Block35(d, 0.17) for _ in range(5)])
+        self.mixed_6a = Mixed6a(d)
+        self.repeat_2 = nn.Sequential(*[Block17(d, 0.10) for _ in range(10)])
+        self.mixed_7a = Mixed7a(d)
+        self.repeat_3 = nn.Sequential(*[Block8(d, 0.20) for _ in range(5)])
+        self.block8 = Block8(d, relu=False)
+        self.avgpool_1a = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(0.6)
+        self.last_linear = nn.Linear(1792 // d, 512 // d, bias=False)
+        self.last_bn = nn.BatchNorm1d(512 // d, eps=0.001)
+        if num_classes:
+            self.logits = nn.Linear(512 // d, num_classes)
+
+    def forward(self, x):
+        for name in ["conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "conv2d_4b",
+                     "repeat_1", "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8", "avgpool_1a"]:
+            x = getattr(self, name)(x)
+        x = self.last_bn(self.last_linear(x.view(x.shape[0], -1)))
+        return F.normalize(x, p=2, dim=1)
+
+
+fn = FacenetIRV1(classify=True, num_classes=8631)
+ours = InceptionResnetV1(num_classes=8631)
+assert_same_layout(ours, fn, "inception_resnet_v1")
+randomise(fn, 11)
+ours.load_state_dict(fn.state_dict())
+fn.classify = False
+fn.eval()
+ours.eval()
+with torch.no_grad():
+    x = deterministic_input(160)
+    d = (fn(x) - ours(x)).abs().max().item()
+assert d < 1e-4, f"Inception-ResNet-V1 written here differs from facenet-pytorch's by {d}"
+torch.manual_seed(0)
+m = InceptionResnetV1(d=8, num_classes=20)  # vggface2-style checkpoint: `logits` present, unused
+randomise(m, 4)
+save_case("inception_resnet_v1_d8", m, 160, dict(width_divisor=8, logits=20))
+
+
+# ---------------------------------------------------------------- ViT (arcface_torch vit_t / vit_s)
+class FaceMlp(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.ReLU6()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class FaceAttention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        attn = ((q @ k.transpose(-2, -1)) * (c // self.heads) ** -0.5).softmax(-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
+
+
+class FaceBlock(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = FaceAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = FaceMlp(dim, 4 * dim)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, patch, dim):
+        super().__init__()
+        self.proj = nn.Conv2d(3, dim, patch, patch)
+
+    def forward(self, x):
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class FaceViT(nn.Module):
+    """arcface_torch's VisionTransformer (norm_layer="ln"), eval path (no patch masking)."""
+
+    def __init__(self, img=112, patch=9, dim=256, depth=12, heads=8, num_features=512):
+        super().__init__()
+        n = (img // patch) ** 2
+        self.n, self.dim = n, dim
+        self.patch_embed = PatchEmbed(patch, dim)
+        self.pos_embed = nn.Parameter(torch.zeros(1, n, dim))
+        self.blocks = nn.ModuleList([FaceBlock(dim, heads) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.feature = nn.Sequential(
+            nn.Linear(dim * n, dim, bias=False), nn.BatchNorm1d(dim, eps=2e-5),
+            nn.Linear(dim, num_features, bias=False), nn.BatchNorm1d(num_features, eps=2e-5))
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+
+    def forward(self, x):
+        x = self.patch_embed(x) + self.pos_embed
+        for blk in self.blocks:
+            x = blk(x)
+        return self.feature(self.norm(x).reshape(x.shape[0], self.n * self.dim))
+
+
+vit_t = FaceViT()
+keys = {k: tuple(v.shape) for k, v in vit_t.state_dict().items()}
+for k, shape in [("patch_embed.proj.weight", (256, 3, 9, 9)), ("pos_embed", (1, 144, 256)),
+                 ("blocks.11.attn.qkv.weight", (768, 256)), ("blocks.0.attn.proj.bias", (256,)),
+                 ("blocks.0.mlp.fc1.weight", (1024, 256)), ("norm.weight", (256,)),
+                 ("feature.0.weight", (256, 256 * 144)), ("feature.1.running_var", (256,)),
+                 ("feature.2.weight", (512, 256)), ("feature.3.bias", (512,)), ("mask_token", (1, 1, 256))]:
+    assert keys.get(k) == shape, (k, keys.get(k))
+assert "blocks.0.attn.qkv.bias" not in keys
+torch.manual_seed(0)
+m = FaceViT(dim=32, depth=2, heads=4, num_features=24)
+randomise(m, 5)
+save_case("vit_face_small", m, 112, dict(dim=32, depth=2, heads=4, num_features=24))
+
+
+# ---------------------------------------------------------------- CLIP / FaRL ViT-B/16 visual tower
+import open_clip  # noqa: E402
+from open_clip.transformer import QuickGELU, VisionTransformer as ClipVisionTransformer  # noqa: E402
+
+full = open_clip.create_model("ViT-B-16-quickgelu", pretrained=None)
+vis = {k: tuple(v.shape) for k, v in full.state_dict().items() if k.startswith("visual.")}
+assert vis["visual.conv1.weight"] == (768, 3, 16, 16) and vis["visual.proj"] == (768, 512)
+assert vis["visual.positional_embedding"] == (197, 768) and len(vis) == 152
+torch.manual_seed(0)
+small = ClipVisionTransformer(image_size=224, patch_size=16, width=32, layers=2, heads=4, mlp_ratio=4.0,
+                              output_dim=16, act_layer=QuickGELU)
+small_keys = {"visual." + k for k in small.state_dict()}
+full_keys = {k for k in vis if not k.startswith("visual.transformer.resblocks.") or ".resblocks.0." in k or ".resblocks.1." in k}
+assert small_keys == full_keys, sorted(small_keys ^ full_keys)[:6]
+randomise(small, 6)
+# A FaRL-style checkpoint: {"state_dict": {"visual.*": …, text tower…, "logit_scale": …}}.
+farl = {"visual." + k: v for k, v in small.state_dict().items()}
+g = torch.Generator().manual_seed(9)
+for k in ["positional_embedding", "text_projection", "token_embedding.weight", "transformer.resblocks.0.ln_1.weight",
+          "transformer.resblocks.0.attn.in_proj_weight", "ln_final.weight"]:
+    farl[k] = torch.randn((77, 32) if "proj_weight" not in k else (96, 32), generator=g)
+farl["transformer.resblocks.0.ln_1.weight"] = torch.randn(32, generator=g)
+farl["ln_final.weight"] = torch.randn(32, generator=g)
+farl["logit_scale"] = torch.tensor(4.6052)
+save_case("clip_vit_b16_small", small, 224, dict(width=32, layers=2, heads=4, patch=16, output_dim=16),
+          state={"state_dict": farl, "epoch": 64})
+
+
+# ---------------------------------------------------------------- margin losses (arcface_torch)
+def arcface_logits(cos, labels, s, m, easy_margin=False):
+    """arcface_torch's ArcFace class: cos(θ+m) on the target, with its threshold fallback."""
+    logits = cos.clone()
+    idx = torch.arange(len(labels))
+    t = logits[idx, labels]
+    sin_t = torch.sqrt(1.0 - t * t)
+    cos_tm = t * math.cos(m) - sin_t * math.sin(m)
+    if easy_margin:
+        final = torch.where(t > 0, cos_tm, t)
+    else:
+        final = torch.where(t > math.cos(math.pi - m), cos_tm, t - math.sin(math.pi - m) * m)
+    logits[idx, labels] = final
+    return logits * s
+
+
+def combined_logits(cos, labels, s, m1, m2, m3):
+    logits = cos.clone()
+    idx = torch.arange(len(labels))
+    t = logits[idx, labels]
+    logits[idx, labels] = torch.cos(m1 * torch.acos(t.clamp(-1, 1)) + m2) - m3
+    return logits * s
+
+
+g = torch.Generator().manual_seed(12)
+emb = F.normalize(torch.randn(6, 8, generator=g, dtype=torch.float64), dim=1)
+w = F.normalize(torch.randn(5, 8, generator=g, dtype=torch.float64), dim=1)
+cos = emb @ w.T
+labels = torch.tensor([0, 1, 2, 3, 4, 1])
+cos[5, 1] = -0.95  # θ + m > π: exercises the threshold branch
+cases = {}
+for name, fn_ in [("arcface", lambda c: arcface_logits(c, labels, 64.0, 0.5)),
+                  ("arcface_easy", lambda c: arcface_logits(c, labels, 64.0, 0.5, easy_margin=True)),
+                  ("cosface", lambda c: combined_logits(c, labels, 64.0, 1.0, 0.0, 0.4)),
+                  ("combined", lambda c: combined_logits(c, labels, 32.0, 0.9, 0.3, 0.15)),
+                  ("softmax", lambda c: c * 30.0)]:
+    c = cos.clone().requires_grad_(True)
+    logits = fn_(c)
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    cases[name] = {"logits": logits.tolist(), "loss": loss.item(), "grad": c.grad.tolist()}
+with open(os.path.join(out, "margin_losses.json"), "w") as f:
+    json.dump({"cos": cos.tolist(), "labels": labels.tolist(), "cases": cases}, f)
+print("margin_losses", {k: round(v["loss"], 4) for k, v in cases.items()})
+
+
+# ---------------------------------------------------------------- full-size models (cache, not committed)
+if not args.skip_full:
+    os.makedirs(args.cache, exist_ok=True)
+    for name, model, size in [("iresnet50", IResNet([3, 4, 14, 3]), 112), ("mbf", MobileFaceNet(), 112)]:
+        torch.manual_seed(0)
+        randomise(model, 21)
+        # Random weights through 50 blocks give outputs in the hundreds; rescale the final
+        # BatchNorm1d so the embedding is O(1), like a trained model's, and 1e-4 is meaningful.
+        model.eval()
+        final_bn = model.features if isinstance(model, IResNet) else model.features.layers[3]
+        with torch.no_grad():
+            spread = model(deterministic_input(size)).std().item()
+            final_bn.weight.div_(spread)
+            final_bn.bias.div_(spread)
+        save_case(name, model, size, {}, directory=args.cache)
+        onnx_path = os.path.join(args.cache, f"{name}.onnx")
+        torch.onnx.export(model, deterministic_input(size), onnx_path, input_names=["input"],
+                          output_names=["embedding"], dynamic_axes={"input": {0: "n"}, "embedding": {0: "n"}},
+                          opset_version=17, dynamo=False)
+        print(onnx_path, os.path.getsize(onnx_path), "bytes")

@@ -69,6 +69,14 @@ pub fn load_pytorch<B: Backend, M: Module<B>>(
             keys: result.missing.iter().map(|(k, _)| k.clone()).collect(),
         });
     }
+    // burn-store finds a norm layer's `gamma`/`beta` under PyTorch's `weight`/`bias` but still
+    // lists those checkpoint keys as unused; they were consumed when their twin was applied.
+    let applied: std::collections::HashSet<&str> = result.applied.iter().map(String::as_str).collect();
+    let consumed_by_twin = |k: &str| {
+        let twin = |stem: &str, burn: &str| applied.contains(format!("{stem}.{burn}").as_str());
+        k.strip_suffix(".weight").is_some_and(|s| twin(s, "gamma"))
+            || k.strip_suffix(".bias").is_some_and(|s| twin(s, "beta"))
+    };
     let allowed: Vec<regex::Regex> = ALWAYS_UNUSED
         .iter()
         .chain(allow_unused)
@@ -76,7 +84,9 @@ pub fn load_pytorch<B: Backend, M: Module<B>>(
         .collect::<Result<_>>()?;
     let (ignored, unused): (Vec<String>, Vec<String>) = result
         .unused
-        .into_iter()
+        .iter()
+        .filter(|k| !consumed_by_twin(k))
+        .cloned()
         .partition(|k| allowed.iter().any(|r| r.is_match(k)));
     if !unused.is_empty() {
         return Err(NetsError::UnusedKeys {
@@ -85,7 +95,7 @@ pub fn load_pytorch<B: Backend, M: Module<B>>(
         });
     }
     Ok(LoadReport {
-        applied: result.applied,
+        applied: result.applied.clone(),
         ignored,
     })
 }

@@ -19,6 +19,7 @@ use burn::nn::{
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use super::Backbone;
 use crate::error::{NetsError, Result};
 use crate::weights::{load_pytorch, LoadReport};
 
@@ -28,15 +29,6 @@ pub(crate) const TORCH_KEYS: &[(&str, &str)] = &[
     (r"prelu\.weight$", "prelu.alpha"),
     (r"\.downsample\.0\.", ".downsample.conv."),
     (r"\.downsample\.1\.", ".downsample.bn."),
-    // BatchNorm affine parameters: PyTorch's weight/bias are Burn's gamma/beta.
-    (
-        r"^((?:.*\.)?(?:bn[0-9]+|features|downsample\.bn))\.weight$",
-        "$1.gamma",
-    ),
-    (
-        r"^((?:.*\.)?(?:bn[0-9]+|features|downsample\.bn))\.bias$",
-        "$1.beta",
-    ),
 ];
 
 /// iResNet configuration.
@@ -153,6 +145,8 @@ impl IResNetConfig {
             dropout: DropoutConfig::new(self.dropout).init(),
             fc: LinearConfig::new(8 * w * f * f, self.num_features).init(device),
             features: bn(self.num_features),
+            num_features: self.num_features,
+            input_size: self.input_size,
         }
     }
 
@@ -247,6 +241,8 @@ pub struct IResNet<B: Backend> {
     dropout: Dropout,
     fc: Linear<B>,
     features: BatchNorm<B>,
+    num_features: usize,
+    input_size: usize,
 }
 
 impl<B: Backend> IResNet<B> {
@@ -276,5 +272,19 @@ impl<B: Backend> IResNet<B> {
         let x: Tensor<B, 2> = self.feature_map(x).flatten(1, 3);
         let x = self.fc.forward(self.dropout.forward(x));
         self.features.forward(x)
+    }
+}
+
+impl<B: Backend> Backbone<B> for IResNet<B> {
+    fn feature_dim(&self) -> usize {
+        self.num_features
+    }
+
+    fn input_size(&self) -> usize {
+        self.input_size
+    }
+
+    fn features(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.forward(x)
     }
 }

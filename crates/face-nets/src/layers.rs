@@ -1,0 +1,61 @@
+//! Small constructors shared by the backbones, so each model file reads like its PyTorch original.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+/// A 2-D convolution with PyTorch's arguments: kernel `[kh, kw]`, symmetric padding `[ph, pw]`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv<B: Backend>(
+    cin: usize,
+    cout: usize,
+    kernel: [usize; 2],
+    stride: usize,
+    padding: [usize; 2],
+    groups: usize,
+    bias: bool,
+    device: &B::Device,
+) -> Conv2d<B> {
+    let [ph, pw] = padding;
+    Conv2dConfig::new([cin, cout], kernel)
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(ph, pw, ph, pw))
+        .with_groups(groups)
+        .with_bias(bias)
+        .init(device)
+}
+
+/// BatchNorm with PyTorch's epsilon convention (`eps` inside the square root).
+pub(crate) fn bn<B: Backend>(channels: usize, eps: f64, device: &B::Device) -> BatchNorm<B> {
+    BatchNormConfig::new(channels).with_epsilon(eps).init(device)
+}
+
+/// Global average pooling: `[N, C, H, W]` → `[N, C]`.
+pub(crate) fn global_avg_pool<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
+    x.mean_dim(3).mean_dim(2).flatten(1, 3)
+}
+
+/// Rows scaled to unit L2 norm (`eps` guards the zero vector, as `F.normalize`).
+pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>, eps: f64) -> Tensor<B, 2> {
+    let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(eps);
+    x / norm
+}
+
+/// Scaled dot-product self-attention over `heads` heads: `q`, `k`, `v` are `[B, N, C]`
+/// (already projected), the result `[B, N, C]` before the output projection.
+pub(crate) fn multi_head_attention<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    heads: usize,
+) -> Tensor<B, 3> {
+    let [b, n, c] = q.dims();
+    let hd = c / heads;
+    let split = |t: Tensor<B, 3>| t.reshape([b, n, heads, hd]).swap_dims(1, 2);
+    let scores = split(q)
+        .matmul(split(k).swap_dims(2, 3))
+        .mul_scalar((hd as f64).powf(-0.5));
+    let attn = burn::tensor::activation::softmax(scores, 3);
+    attn.matmul(split(v)).swap_dims(1, 2).reshape([b, n, c])
+}
