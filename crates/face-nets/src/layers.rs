@@ -42,20 +42,22 @@ pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>, eps: f64) -> Tensor<B, 2> {
     x / norm
 }
 
-/// Scaled dot-product self-attention over `heads` heads: `q`, `k`, `v` are `[B, N, C]`
-/// (already projected), the result `[B, N, C]` before the output projection.
-pub(crate) fn multi_head_attention<B: Backend>(
-    q: Tensor<B, 3>,
-    k: Tensor<B, 3>,
-    v: Tensor<B, 3>,
-    heads: usize,
-) -> Tensor<B, 3> {
-    let [b, n, c] = q.dims();
+/// Scaled dot-product self-attention over `heads` heads from packed projections: `qkv` is
+/// `[B, N, 3C]` (q, k, v side by side, as PyTorch packs them); the result is `[B, N, C]`,
+/// before the output projection.
+pub(crate) fn multi_head_attention<B: Backend>(qkv: Tensor<B, 3>, heads: usize) -> Tensor<B, 3> {
+    let [b, n, c3] = qkv.dims();
+    let c = c3 / 3;
     let hd = c / heads;
-    let split = |t: Tensor<B, 3>| t.reshape([b, n, heads, hd]).swap_dims(1, 2);
-    let scores = split(q)
-        .matmul(split(k).swap_dims(2, 3))
+    let split = |i: usize| {
+        qkv.clone()
+            .narrow(2, i * c, c)
+            .reshape([b, n, heads, hd])
+            .swap_dims(1, 2)
+    };
+    let scores = split(0)
+        .matmul(split(1).swap_dims(2, 3))
         .mul_scalar((hd as f64).powf(-0.5));
     let attn = burn::tensor::activation::softmax(scores, 3);
-    attn.matmul(split(v)).swap_dims(1, 2).reshape([b, n, c])
+    attn.matmul(split(2)).swap_dims(1, 2).reshape([b, n, c])
 }

@@ -206,10 +206,7 @@ impl<B: Backend> PackedAttention<B> {
         let [b, _, c] = x.dims();
         let w = self.in_proj_weight.val().transpose().unsqueeze_dim::<3>(0);
         let qkv = x.matmul(w.expand([b, c, 3 * c])) + self.in_proj_bias.val().reshape([1, 1, 3 * c]);
-        let q = qkv.clone().narrow(2, 0, c);
-        let k = qkv.clone().narrow(2, c, c);
-        let v = qkv.narrow(2, 2 * c, c);
-        self.out_proj.forward(multi_head_attention(q, k, v, self.heads))
+        self.out_proj.forward(multi_head_attention(qkv, self.heads))
     }
 }
 

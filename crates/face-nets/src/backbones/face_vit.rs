@@ -195,12 +195,8 @@ pub struct FaceAttention<B: Backend> {
 
 impl<B: Backend> FaceAttention<B> {
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [_, _, c] = x.dims();
-        let qkv = self.qkv.forward(x);
-        let q = qkv.clone().narrow(2, 0, c);
-        let k = qkv.clone().narrow(2, c, c);
-        let v = qkv.narrow(2, 2 * c, c);
-        self.proj.forward(multi_head_attention(q, k, v, self.heads))
+        self.proj
+            .forward(multi_head_attention(self.qkv.forward(x), self.heads))
     }
 }
 
