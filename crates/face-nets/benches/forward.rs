@@ -1,5 +1,5 @@
 //! Forward throughput at batch 32 of iResNet-50 and MobileFaceNet (112×112, eval mode) on the
-//! two CPU backends, NdArray (SIMD, rayon) and Candle. The anchor, onnxruntime on the same
+//! CPU backends: NdArray (SIMD, rayon), Candle, and Flex (Burn's im2col + GEMM CPU backend). The anchor, onnxruntime on the same
 //! networks exported by tools/reference_nets.py, is measured by tools/bench_nets_onnxruntime.py
 //! in the same sitting; docs/BENCHMARKS.md has the ratios.
 //!
@@ -9,7 +9,7 @@
 #![allow(deprecated)]
 
 use burn::backend::candle::Candle;
-use burn::backend::NdArray;
+use burn::backend::{Flex, NdArray};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -46,6 +46,7 @@ fn forward(c: &mut Criterion) {
         .collect();
     run::<NdArray<f32>>(c, "ndarray", &nets);
     run::<Candle<f32, i64>>(c, "candle", &nets);
+    run::<Flex<f32>>(c, "flex", &nets);
 }
 
 criterion_group!(benches, forward);

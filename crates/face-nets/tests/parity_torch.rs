@@ -1,7 +1,7 @@
 //! Checkpoint import proven by parity: state dicts written by PyTorch (tools/reference_nets.py,
 //! built with torchvision / facenet-pytorch / open_clip classes where those exist) load through
-//! our key tables, and eval-mode outputs match PyTorch's to 1e-4 — on NdArray and on Candle,
-//! which must also agree with each other.
+//! our key tables, and eval-mode outputs match PyTorch's to 1e-4 — on NdArray, on Candle and on
+//! Flex, which must also agree with each other.
 // burn-candle is marked deprecated in Burn 0.21 but is the Candle CPU backend the parity
 // requirement names; it stays until Burn drops it.
 #![allow(deprecated)]
@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::candle::Candle;
-use burn::backend::NdArray;
+use burn::backend::{Flex, NdArray};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use face_nets::weights::LoadReport;
@@ -20,6 +20,7 @@ use face_nets::{
 
 type Nd = NdArray<f32>;
 type Cd = Candle<f32, i64>;
+type Fx = Flex<f32>;
 
 const TOL: f32 = 1e-4;
 
@@ -51,33 +52,33 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-/// Runs `forward` on both backends, compares each with PyTorch and with each other.
+/// Runs `forward` on the three CPU backends, compares each with PyTorch and with NdArray.
 fn parity(
     name: &str,
     size: usize,
     nd: impl Fn(Tensor<Nd, 4>) -> Tensor<Nd, 2>,
     cd: impl Fn(Tensor<Cd, 4>) -> Tensor<Cd, 2>,
+    fx: impl Fn(Tensor<Fx, 4>) -> Tensor<Fx, 2>,
 ) {
     let expected = reference(&fixture(&format!("{name}.json")));
     assert!(
         expected.iter().map(|v| v.abs()).fold(0.0, f32::max) > 0.1,
         "{name}: trivial reference output"
     );
-    let t = std::time::Instant::now();
     let y_nd: Vec<f32> = nd(input(size)).into_data().to_vec().unwrap();
-    let t_nd = t.elapsed();
     let y_cd: Vec<f32> = cd(input(size)).into_data().to_vec().unwrap();
-    let t_cd = t.elapsed() - t_nd;
-    eprintln!("{name}: forward {t_nd:?} on ndarray, {t_cd:?} on candle");
-    let (d_nd, d_cd, d_both) = (
-        max_abs_diff(&y_nd, &expected),
-        max_abs_diff(&y_cd, &expected),
-        max_abs_diff(&y_nd, &y_cd),
+    let y_fx: Vec<f32> = fx(input(size)).into_data().to_vec().unwrap();
+    let d_nd = max_abs_diff(&y_nd, &expected);
+    let d_cd = max_abs_diff(&y_cd, &expected);
+    let d_fx = max_abs_diff(&y_fx, &expected);
+    let d_both = max_abs_diff(&y_nd, &y_cd).max(max_abs_diff(&y_nd, &y_fx));
+    eprintln!(
+        "{name}: max |Δ| vs torch: ndarray {d_nd:e}, candle {d_cd:e}, flex {d_fx:e}; between backends {d_both:e}"
     );
-    eprintln!("{name}: max |ndarray − torch| = {d_nd:e}, |candle − torch| = {d_cd:e}, |ndarray − candle| = {d_both:e}");
     assert!(d_nd <= TOL, "{name}: ndarray vs torch {d_nd}");
     assert!(d_cd <= TOL, "{name}: candle vs torch {d_cd}");
-    assert!(d_both <= TOL, "{name}: ndarray vs candle {d_both}");
+    assert!(d_fx <= TOL, "{name}: flex vs torch {d_fx}");
+    assert!(d_both <= TOL, "{name}: backends disagree by {d_both}");
 }
 
 fn only_bn_counters_ignored(report: &LoadReport) {
@@ -96,7 +97,14 @@ fn iresnet18_matches_pytorch() {
     assert!(!report.ignored.is_empty());
     only_bn_counters_ignored(&report);
     let (m_cd, _) = cfg.load_torch::<Cd>(&path, &Default::default()).unwrap();
-    parity("iresnet18_w8", 112, |x| m_nd.forward(x), |x| m_cd.forward(x));
+    let (m_fx, _) = cfg.load_torch::<Fx>(&path, &Default::default()).unwrap();
+    parity(
+        "iresnet18_w8",
+        112,
+        |x| m_nd.forward(x),
+        |x| m_cd.forward(x),
+        |x| m_fx.forward(x),
+    );
 }
 
 #[test]
@@ -108,7 +116,14 @@ fn resnet50_matches_pytorch_and_head_is_replaceable() {
     let (m_nd, report) = cfg.load_torch::<Nd>(&path, &Default::default()).unwrap();
     only_bn_counters_ignored(&report);
     let (m_cd, _) = cfg.load_torch::<Cd>(&path, &Default::default()).unwrap();
-    parity("resnet50_w8", 96, |x| m_nd.forward(x), |x| m_cd.forward(x));
+    let (m_fx, _) = cfg.load_torch::<Fx>(&path, &Default::default()).unwrap();
+    parity(
+        "resnet50_w8",
+        96,
+        |x| m_nd.forward(x),
+        |x| m_cd.forward(x),
+        |x| m_fx.forward(x),
+    );
 
     // Headless: the checkpoint's classifier is reported as ignored, features are 32·w wide.
     let (headless, report) = cfg
@@ -136,7 +151,14 @@ fn mobilefacenet_matches_pytorch() {
     let (m_nd, report) = cfg.load_torch::<Nd>(&path, &Default::default()).unwrap();
     only_bn_counters_ignored(&report);
     let (m_cd, _) = cfg.load_torch::<Cd>(&path, &Default::default()).unwrap();
-    parity("mbf_small", 112, |x| m_nd.forward(x), |x| m_cd.forward(x));
+    let (m_fx, _) = cfg.load_torch::<Fx>(&path, &Default::default()).unwrap();
+    parity(
+        "mbf_small",
+        112,
+        |x| m_nd.forward(x),
+        |x| m_cd.forward(x),
+        |x| m_fx.forward(x),
+    );
 }
 
 #[test]
@@ -151,11 +173,13 @@ fn inception_resnet_v1_matches_pytorch() {
         report.ignored
     );
     let (m_cd, _) = cfg.load_torch::<Cd>(&path, &Default::default()).unwrap();
+    let (m_fx, _) = cfg.load_torch::<Fx>(&path, &Default::default()).unwrap();
     parity(
         "inception_resnet_v1_d8",
         160,
         |x| m_nd.forward(x),
         |x| m_cd.forward(x),
+        |x| m_fx.forward(x),
     );
     // With the classifier configured, it loads too.
     let (with_logits, _) = cfg
@@ -172,7 +196,14 @@ fn face_vit_matches_pytorch() {
     let (m_nd, report) = cfg.load_torch::<Nd>(&path, &Default::default()).unwrap();
     only_bn_counters_ignored(&report);
     let (m_cd, _) = cfg.load_torch::<Cd>(&path, &Default::default()).unwrap();
-    parity("vit_face_small", 112, |x| m_nd.forward(x), |x| m_cd.forward(x));
+    let (m_fx, _) = cfg.load_torch::<Fx>(&path, &Default::default()).unwrap();
+    parity(
+        "vit_face_small",
+        112,
+        |x| m_nd.forward(x),
+        |x| m_cd.forward(x),
+        |x| m_fx.forward(x),
+    );
     // The masked training path keeps the shape and differs from the evaluation path.
     let masked: Vec<f32> = m_nd.forward_masked(input(112)).into_data().to_vec().unwrap();
     let plain: Vec<f32> = m_nd.forward(input(112)).into_data().to_vec().unwrap();
@@ -205,11 +236,15 @@ fn clip_vit_loads_from_a_farl_style_checkpoint() {
     let (m_cd, _) = cfg
         .load_torch::<Cd>(&path, &ClipCheckpoint::farl(), &Default::default())
         .unwrap();
+    let (m_fx, _) = cfg
+        .load_torch::<Fx>(&path, &ClipCheckpoint::farl(), &Default::default())
+        .unwrap();
     parity(
         "clip_vit_b16_small",
         224,
         |x| m_nd.forward(x),
         |x| m_cd.forward(x),
+        |x| m_fx.forward(x),
     );
     // Without the top-level key the file has no visual tensors: a clear error.
     let e = cfg.load_torch::<Nd>(&path, &ClipCheckpoint::clip_state_dict(), &Default::default());
