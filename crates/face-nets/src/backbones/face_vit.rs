@@ -263,10 +263,14 @@ impl<B: Backend> FaceVit<B> {
         f.bn2.forward(f.fc2.forward(x))
     }
 
+    /// The blocks and the final norm over a token sequence (all tokens, or the kept ones).
+    fn encode(&self, t: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.norm.forward(self.blocks.iter().fold(t, |t, b| b.forward(t)))
+    }
+
     /// The normalised tokens, `[N, 3, S, S]` → `[N, num_patches, embed_dim]`.
     pub fn token_features(&self, x: Tensor<B, 4>) -> Tensor<B, 3> {
-        let t = self.blocks.iter().fold(self.tokens(x), |t, b| b.forward(t));
-        self.norm.forward(t)
+        self.encode(self.tokens(x))
     }
 
     /// The embedding (evaluation path, no masking), `[N, 3, S, S]` → `[N, num_features]`.
@@ -281,7 +285,7 @@ impl<B: Backend> FaceVit<B> {
         let [n, l, d] = t.dims();
         let keep = ((l as f64) * (1.0 - self.mask_ratio)) as usize;
         if keep == l {
-            return self.forward_tokens(t);
+            return self.head(self.encode(t));
         }
         let device = t.device();
         let noise = Tensor::<B, 2>::random([n, l], Distribution::Uniform(0.0, 1.0), &device);
@@ -289,17 +293,10 @@ impl<B: Backend> FaceVit<B> {
         let (_, restore) = shuffle.clone().float().sort_with_indices(1);
         let expand = |ids: Tensor<B, 2, Int>, len: usize| ids.unsqueeze_dim::<3>(2).expand([n, len, d]);
         let kept = t.gather(1, expand(shuffle.narrow(1, 0, keep), keep));
-        let kept = self
-            .norm
-            .forward(self.blocks.iter().fold(kept, |t, b| b.forward(t)));
+        let kept = self.encode(kept);
         let masks = self.mask_token.val().expand([n, l - keep, d]);
         let full = Tensor::cat(vec![kept, masks], 1).gather(1, expand(restore, l));
         self.head(full)
-    }
-
-    fn forward_tokens(&self, t: Tensor<B, 3>) -> Tensor<B, 2> {
-        let t = self.blocks.iter().fold(t, |t, b| b.forward(t));
-        self.head(self.norm.forward(t))
     }
 }
 

@@ -78,9 +78,9 @@ impl MobileFaceNetConfig {
     /// Checks the configuration.
     ///
     /// # Errors
-    /// Empty stages 1–3, a zero scale or embedding size.
+    /// An empty stage, a zero scale or embedding size.
     pub fn validate(&self) -> Result<()> {
-        if self.blocks[1..].contains(&0) || self.blocks[0] == 0 || self.scale == 0 || self.num_features == 0 {
+        if self.blocks.contains(&0) || self.scale == 0 || self.num_features == 0 {
             return Err(NetsError::Config {
                 name: "blocks",
                 message: format!(
