@@ -1,0 +1,100 @@
+//! The error type of `face-teachers`.
+
+use std::path::PathBuf;
+
+/// Errors of teacher loading, inference and the target cache.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TeacherError {
+    /// A model file is missing.
+    #[error("{path}: missing teacher weights (run tools/fetch_models.sh, or regenerate the .bpk with tools/onnx-codegen)")]
+    MissingModel {
+        /// The expected file.
+        path: PathBuf,
+    },
+    /// A model file is not the version this code was generated for.
+    #[error("{path}: SHA-256 {found} is not the expected {expected} (a different model version; regenerate the code with tools/onnx-codegen)")]
+    ModelVersion {
+        /// The file.
+        path: PathBuf,
+        /// Its hash.
+        found: String,
+        /// The hash the generated code belongs to.
+        expected: String,
+    },
+    /// The weights could not be applied to the module.
+    #[error("{path}: {message}")]
+    Weights {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A batch prepared for one recipe was given to a teacher with another.
+    #[error("input prepared for recipe `{given}` given to a teacher expecting `{expected}`")]
+    RecipeMismatch {
+        /// The batch's recipe.
+        given: String,
+        /// The teacher's recipe.
+        expected: String,
+    },
+    /// A pre-aligned crop of the wrong size.
+    #[error("crop {index} is {width}×{height}, recipe `{recipe}` needs {size}×{size}")]
+    CropSize {
+        /// Position in the batch.
+        index: usize,
+        /// Its width.
+        width: u32,
+        /// Its height.
+        height: u32,
+        /// The recipe.
+        recipe: String,
+        /// The required side.
+        size: u32,
+    },
+    /// An empty batch.
+    #[error("empty batch: no faces to run the teacher on")]
+    EmptyBatch,
+    /// The target cache file is malformed or belongs to other teachers.
+    #[error("{path}: {message}")]
+    Cache {
+        /// The cache or journal file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An I/O error on a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An image or alignment error.
+    #[error(transparent)]
+    Data(#[from] face_data::DataError),
+    /// A detection error.
+    #[error(transparent)]
+    Detect(#[from] face_detect::DetectError),
+}
+
+impl TeacherError {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    pub(crate) fn cache(path: &std::path::Path, message: impl Into<String>) -> Self {
+        Self::Cache {
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// `Result` with [`TeacherError`].
+pub type Result<T, E = TeacherError> = std::result::Result<T, E>;

@@ -1,0 +1,185 @@
+//! Input recipes: how a teacher wants its faces cropped and normalised. A teacher only accepts a
+//! [`Prepared`] batch made by its own recipe, so a crop meant for one model cannot reach another.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use face_data::{align_face, FaceTemplate, Normalize};
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TeacherError};
+
+/// The ArcFace template carried into dlib's unit-square chip frame, in MTCNN's landmark order
+/// (left eye, right eye, nose tip, left and right mouth corner, as seen in the image).
+///
+/// dlib's 5-point shape marks eye *corners* and the nose base, not MTCNN's points, so the
+/// age/gender teacher's chip geometry (`get_face_chip_details`, padding 0.2) is reached from MTCNN
+/// landmarks through the similarity that puts the ArcFace eye centres onto the midpoints of
+/// dlib's eye-corner pairs; the other three ArcFace points follow by the same map (the nose tip
+/// lands 0.0001 from dlib's nose base in x). Derived in `tools/reference_teachers.py`.
+pub const DLIB_MTCNN_5: [[f64; 2]; 5] = [
+    [0.227_330_061_7, 0.221_395_846_5],
+    [0.752_813_968_0, 0.221_232_796_3],
+    [0.490_174_388_0, 0.521_623_801_8],
+    [0.272_698_953_5, 0.828_121_744_1],
+    [0.707_862_237_6, 0.827_986_725_4],
+];
+
+/// Which landmark template a recipe aligns to.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Alignment {
+    /// insightface's ArcFace template (`FaceTemplate::arcface`).
+    ArcFace,
+    /// dlib's face-chip geometry with `padding` (fraction of the face width per side), reached
+    /// from MTCNN landmarks via [`DLIB_MTCNN_5`].
+    DlibChip {
+        /// dlib's chip padding (0.2 for the age/gender teacher).
+        padding: f64,
+    },
+}
+
+/// Crop size, alignment and normalisation of one model's input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputRecipe {
+    /// A stable name (part of the target cache's identity).
+    pub name: String,
+    /// Square crop side in pixels.
+    pub size: u32,
+    /// The landmark template.
+    pub alignment: Alignment,
+    /// Pixel normalisation and channel order.
+    pub normalize: Normalize,
+}
+
+impl InputRecipe {
+    /// The landmark targets in crop pixels.
+    ///
+    /// # Errors
+    /// A size the template cannot take (ArcFace needs multiples of 112 or 128).
+    pub fn template(&self) -> Result<FaceTemplate> {
+        Ok(match self.alignment {
+            Alignment::ArcFace => FaceTemplate::arcface(self.size)?,
+            Alignment::DlibChip { padding } => {
+                let s = f64::from(self.size);
+                let pts = DLIB_MTCNN_5
+                    .iter()
+                    .map(|p| {
+                        [
+                            ((padding + p[0]) / (1.0 + 2.0 * padding) * s) as f32,
+                            ((padding + p[1]) / (1.0 + 2.0 * padding) * s) as f32,
+                        ]
+                    })
+                    .collect();
+                FaceTemplate::custom(pts, self.size, self.size)?
+            }
+        })
+    }
+
+    /// Aligns and normalises faces (image + 5 MTCNN-order landmarks) into a batch.
+    ///
+    /// # Errors
+    /// An empty list, degenerate landmarks.
+    pub fn prepare<B: Backend>(&self, faces: &[FaceRef<'_>], device: &B::Device) -> Result<Prepared<B>> {
+        if faces.is_empty() {
+            return Err(TeacherError::EmptyBatch);
+        }
+        let template = self.template()?;
+        let s = self.size as usize;
+        let mut data = Vec::with_capacity(faces.len() * 3 * s * s);
+        for f in faces {
+            data.extend(align_face(f.image, &f.landmarks, &template, &self.normalize, false)?.data);
+        }
+        Ok(self.wrap(data, faces.len(), device))
+    }
+
+    /// Normalises crops that are already aligned to this recipe (e.g. insightface's 112 × 112
+    /// training crops for the ArcFace recipe).
+    ///
+    /// # Errors
+    /// An empty list or a crop of another size.
+    pub fn prepare_aligned<B: Backend>(
+        &self,
+        crops: &[&RgbImage],
+        device: &B::Device,
+    ) -> Result<Prepared<B>> {
+        if crops.is_empty() {
+            return Err(TeacherError::EmptyBatch);
+        }
+        let s = self.size as usize;
+        let (scale, shift) = self.normalize.affine();
+        let order = self.normalize.order.indices();
+        let mut data = Vec::with_capacity(crops.len() * 3 * s * s);
+        for (index, crop) in crops.iter().enumerate() {
+            if crop.dimensions() != (self.size, self.size) {
+                return Err(TeacherError::CropSize {
+                    index,
+                    width: crop.width(),
+                    height: crop.height(),
+                    recipe: self.name.clone(),
+                    size: self.size,
+                });
+            }
+            for &ch in &order {
+                data.extend(crop.pixels().map(|p| f32::from(p[ch]) * scale[ch] + shift[ch]));
+            }
+        }
+        Ok(self.wrap(data, crops.len(), device))
+    }
+
+    fn wrap<B: Backend>(&self, data: Vec<f32>, n: usize, device: &B::Device) -> Prepared<B> {
+        let s = self.size as usize;
+        Prepared {
+            recipe: self.name.clone(),
+            tensor: Tensor::from_data(TensorData::new(data, [n, 3, s, s]), device),
+        }
+    }
+}
+
+/// One face to prepare: the full image and its 5 landmarks in MTCNN order.
+#[derive(Debug, Clone, Copy)]
+pub struct FaceRef<'a> {
+    /// The image the landmarks refer to.
+    pub image: &'a RgbImage,
+    /// Left eye, right eye, nose tip, left and right mouth corner (image pixels).
+    pub landmarks: [[f32; 2]; 5],
+}
+
+/// A normalised `[N, 3, S, S]` batch tagged with the recipe that made it.
+#[derive(Debug, Clone)]
+pub struct Prepared<B: Backend> {
+    recipe: String,
+    tensor: Tensor<B, 4>,
+}
+
+impl<B: Backend> Prepared<B> {
+    /// The recipe's name.
+    pub fn recipe(&self) -> &str {
+        &self.recipe
+    }
+
+    /// The batch tensor.
+    pub fn tensor(&self) -> &Tensor<B, 4> {
+        &self.tensor
+    }
+
+    /// Faces in the batch.
+    pub fn len(&self) -> usize {
+        self.tensor.dims()[0]
+    }
+
+    /// Whether the batch is empty (never, for a batch made by a recipe).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The tensor, after checking it was made by `recipe`.
+    pub(crate) fn checked(&self, recipe: &InputRecipe) -> Result<Tensor<B, 4>> {
+        if self.recipe != recipe.name {
+            return Err(TeacherError::RecipeMismatch {
+                given: self.recipe.clone(),
+                expected: recipe.name.clone(),
+            });
+        }
+        Ok(self.tensor.clone())
+    }
+}

