@@ -1,5 +1,8 @@
-//! facekit: face recognition on Burn — metrics, data, networks (see the crates' READMEs).
+//! facekit: face recognition on Burn — metrics, data, networks, detection, teachers (see the
+//! crates' READMEs).
 
 pub use face_data as data;
+pub use face_detect as detect;
 pub use face_metrics as metrics;
 pub use face_nets as nets;
+pub use face_teachers as teachers;

