@@ -29,7 +29,7 @@ pub mod nms;
 mod resample;
 
 pub use error::{DetectError, Result};
-pub use mtcnn::{Detection, Mtcnn, MtcnnConfig};
+pub use mtcnn::{DetectStats, Detection, Mtcnn, MtcnnConfig};
 pub use nets::{FixColumnMajor, ONet, PNet, RNet};
 
 impl Detection {

@@ -108,6 +108,15 @@ impl MtcnnConfig {
     }
 }
 
+/// Per-stage figures of one detection: P-Net over the pyramid, R-Net, O-Net.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct DetectStats {
+    /// Wall-clock seconds of each stage (crop resampling included).
+    pub seconds: [f64; 3],
+    /// Candidates leaving each stage.
+    pub candidates: [usize; 3],
+}
+
 /// A candidate box with its score and regression offsets.
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
@@ -158,20 +167,35 @@ impl<B: Backend> Mtcnn<B> {
 
     /// Detects the faces of one image, largest box first.
     pub fn detect(&self, img: &RgbImage) -> Vec<Detection> {
+        self.detect_with_stats(img).0
+    }
+
+    /// As [`Mtcnn::detect`], with the time and candidate count of each stage.
+    pub fn detect_with_stats(&self, img: &RgbImage) -> (Vec<Detection>, DetectStats) {
+        let mut stats = DetectStats::default();
         let (h, w) = (img.height() as usize, img.width() as usize);
         if h == 0 || w == 0 {
-            return Vec::new();
+            return (Vec::new(), stats);
         }
+        let t = std::time::Instant::now();
         let cands = self.stage1(img);
+        stats.seconds[0] = t.elapsed().as_secs_f64();
+        stats.candidates[0] = cands.len();
+        let t = std::time::Instant::now();
         let cands = self.stage2(img, cands);
+        stats.seconds[1] = t.elapsed().as_secs_f64();
+        stats.candidates[1] = cands.len();
+        let t = std::time::Instant::now();
         let mut faces = self.stage3(img, cands);
+        stats.seconds[2] = t.elapsed().as_secs_f64();
+        stats.candidates[2] = faces.len();
         // `MTCNN.detect(select_largest=True)`: largest area first.
         faces.sort_by(|a, b| {
             b.area()
                 .partial_cmp(&a.area())
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
-        faces
+        (faces, stats)
     }
 
     fn stage1(&self, img: &RgbImage) -> Vec<Candidate> {

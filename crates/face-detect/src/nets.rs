@@ -20,6 +20,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PRelu, PReluConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
+use burn::tensor::ops::PadMode;
 use burn::tensor::Tensor;
 use face_nets::weights::{load_pytorch, LoadReport};
 use sha2::Digest;
@@ -37,12 +38,41 @@ fn prelu<B: Backend>(n: usize, device: &B::Device) -> PRelu<B> {
     PReluConfig::new().with_num_parameters(n).init(device)
 }
 
-/// PyTorch's `MaxPool2d(k, s, ceil_mode=True)`.
-fn pool(k: usize, s: usize) -> MaxPool2d {
-    MaxPool2dConfig::new([k, k])
-        .with_strides([s, s])
-        .with_ceil_mode(true)
-        .init()
+/// PyTorch's `MaxPool2d(k, s, ceil_mode=True)`, written as −∞ padding on the bottom/right up to
+/// the ceil-mode extent and a floor-mode pool, so it runs on every backend (burn-candle has no
+/// `ceil_mode`) with the same result.
+#[derive(Module, Debug, Clone)]
+pub struct CeilMaxPool {
+    pool: MaxPool2d,
+    kernel: usize,
+    stride: usize,
+}
+
+impl CeilMaxPool {
+    fn forward<B: Backend>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [_, _, h, w] = x.dims();
+        let (k, s) = (self.kernel, self.stride);
+        let pad = |len: usize| {
+            // Ceil-mode output count (no padding, so the last window always starts inside).
+            let out = len.saturating_sub(k).div_ceil(s) + 1;
+            ((out - 1) * s + k).saturating_sub(len)
+        };
+        let (pb, pr) = (pad(h), pad(w));
+        let x = if pb + pr > 0 {
+            x.pad((0, pr, 0, pb), PadMode::Constant(f32::NEG_INFINITY))
+        } else {
+            x
+        };
+        self.pool.forward(x)
+    }
+}
+
+fn pool(k: usize, s: usize) -> CeilMaxPool {
+    CeilMaxPool {
+        pool: MaxPool2dConfig::new([k, k]).with_strides([s, s]).init(),
+        kernel: k,
+        stride: s,
+    }
 }
 
 /// SHA-256 of facenet-pytorch 2.6.0's `pnet.pt`, `rnet.pt`, `onet.pt` (column-major storages).
@@ -128,7 +158,7 @@ fn flatten_whc<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
 pub struct PNet<B: Backend> {
     conv1: Conv2d<B>,
     prelu1: PRelu<B>,
-    pool1: MaxPool2d,
+    pool1: CeilMaxPool,
     conv2: Conv2d<B>,
     prelu2: PRelu<B>,
     conv3: Conv2d<B>,
@@ -181,10 +211,10 @@ impl<B: Backend> PNet<B> {
 pub struct RNet<B: Backend> {
     conv1: Conv2d<B>,
     prelu1: PRelu<B>,
-    pool1: MaxPool2d,
+    pool1: CeilMaxPool,
     conv2: Conv2d<B>,
     prelu2: PRelu<B>,
-    pool2: MaxPool2d,
+    pool2: CeilMaxPool,
     conv3: Conv2d<B>,
     prelu3: PRelu<B>,
     dense4: Linear<B>,
@@ -239,13 +269,13 @@ impl<B: Backend> RNet<B> {
 pub struct ONet<B: Backend> {
     conv1: Conv2d<B>,
     prelu1: PRelu<B>,
-    pool1: MaxPool2d,
+    pool1: CeilMaxPool,
     conv2: Conv2d<B>,
     prelu2: PRelu<B>,
-    pool2: MaxPool2d,
+    pool2: CeilMaxPool,
     conv3: Conv2d<B>,
     prelu3: PRelu<B>,
-    pool3: MaxPool2d,
+    pool3: CeilMaxPool,
     conv4: Conv2d<B>,
     prelu4: PRelu<B>,
     dense5: Linear<B>,

@@ -1,9 +1,13 @@
 //! MTCNN against facenet-pytorch 2.6.0 (fixture written by tools/reference_teachers.py):
 //! the three networks on a fixed input, then the whole cascade on every bundled image.
+// burn-candle is marked deprecated in Burn 0.21; checked here because MTCNN runs on it too.
+#![allow(deprecated)]
 
 use std::path::{Path, PathBuf};
 
+use burn::backend::candle::Candle;
 use burn::backend::NdArray;
+use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use face_detect::{DetectError, Mtcnn, MtcnnConfig, ONet, PNet, RNet};
 
@@ -27,7 +31,7 @@ fn floats(v: &serde_json::Value) -> Vec<f32> {
 }
 
 /// x[i] = 0.5·sin(0.37·i) over the flattened tensor (as the reference script).
-fn det_input(shape: [usize; 4]) -> Tensor<B, 4> {
+fn det_input<B: Backend>(shape: [usize; 4]) -> Tensor<B, 4> {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n).map(|i| (0.5 * (0.37 * i as f64).sin()) as f32).collect();
     Tensor::from_data(TensorData::new(v, shape), &Default::default())
@@ -41,12 +45,22 @@ fn max_diff(ours: Vec<f32>, theirs: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().to_vec::<f32>().unwrap()
+fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec::<f32>().unwrap()
 }
 
 #[test]
 fn networks_match_pytorch() {
+    networks_match_pytorch_on::<NdArray<f32>>();
+}
+
+/// Candle has no ceil-mode pooling; the explicit −∞ padding of `CeilMaxPool` stands in for it.
+#[test]
+fn networks_match_pytorch_on_candle() {
+    networks_match_pytorch_on::<Candle<f32, i64>>();
+}
+
+fn networks_match_pytorch_on<B: Backend>() {
     let r = reference();
     let dev = Default::default();
     let models = root().join("models");
