@@ -123,6 +123,27 @@ fn want(v: &serde_json::Value) -> Want {
     }
 }
 
+/// The bundled MTCNN with facenet-pytorch's defaults on NdArray.
+fn detector() -> Mtcnn<B> {
+    Mtcnn::<B>::load(
+        &root().join("models"),
+        MtcnnConfig::default(),
+        &Default::default(),
+    )
+    .unwrap()
+}
+
+/// The reference images whose file name ends with `ext`, with their detections.
+fn images_ending(r: &serde_json::Value, ext: &str) -> Vec<(String, Want)> {
+    r["images"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(f, _)| f.ends_with(ext))
+        .map(|(f, v)| (f.clone(), want(v)))
+        .collect()
+}
+
 fn image_path(file: &str) -> PathBuf {
     match file.strip_prefix("fixtures/") {
         Some(f) => Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -155,21 +176,10 @@ fn diffs(det: &face_detect::Detection, w: &Want, k: usize) -> (f32, f32) {
 #[test]
 fn detections_match_facenet_pytorch_on_identical_pixels() {
     let r = reference();
-    let mtcnn = Mtcnn::<B>::load(
-        &root().join("models"),
-        MtcnnConfig::default(),
-        &Default::default(),
-    )
-    .unwrap();
+    let mtcnn = detector();
     let (mut faces, mut worst) = (0, 0.0f32);
-    for (file, v) in r["images"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(f, _)| f.ends_with(".png"))
-    {
-        let w = want(v);
-        let got = mtcnn.detect(&face_data::read_rgb(&image_path(file)).unwrap());
+    for (file, w) in images_ending(&r, ".png") {
+        let got = mtcnn.detect(&face_data::read_rgb(&image_path(&file)).unwrap());
         assert_eq!(
             got.len(),
             w.boxes.len(),
@@ -207,21 +217,10 @@ fn detections_match_facenet_pytorch_on_identical_pixels() {
 #[test]
 fn detections_match_facenet_pytorch_on_jpegs() {
     let r = reference();
-    let mtcnn = Mtcnn::<B>::load(
-        &root().join("models"),
-        MtcnnConfig::default(),
-        &Default::default(),
-    )
-    .unwrap();
+    let mtcnn = detector();
     let (mut faces, mut worst) = (0, 0.0f32);
-    for (file, v) in r["images"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(f, _)| f.ends_with(".jpg"))
-    {
-        let w = want(v);
-        let got = mtcnn.detect(&face_data::read_rgb(&image_path(file)).unwrap());
+    for (file, w) in images_ending(&r, ".jpg") {
+        let got = mtcnn.detect(&face_data::read_rgb(&image_path(&file)).unwrap());
         let tol = if file.starts_with("obama") || file.starts_with("biden") {
             0.1
         } else {
@@ -260,8 +259,7 @@ fn detections_match_facenet_pytorch_on_jpegs() {
 
 #[test]
 fn aligned_crop_puts_eyes_on_the_template() {
-    let dev = Default::default();
-    let mtcnn = Mtcnn::<B>::load(&root().join("models"), MtcnnConfig::default(), &dev).unwrap();
+    let mtcnn = detector();
     // The insightface test image is already aligned to the ArcFace template at 112 × 112.
     let img = face_data::read_rgb(&root().join("data/faces/Tom_Hanks_54745.png")).unwrap();
     let faces = mtcnn.detect(&img);
@@ -301,8 +299,7 @@ fn bad_weights_are_reported() {
 
 #[test]
 fn no_faces_in_a_blank_image() {
-    let dev = Default::default();
-    let mtcnn = Mtcnn::<B>::load(&root().join("models"), MtcnnConfig::default(), &dev).unwrap();
+    let mtcnn = detector();
     assert!(mtcnn.detect(&image::RgbImage::new(64, 48)).is_empty());
     assert!(mtcnn.detect(&image::RgbImage::new(0, 0)).is_empty());
     // Smaller than one P-Net window at the first scale.
