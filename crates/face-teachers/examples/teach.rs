@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p face-teachers --example teach -- data/faces /tmp/faces.safetensors
 //! cargo run --release -p face-teachers --example teach -- ALIGNED_112_DIR out.safetensors --aligned
+//! cargo run --release -p face-teachers --example teach -- RECORDIO_DIR out.safetensors   # train.rec + train.idx
 //! ```
 
 use std::path::PathBuf;
@@ -29,12 +30,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let identity = FrFeatureTeacher::<NdArray>::load(&models, &device)?;
     let age_gender = DlibAgeGenderTeacher::<NdArray>::load(&models, &device)?;
     let mtcnn = Mtcnn::<NdArray>::load(&models, MtcnnConfig::default(), &device)?;
-    let landmarks = if aligned {
+    // An insightface RecordIO directory holds ArcFace-aligned crops.
+    let recordio = images.join("train.rec").is_file();
+    let landmarks = if aligned || recordio {
         LandmarkSource::Aligned
     } else {
         LandmarkSource::Detect(&mtcnn)
     };
-    let items = CacheItem::from_folder(&images)?;
+    let items = if recordio {
+        CacheItem::from_recordio(&images)?
+    } else {
+        CacheItem::from_folder(&images)?
+    };
     let options = BuildOptions {
         progress: true,
         ..BuildOptions::default()

@@ -1,4 +1,5 @@
-//! The teacher-target cache: both teachers run once over an image set, the results kept in one
+//! The teacher-target cache: both teachers run once over an image set (a folder, a list file or
+//! an insightface RecordIO set: [`CacheItem`]), the results kept in one
 //! safetensors file that the distillation trainer reads instead of re-running the teachers.
 //!
 //! File layout (`safetensors`): tensors `embeddings [N, D]`, `age_probs [N, bins]`,
@@ -62,8 +63,11 @@ pub struct CacheMeta {
 pub struct CacheItem {
     /// A unique id (relative path, RecordIO key, …) stored with the row.
     pub id: String,
-    /// The image file.
+    /// The image file, or the directory of an insightface `train.rec`/`train.idx` pair.
     pub path: PathBuf,
+    /// Image index inside that RecordIO set (`None` for an image file).
+    #[serde(default)]
+    pub record: Option<usize>,
 }
 
 impl CacheItem {
@@ -89,12 +93,36 @@ impl CacheItem {
                         .unwrap_or(&path)
                         .to_string_lossy()
                         .into_owned();
-                    out.push(Self { id, path });
+                    out.push(Self {
+                        id,
+                        path,
+                        record: None,
+                    });
                 }
             }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
+    }
+
+    /// Every image of an insightface RecordIO training set (`dir/train.rec` + `train.idx`; the
+    /// crops are ArcFace-aligned, so build with [`LandmarkSource::Aligned`]); ids are
+    /// `rec:<index>:<class label>`.
+    ///
+    /// # Errors
+    /// A missing or corrupt RecordIO pair.
+    pub fn from_recordio(dir: &Path) -> Result<Vec<Self>> {
+        let set = face_data::formats::recordio::InsightFaceRecordSet::open(dir)?;
+        (0..set.len())
+            .map(|i| {
+                let (label, _) = set.get(i)?;
+                Ok(Self {
+                    id: format!("rec:{i}:{label}"),
+                    path: dir.to_owned(),
+                    record: Some(i),
+                })
+            })
+            .collect()
     }
 
     /// One image path per line of a list file (blank lines and `#` comments skipped; relative
@@ -121,6 +149,7 @@ impl CacheItem {
             out.push(Self {
                 id: line.to_owned(),
                 path: base.join(line),
+                record: None,
             });
         }
         Ok(out)
@@ -450,8 +479,16 @@ pub fn build_cache<B: Backend>(
                 ),
             ));
         }
-        let same_items = existing.len() + existing.skipped.len() == items.len();
-        if same_items {
+        let mut have: Vec<&str> = existing
+            .ids
+            .iter()
+            .map(String::as_str)
+            .chain(existing.skipped.iter().map(|(id, _)| id.as_str()))
+            .collect();
+        let mut want: Vec<&str> = items.iter().map(|it| it.id.as_str()).collect();
+        have.sort_unstable();
+        want.sort_unstable();
+        if have == want {
             return Ok(BuildReport {
                 resumed: items.len(),
                 processed: 0,
@@ -470,10 +507,7 @@ pub fn build_cache<B: Backend>(
     if jpath.exists() {
         done = read_journal(&jpath, &header, items)?;
     } else {
-        let mut f = File::create(&jpath).map_err(|e| TeacherError::io(&jpath, e))?;
-        let line = serde_json::to_string(&header).map_err(|e| TeacherError::cache(&jpath, e.to_string()))?;
-        writeln!(f, "{line}").map_err(|e| TeacherError::io(&jpath, e))?;
-        f.sync_all().map_err(|e| TeacherError::io(&jpath, e))?;
+        write_journal_header(&jpath, &header)?;
     }
     let resumed = done.len();
     let mut journal = OpenOptions::new()
@@ -494,12 +528,13 @@ pub fn build_cache<B: Backend>(
     );
     bar.set_position(resumed as u64);
     let batch = options.batch.max(1);
+    let mut sets = RecordSets::default();
     for chunk in todo[..limit].chunks(batch) {
         let mut rows = Vec::with_capacity(chunk.len());
         let mut faces: Vec<(usize, RgbImage, [[f32; 2]; 5], f32)> = Vec::new();
         for &i in chunk {
             let it = &items[i];
-            match face_for(&it.path, &landmarks) {
+            match face_for(it, &landmarks, &mut sets) {
                 Ok((img, lm, score)) => faces.push((i, img, lm, score)),
                 Err(reason) => rows.push(JournalRow {
                     i,
@@ -599,6 +634,14 @@ pub fn build_cache<B: Backend>(
     })
 }
 
+/// Starts a journal: its header line, synced to disk.
+fn write_journal_header(path: &Path, header: &JournalHeader) -> Result<()> {
+    let mut f = File::create(path).map_err(|e| TeacherError::io(path, e))?;
+    let line = serde_json::to_string(header).map_err(|e| TeacherError::cache(path, e.to_string()))?;
+    writeln!(f, "{line}").map_err(|e| TeacherError::io(path, e))?;
+    f.sync_all().map_err(|e| TeacherError::io(path, e))
+}
+
 /// Reads a journal: checks its header against this build, keeps the first row of each item,
 /// and truncates a torn last line (a kill mid-write) so appends continue on a clean line.
 fn read_journal(
@@ -613,6 +656,11 @@ fn read_journal(
     let n = reader
         .read_line(&mut line)
         .map_err(|e| TeacherError::io(path, e))?;
+    if !line.ends_with('\n') {
+        // Killed while writing the header: nothing was recorded yet, start the journal afresh.
+        write_journal_header(path, header)?;
+        return Ok(BTreeMap::new());
+    }
     let found: JournalHeader = serde_json::from_str(line.trim_end())
         .map_err(|e| TeacherError::cache(path, format!("line 1: not a cache journal header: {e}")))?;
     if &found != header {
@@ -678,12 +726,38 @@ fn values<const D: usize, B: Backend>(t: Tensor<B, D>) -> Vec<f32> {
         .expect("a converted f32 tensor reads back as f32")
 }
 
+/// RecordIO sets opened on first use.
+#[derive(Default)]
+struct RecordSets(std::collections::HashMap<PathBuf, face_data::formats::recordio::InsightFaceRecordSet>);
+
+impl RecordSets {
+    fn open(
+        &mut self,
+        dir: &Path,
+    ) -> std::result::Result<&face_data::formats::recordio::InsightFaceRecordSet, String> {
+        if !self.0.contains_key(dir) {
+            let set =
+                face_data::formats::recordio::InsightFaceRecordSet::open(dir).map_err(|e| e.to_string())?;
+            self.0.insert(dir.to_owned(), set);
+        }
+        Ok(&self.0[dir])
+    }
+}
+
 /// Decodes an image and finds its landmarks; the error is the reason for skipping it.
 fn face_for<B: Backend>(
-    path: &Path,
+    item: &CacheItem,
     source: &LandmarkSource<'_, B>,
+    sets: &mut RecordSets,
 ) -> std::result::Result<(RgbImage, [[f32; 2]; 5], f32), String> {
-    let img = face_data::read_rgb(path).map_err(|e| e.to_string())?;
+    let img = match item.record {
+        None => face_data::read_rgb(&item.path).map_err(|e| e.to_string())?,
+        Some(i) => {
+            let set = sets.open(&item.path)?;
+            let (_, bytes) = set.get(i).map_err(|e| e.to_string())?;
+            face_data::decode_rgb(&bytes, &item.path).map_err(|e| e.to_string())?
+        }
+    };
     match source {
         LandmarkSource::Detect(mtcnn) => {
             let faces = mtcnn.detect(&img);

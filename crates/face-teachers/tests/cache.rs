@@ -197,6 +197,27 @@ fn build_resume_and_refuse() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("another image list"), "{e}");
+    // Same number of images, one of them different.
+    let mut renamed = items.clone();
+    renamed[0].id = "someone_else.png".into();
+    let e = build_cache(
+        &s.identity,
+        &s.age_gender,
+        LandmarkSource::Detect(&s.mtcnn),
+        &renamed,
+        &resumed,
+        &BuildOptions::default(),
+        &Default::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("another image list"), "{e}");
+
+    // Killed while writing the journal's header: the next run starts afresh.
+    let torn = s.dir.path().join("torn_header.safetensors");
+    std::fs::write(journal_path(&torn), "{\"meta\":{\"format\":1,").unwrap();
+    let r = s.build(&torn, &BuildOptions::default()).unwrap();
+    assert!(r.finished && r.resumed == 0 && r.processed == 6, "{r:?}");
+    assert_eq!(TargetCache::read(&torn).unwrap(), a);
 }
 
 #[test]
@@ -209,10 +230,12 @@ fn aligned_inputs_and_bad_files() {
         CacheItem {
             id: "hanks".into(),
             path: images.join("Tom_Hanks_54745.png"),
+            record: None,
         },
         CacheItem {
             id: "blank".into(),
             path: images.join("blank.png"),
+            record: None,
         },
     ];
     let out = s.dir.path().join("aligned.safetensors");
@@ -301,4 +324,52 @@ impl IdentityTeacher<B> for OtherVersion<'_> {
     fn embed(&self, input: &Prepared<B>) -> face_teachers::Result<Tensor<B, 2>> {
         self.0.embed(input)
     }
+}
+
+/// An insightface RecordIO set (written with face-data's writer): aligned crops go straight to
+/// the teachers; a non-square record is skipped with its reason.
+#[test]
+fn recordio_input() {
+    use face_data::formats::recordio::{pack, RecordIoWriter};
+    let s = setup();
+    let dev = Default::default();
+    let rec = s.dir.path().join("rec");
+    std::fs::create_dir_all(&rec).unwrap();
+    let images = s.dir.path().join("images");
+    let hanks = std::fs::read(images.join("Tom_Hanks_54745.png")).unwrap();
+    let blank = std::fs::read(images.join("blank.png")).unwrap();
+    let mut w = RecordIoWriter::create(&rec.join("train.rec"), &rec.join("train.idx")).unwrap();
+    w.write(0, &pack(0, &[3.0, 5.0], &[])).unwrap(); // header: images are keys 1..3
+    w.write(1, &pack(1, &[4.0], &hanks)).unwrap();
+    w.write(2, &pack(2, &[7.0], &blank)).unwrap();
+    w.finish().unwrap();
+    let items = CacheItem::from_recordio(&rec).unwrap();
+    assert_eq!(
+        items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        ["rec:0:4", "rec:1:7"]
+    );
+    let out = s.dir.path().join("rec.safetensors");
+    let r = build_cache(
+        &s.identity,
+        &s.age_gender,
+        LandmarkSource::Aligned,
+        &items,
+        &out,
+        &BuildOptions::default(),
+        &dev,
+    )
+    .unwrap();
+    assert!(r.finished && r.skipped == 1, "{r:?}");
+    let c = TargetCache::read(&out).unwrap();
+    assert_eq!(c.ids, ["rec:0:4"]);
+    let crop = face_data::read_rgb(&images.join("Tom_Hanks_54745.png")).unwrap();
+    let direct = s
+        .identity
+        .embed(&s.identity.recipe().prepare_aligned::<B>(&[&crop], &dev).unwrap())
+        .unwrap();
+    assert_eq!(
+        c.embedding(0),
+        direct.into_data().to_vec::<f32>().unwrap().as_slice()
+    );
+    assert!(CacheItem::from_recordio(&s.dir.path().join("nothing")).is_err());
 }
