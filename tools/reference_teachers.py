@@ -48,7 +48,7 @@ ARCFACE_112 = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
 )
 # The ArcFace template carried into dlib's unit-square chip frame by the similarity that puts its
-# eye centres on the centres of dlib's eye-corner pairs (face-data's `DLIB_MTCNN_5`).
+# eye centres on the centres of dlib's eye-corner pairs (face-teachers' `DLIB_MTCNN_5`).
 DLIB_MTCNN = np.array(
     [
         [0.2273300617, 0.2213958465],

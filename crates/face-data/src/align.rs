@@ -187,12 +187,23 @@ impl FaceTemplate {
     }
 
     /// dlib's 5-point template for a `size`-pixel square chip with `padding` (fraction of the
-    /// face width added on each side; the age/gender teacher uses 0.2): point
-    /// `(padding + p) / (1 + 2·padding) · size` for each unit-square point `p`.
+    /// face width added on each side; the age/gender teacher uses 0.2): [`DLIB_5`] placed by
+    /// [`FaceTemplate::dlib_chip`].
     ///
     /// # Errors
     /// A zero size or a negative or non-finite padding.
     pub fn dlib(size: u32, padding: f64) -> Result<Self> {
+        Self::dlib_chip(&DLIB_5, size, padding)
+    }
+
+    /// Points given in dlib's unit-square chip frame (`get_face_chip_details`) placed in a
+    /// `size`-pixel square chip with `padding`: point `(padding + p) / (1 + 2·padding) · size`
+    /// for each unit-square point `p`. [`DLIB_5`] gives dlib's own template; other point sets
+    /// (e.g. another landmarker's points carried into the same frame) reach the same chip.
+    ///
+    /// # Errors
+    /// A zero size or a negative or non-finite padding.
+    pub fn dlib_chip(unit_points: &[[f64; 2]], size: u32, padding: f64) -> Result<Self> {
         if size == 0 || !(padding.is_finite() && padding >= 0.0) {
             return Err(DataError::param(
                 "padding",
@@ -200,7 +211,7 @@ impl FaceTemplate {
             ));
         }
         let s = f64::from(size);
-        let points = DLIB_5
+        let points = unit_points
             .iter()
             .map(|p| {
                 [

@@ -3,7 +3,7 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use face_data::{align_face, FaceTemplate, Normalize};
+use face_data::{align_face, Chw, FaceTemplate, Normalize};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
@@ -59,19 +59,7 @@ impl InputRecipe {
     pub fn template(&self) -> Result<FaceTemplate> {
         Ok(match self.alignment {
             Alignment::ArcFace => FaceTemplate::arcface(self.size)?,
-            Alignment::DlibChip { padding } => {
-                let s = f64::from(self.size);
-                let pts = DLIB_MTCNN_5
-                    .iter()
-                    .map(|p| {
-                        [
-                            ((padding + p[0]) / (1.0 + 2.0 * padding) * s) as f32,
-                            ((padding + p[1]) / (1.0 + 2.0 * padding) * s) as f32,
-                        ]
-                    })
-                    .collect();
-                FaceTemplate::custom(pts, self.size, self.size)?
-            }
+            Alignment::DlibChip { padding } => FaceTemplate::dlib_chip(&DLIB_MTCNN_5, self.size, padding)?,
         })
     }
 
@@ -106,8 +94,6 @@ impl InputRecipe {
             return Err(TeacherError::EmptyBatch);
         }
         let s = self.size as usize;
-        let (scale, shift) = self.normalize.affine();
-        let order = self.normalize.order.indices();
         let mut data = Vec::with_capacity(crops.len() * 3 * s * s);
         for (index, crop) in crops.iter().enumerate() {
             if crop.dimensions() != (self.size, self.size) {
@@ -119,9 +105,7 @@ impl InputRecipe {
                     size: self.size,
                 });
             }
-            for &ch in &order {
-                data.extend(crop.pixels().map(|p| f32::from(p[ch]) * scale[ch] + shift[ch]));
-            }
+            data.extend(Chw::from_rgb(crop, &self.normalize).data);
         }
         Ok(self.wrap(data, crops.len(), device))
     }
