@@ -271,7 +271,7 @@ impl<B: Backend> Mtcnn<B> {
                     scored.push(Candidate {
                         b: c.b,
                         score: prob[k],
-                        reg: [reg[4 * k], reg[4 * k + 1], reg[4 * k + 2], reg[4 * k + 3]],
+                        reg: row4(&reg, k),
                     });
                 }
             }
@@ -295,7 +295,6 @@ impl<B: Backend> Mtcnn<B> {
             return Vec::new();
         }
         let mut faces = Vec::new();
-        let mut boxes = Vec::new();
         for (chunk, data) in self.chunks(&cands, &data, 48) {
             let (reg, points, prob) = self.onet.forward(data);
             let (reg, points, prob) = (
@@ -310,17 +309,15 @@ impl<B: Backend> Mtcnn<B> {
                     let p = &points[10 * k..10 * k + 10];
                     let landmarks =
                         std::array::from_fn(|j| [bw * p[j] + b[0] - 1.0, bh * p[5 + j] + b[1] - 1.0]);
-                    let r = [reg[4 * k], reg[4 * k + 1], reg[4 * k + 2], reg[4 * k + 3]];
-                    let bbox = bbreg(b, r);
-                    boxes.push(bbox);
                     faces.push(Detection {
-                        bbox,
+                        bbox: bbreg(b, row4(&reg, k)),
                         score: prob[k],
                         landmarks,
                     });
                 }
             }
         }
+        let boxes: Vec<BoxXyxy> = faces.iter().map(|f| f.bbox).collect();
         let scores: Vec<f32> = faces.iter().map(|f| f.score).collect();
         nms(&boxes, &scores, 0.7, Overlap::Min)
             .into_iter()
@@ -328,24 +325,25 @@ impl<B: Backend> Mtcnn<B> {
             .collect()
     }
 
-    /// Splits candidates and their crop data into forward-pass batches.
+    /// Splits candidates and their crop data into forward-pass batches, each tensor built only
+    /// when its batch is reached (so `max_batch` bounds the network's input).
     fn chunks<'a>(
-        &self,
+        &'a self,
         cands: &'a [Candidate],
-        data: &[f32],
+        data: &'a [f32],
         size: usize,
-    ) -> Vec<(&'a [Candidate], Tensor<B, 4>)> {
+    ) -> impl Iterator<Item = (&'a [Candidate], Tensor<B, 4>)> + 'a {
         let per = 3 * size * size;
         cands
             .chunks(self.config.max_batch)
-            .enumerate()
-            .map(|(i, chunk)| {
-                let start = i * self.config.max_batch * per;
-                let slice = data[start..start + chunk.len() * per].to_vec();
-                let t = Tensor::from_data(TensorData::new(slice, [chunk.len(), 3, size, size]), &self.device);
+            .zip(data.chunks(self.config.max_batch * per))
+            .map(move |(chunk, slice)| {
+                let t = Tensor::from_data(
+                    TensorData::new(slice.to_vec(), [chunk.len(), 3, size, size]),
+                    &self.device,
+                );
                 (chunk, t)
             })
-            .collect()
     }
 }
 
@@ -353,6 +351,11 @@ fn to_vec(data: TensorData) -> Vec<f32> {
     data.convert::<f32>()
         .to_vec::<f32>()
         .expect("a converted f32 tensor reads back as f32")
+}
+
+/// Row `k` of a `[N, 4]` output read back flat.
+fn row4(v: &[f32], k: usize) -> [f32; 4] {
+    [v[4 * k], v[4 * k + 1], v[4 * k + 2], v[4 * k + 3]]
 }
 
 fn nms_of(cands: &[Candidate], threshold: f32, overlap: Overlap) -> Vec<usize> {

@@ -258,10 +258,11 @@ impl TargetCache {
     /// shapes — each naming the file and the key.
     pub fn read(path: &Path) -> Result<Self> {
         let data = std::fs::read(path).map_err(|e| TeacherError::io(path, e))?;
-        let st = safetensors::SafeTensors::deserialize(&data)
+        // One parse of the header (which holds every id): `read_metadata` validates the tensor
+        // offsets, so the views below are cut from the data section directly.
+        let (header_len, header) = safetensors::SafeTensors::read_metadata(&data)
             .map_err(|e| TeacherError::cache(path, format!("not a safetensors file: {e}")))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&data)
-            .map_err(|e| TeacherError::cache(path, format!("header: {e}")))?;
+        let body = &data[8 + header_len..];
         let info = header.metadata().clone().unwrap_or_default();
         let field = |key: &str| -> Result<&String> {
             info.get(key).ok_or_else(|| {
@@ -287,20 +288,20 @@ impl TargetCache {
             serde_json::from_str(field("facekit.skipped")?).map_err(|e| parse_err("facekit.skipped", e))?;
         let n = ids.len();
         let tensor = |name: &str, shape: Vec<usize>| -> Result<Vec<f32>> {
-            let t = st
-                .tensor(name)
-                .map_err(|e| TeacherError::cache(path, format!("tensor `{name}`: {e}")))?;
-            if t.dtype() != Dtype::F32 || t.shape() != shape.as_slice() {
+            let t = header
+                .info(name)
+                .ok_or_else(|| TeacherError::cache(path, format!("tensor `{name}` missing")))?;
+            if t.dtype != Dtype::F32 || t.shape != shape {
                 return Err(TeacherError::cache(
                     path,
                     format!(
                         "tensor `{name}` is {:?} {:?}, expected F32 {shape:?}",
-                        t.dtype(),
-                        t.shape()
+                        t.dtype, t.shape
                     ),
                 ));
             }
-            Ok(t.data()
+            let (start, end) = t.data_offsets;
+            Ok(body[start..end]
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect())
@@ -381,7 +382,7 @@ pub struct BuildReport {
 }
 
 /// One journal line.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct JournalRow {
     i: usize,
     id: String,
@@ -540,12 +541,7 @@ pub fn build_cache<B: Backend>(
                     i,
                     id: it.id.clone(),
                     skipped: Some(reason),
-                    embedding: Vec::new(),
-                    age_probs: Vec::new(),
-                    expected_age: 0.0,
-                    p_male: 0.0,
-                    landmarks: Vec::new(),
-                    det_score: 0.0,
+                    ..JournalRow::default()
                 }),
             }
         }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
+use burn::tensor::{Bytes, Tensor};
 use burn_store::{BurnpackStore, ModuleSnapshot};
 use face_data::Normalize;
 use sha2::Digest;
@@ -79,12 +79,11 @@ pub fn default_models_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"))
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| TeacherError::io(path, e))?;
-    Ok(sha2::Sha256::digest(&bytes)
+fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect())
+        .collect()
 }
 
 /// Loads burnpack weights into a generated model after checking the file is the one generated
@@ -95,7 +94,9 @@ fn load_bpk<B: Backend, M: Module<B>>(model: &mut M, path: &Path, expected_sha: 
             path: path.to_owned(),
         });
     }
-    let found = sha256_file(path)?;
+    // Read once: the bytes are hashed, then handed to the store.
+    let bytes = std::fs::read(path).map_err(|e| TeacherError::io(path, e))?;
+    let found = sha256_hex(&bytes);
     if found != expected_sha {
         return Err(TeacherError::ModelVersion {
             path: path.to_owned(),
@@ -103,7 +104,7 @@ fn load_bpk<B: Backend, M: Module<B>>(model: &mut M, path: &Path, expected_sha: 
             expected: expected_sha.to_owned(),
         });
     }
-    let mut store = BurnpackStore::from_file(path);
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)));
     let result = model.load_from(&mut store).map_err(|e| TeacherError::Weights {
         path: path.to_owned(),
         message: e.to_string(),
