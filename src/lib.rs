@@ -1,8 +1,9 @@
-//! facekit: face recognition on Burn — metrics, data, networks, detection, teachers (see the
-//! crates' READMEs).
+//! facekit: face recognition on Burn — metrics, data, networks, detection, teachers, distillation
+//! (see the crates' READMEs).
 
 pub use face_data as data;
 pub use face_detect as detect;
+pub use face_distill as distill;
 pub use face_metrics as metrics;
 pub use face_nets as nets;
 pub use face_teachers as teachers;

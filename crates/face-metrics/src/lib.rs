@@ -48,7 +48,7 @@ pub use error::{MetricsError, Result};
 pub use groups::{per_group, GroupBreakdown};
 pub use identification::{cmc, search_outcomes, top_n_accuracy, tpir_at_fpir, ProbeOutcome, TpirAtFpir};
 pub use irauc::{BatchAuc, IrAucMonitor, IrAucStep, PairwiseBatchAuc, RunningAuc, Smoothing, StreamingAuc};
-pub use plot::{write_det_svg, write_roc_svg};
+pub use plot::{write_curve_svg, write_det_svg, write_roc_svg};
 pub use probit::probit;
 pub use report::VerificationReport;
 pub use roc::{auc_trapezoid, mann_whitney_auc, roc_curve, RocCurve, RocOptions};

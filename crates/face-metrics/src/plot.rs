@@ -202,3 +202,71 @@ pub fn write_det_svg(path: impl AsRef<Path>, title: &str, curves: &[(&str, &[Det
     }
     write_atomic(path, svg.as_bytes())
 }
+
+/// Draws named `(x, y)` series (e.g. irAUC or a loss against the epoch) to an SVG file, the
+/// y axis logarithmic when `log_y` (non-positive and non-finite points are then left out,
+/// since they have no place on it).
+///
+/// # Errors
+/// No drawable point, or a drawing / I/O failure.
+pub fn write_curve_svg(
+    path: impl AsRef<Path>,
+    title: &str,
+    axes: (&str, &str),
+    curves: &[(&str, &[(f64, f64)])],
+    log_y: bool,
+) -> Result<()> {
+    let path = path.as_ref();
+    let keep = |&&(x, y): &&(f64, f64)| x.is_finite() && y.is_finite() && (!log_y || y > 0.0);
+    let lines: Vec<(&str, Vec<(f64, f64)>)> = curves
+        .iter()
+        .map(|(name, pts)| (*name, pts.iter().filter(keep).copied().collect()))
+        .collect();
+    let all = || lines.iter().flat_map(|(_, p)| p.iter().copied());
+    let (x0, x1) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (x, _)| (a.min(x), b.max(x)));
+    let (y0, y1) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (_, y)| (a.min(y), b.max(y)));
+    if !x0.is_finite() {
+        return Err(plot_err(path, "no finite point to draw"));
+    }
+    // Widen degenerate ranges so a single point or a flat line still gets axes.
+    let (x0, x1) = if x1 > x0 { (x0, x1) } else { (x0 - 1.0, x0 + 1.0) };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(64);
+        if log_y {
+            let (lo, hi) = if y1 > y0 { (y0 / 1.5, y1 * 1.5) } else { (y0 / 10.0, y0 * 10.0) };
+            let mut chart = builder
+                .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
+                .map_err(|e| plot_err(path, e))?;
+            chart
+                .configure_mesh()
+                .x_desc(axes.0)
+                .y_desc(axes.1)
+                .y_label_formatter(&|y| format!("{y:.1e}"))
+                .draw()
+                .map_err(|e| plot_err(path, e))?;
+            draw_lines(&mut chart, path, lines, SeriesLabelPosition::UpperRight)?;
+        } else {
+            let pad = if y1 > y0 { (y1 - y0) * 0.05 } else { 1.0 };
+            let mut chart = builder
+                .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
+                .map_err(|e| plot_err(path, e))?;
+            chart
+                .configure_mesh()
+                .x_desc(axes.0)
+                .y_desc(axes.1)
+                .draw()
+                .map_err(|e| plot_err(path, e))?;
+            draw_lines(&mut chart, path, lines, SeriesLabelPosition::UpperRight)?;
+        }
+        root.present().map_err(|e| plot_err(path, e))?;
+    }
+    write_atomic(path, svg.as_bytes())
+}

@@ -313,3 +313,24 @@ fn threshold_accuracy_counts_both_sides() {
     assert_eq!(threshold_accuracy(&s, &g, 0.7).unwrap(), 0.6);
     assert!(threshold_accuracy(&s, &g, f64::NAN).is_err());
 }
+
+#[test]
+fn curve_plot_uses_a_log_axis_and_refuses_nothing_to_draw() {
+    let dir = std::env::temp_dir().join(format!("face-metrics-curve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ir = [(1.0, 0.3), (2.0, 0.05), (3.0, 0.0), (4.0, 0.004)];
+    let path = dir.join("irauc.svg");
+    write_curve_svg(&path, "irAUC", ("epoch", "irAUC"), &[("val", &ir)], true).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("<svg") && text.contains("polyline"));
+    // Decade labels of the log axis appear (the zero point is dropped, not drawn at -inf).
+    assert!(text.contains("e-2") || text.contains("e-3"), "no log labels");
+    // Only a zero: nothing can go on a log axis.
+    let only_zero = [(1.0, 0.0)];
+    assert!(matches!(
+        write_curve_svg(dir.join("z.svg"), "x", ("a", "b"), &[("z", &only_zero)], true),
+        Err(MetricsError::Plot { .. })
+    ));
+    // The same point is fine on a linear axis.
+    write_curve_svg(dir.join("lin.svg"), "x", ("a", "b"), &[("z", &only_zero)], false).unwrap();
+}

@@ -1,0 +1,34 @@
+//! Multitask distillation of a face student: one network (any face-nets backbone +
+//! [`face_nets::MultiTaskHead`]) learns an identity embedding from an identity teacher and age
+//! and gender from an age/gender teacher, on unlabelled faces whose teacher targets were cached
+//! by `face-teachers`.
+//!
+//! - [`config`]: the typed run configuration (JSON file + `key=value` overrides).
+//! - [`losses`]: identity `1 − cos`, relational KD, age KL / L1, gender BCE.
+//! - [`data`]: faces (aligned crops) with their targets, augmentation, batches.
+//! - [`trainer`]: AdamW + warm-up/cosine, accumulation, multi-device steps, step-exact
+//!   checkpoints and resume, early stopping on validation irAUC, metrics files and curves.
+//! - [`eval`]: irAUC, exact AUC, TAR@FAR, agreement with the teachers.
+//! - [`report`]: the final teacher-vs-student report (`report.json`, `roc.svg`).
+//! - [`runtime`]: backend choice (NdArray, Candle, CUDA) with clear errors.
+#![warn(missing_docs)]
+
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+mod error;
+pub mod eval;
+pub mod losses;
+pub mod report;
+pub mod runtime;
+pub mod student;
+pub mod trainer;
+
+pub use config::{AgeLoss, BackboneConfig, DistillConfig, TaskMode};
+pub use data::{FaceSet, Targets};
+pub use error::{DistillError, Result};
+pub use eval::{evaluate, EvalRow, Predictions};
+pub use report::{write_report, FinalReport, ModelLine};
+pub use runtime::{CandleTrain, DeviceChoice, NdArrayTrain};
+pub use student::Student;
+pub use trainer::{FitOutcome, TrainRow, TrainState, Trainer};

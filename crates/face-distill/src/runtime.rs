@@ -1,0 +1,116 @@
+//! Backend selection at run time: the CPU backends for tests and small runs, CUDA (feature
+//! `cuda`) for training on GPUs. Choosing CUDA where it is not available is an error, never a
+//! panic.
+
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DistillError, Result};
+
+/// Autodiff over Burn's NdArray CPU backend (f32).
+pub type NdArrayTrain = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
+// burn-candle is marked deprecated in Burn 0.21 but is the fastest CPU convolution here.
+/// Autodiff over Burn's Candle CPU backend (f32; faster convolutions than NdArray here).
+#[allow(deprecated)]
+pub type CandleTrain = burn::backend::Autodiff<burn::backend::Candle<f32, i64>>;
+/// Autodiff over Burn's CUDA backend (f32).
+#[cfg(feature = "cuda")]
+pub type CudaTrain = burn::backend::Autodiff<burn::backend::Cuda<f32, i32>>;
+
+/// Where a run trains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceChoice {
+    /// NdArray on the CPU (`cpu`, `ndarray`).
+    NdArray,
+    /// Candle on the CPU (`candle`).
+    Candle,
+    /// These CUDA GPUs, data-parallel when more than one (`cuda`, `cuda:0`, `cuda:0,1`).
+    Cuda(Vec<usize>),
+}
+
+impl FromStr for DeviceChoice {
+    type Err = DistillError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "cpu" | "ndarray" => Ok(Self::NdArray),
+            "candle" => Ok(Self::Candle),
+            "cuda" => Ok(Self::Cuda(vec![0])),
+            other => {
+                let ids = other.strip_prefix("cuda:").ok_or_else(|| {
+                    DistillError::Device(format!(
+                        "unknown device `{other}` (expected cpu, ndarray, candle, cuda or cuda:0,1,…)"
+                    ))
+                })?;
+                let ids: std::result::Result<Vec<usize>, _> = ids.split(',').map(|i| i.trim().parse()).collect();
+                match ids {
+                    Ok(v) if !v.is_empty() => Ok(Self::Cuda(v)),
+                    _ => Err(DistillError::Device(format!("bad GPU list in `{other}`"))),
+                }
+            }
+        }
+    }
+}
+
+/// Checks that CUDA can be used: the build has the `cuda` feature and a GPU answers.
+///
+/// # Errors
+/// Built without `cuda`, no NVIDIA device node, or the CUDA runtime failing to start.
+pub fn check_cuda(ids: &[usize]) -> Result<()> {
+    if !cfg!(feature = "cuda") {
+        return Err(DistillError::Device(
+            "this build has no CUDA support; rebuild with `--features cuda` (needs the CUDA toolkit)".into(),
+        ));
+    }
+    for id in ids {
+        let node = format!("/dev/nvidia{id}");
+        if !std::path::Path::new(&node).exists() {
+            return Err(DistillError::Device(format!(
+                "GPU {id} requested but {node} does not exist (no NVIDIA GPU or driver on this machine)"
+            )));
+        }
+    }
+    #[cfg(feature = "cuda")]
+    {
+        use burn::tensor::Tensor;
+        for &id in ids {
+            // The CUDA runtime panics when it cannot start; turn that into an error.
+            let probe = std::panic::catch_unwind(|| {
+                let device = burn::backend::cuda::CudaDevice { index: id };
+                let t = Tensor::<burn::backend::Cuda<f32, i32>, 1>::from_floats([1.0, 2.0], &device);
+                t.sum().into_scalar()
+            });
+            match probe {
+                Ok(v) if (v - 3.0).abs() < 1e-6 => {}
+                Ok(v) => return Err(DistillError::Device(format!("GPU {id} computed 1 + 2 = {v}"))),
+                Err(_) => return Err(DistillError::Device(format!("the CUDA runtime failed to start on GPU {id}"))),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_devices() {
+        assert_eq!("cpu".parse::<DeviceChoice>().unwrap(), DeviceChoice::NdArray);
+        assert_eq!("candle".parse::<DeviceChoice>().unwrap(), DeviceChoice::Candle);
+        assert_eq!("cuda".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(vec![0]));
+        assert_eq!("cuda:0,1".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(vec![0, 1]));
+        assert!("cuda:".parse::<DeviceChoice>().is_err());
+        assert!("tpu".parse::<DeviceChoice>().is_err());
+    }
+
+    #[test]
+    fn cuda_without_support_is_an_error() {
+        if cfg!(feature = "cuda") && std::path::Path::new("/dev/nvidia0").exists() {
+            return; // a real GPU: nothing to refuse
+        }
+        let err = check_cuda(&[0]).unwrap_err();
+        assert!(matches!(err, DistillError::Device(_)), "{err}");
+    }
+}
