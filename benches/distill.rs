@@ -18,7 +18,9 @@ use face_distill::config::DistillConfig;
 use face_distill::data::{augmentation, DistillBatch, FaceSet, Targets};
 use face_distill::trainer::distill_loss;
 use face_distill::{CandleTrain, NdArrayTrain, Student};
-use face_teachers::{default_models_dir, AgeGenderTeacher, DlibAgeGenderTeacher, FrFeatureTeacher, FaceRef, IdentityTeacher};
+use face_teachers::{
+    default_models_dir, AgeGenderTeacher, DlibAgeGenderTeacher, FaceRef, FrFeatureTeacher, IdentityTeacher,
+};
 use image::RgbImage;
 
 const BATCH: usize = 32;
@@ -73,7 +75,11 @@ fn student_step<B: AutodiffBackend>(c: &mut Criterion, name: &str) {
             let grads = GradientsParams::from_grads(loss.backward(), &m);
             let m = optim.step(1e-3, m, grads);
             // Wait for the update (lazy backends) by reading one value back.
-            let _ = m.head.gender.forward(Tensor::zeros([1, 128], &device)).into_data();
+            let _ = m
+                .head
+                .gender
+                .forward(Tensor::zeros([1, 128], &device))
+                .into_data();
             model = Some(m);
         })
     });
@@ -90,7 +96,12 @@ fn data(c: &mut Criterion) {
     group.bench_function(format!("augment_b{BATCH}"), |b| {
         b.iter(|| {
             epoch += 1;
-            face_distill::data::image_batch(&set, &rows, Some((&pipe, 0, epoch, 0)), &face_data::Normalize::arcface())
+            face_distill::data::image_batch(
+                &set,
+                &rows,
+                Some((&pipe, 0, epoch, 0)),
+                &face_data::Normalize::arcface(),
+            )
         })
     });
     group.finish();
@@ -105,14 +116,24 @@ fn teachers(c: &mut Criterion) {
     let images = crops(112);
     let template = face_data::FaceTemplate::arcface(112).expect("template");
     let lm: [[f32; 2]; 5] = std::array::from_fn(|j| template.points[j]);
-    let faces: Vec<FaceRef<'_>> = images.iter().map(|img| FaceRef { image: img, landmarks: lm }).collect();
+    let faces: Vec<FaceRef<'_>> = images
+        .iter()
+        .map(|img| FaceRef {
+            image: img,
+            landmarks: lm,
+        })
+        .collect();
     let mut group = c.benchmark_group("teachers");
     group.sample_size(10);
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function(format!("both_b{BATCH}/ndarray"), |b| {
         b.iter(|| {
             let e = id.embed_faces(&faces, &device).expect("embed").into_data();
-            let a = ag.predict_faces(&faces, &device).expect("age/gender").p_male.into_data();
+            let a = ag
+                .predict_faces(&faces, &device)
+                .expect("age/gender")
+                .p_male
+                .into_data();
             (e, a)
         })
     });

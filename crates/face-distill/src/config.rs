@@ -40,7 +40,9 @@ impl Default for StudentConfig {
     /// A narrow iResNet-18 (base width 16, 128-d features): a few minutes of CPU training.
     fn default() -> Self {
         Self {
-            backbone: BackboneConfig::IResNet(IResNetConfig::r18().with_base_width(16).with_num_features(128)),
+            backbone: BackboneConfig::IResNet(
+                IResNetConfig::r18().with_base_width(16).with_num_features(128),
+            ),
         }
     }
 }
@@ -224,7 +226,8 @@ pub struct TrainConfig {
     pub epochs: u64,
     /// Stop after this many optimizer steps, whatever the epoch (none when absent).
     pub max_steps: Option<u64>,
-    /// Seed of data order and augmentation (model initialisation is seeded by the caller).
+    /// Seed of data order and augmentation (`pipeline` also seeds the backend with it before
+    /// initialising the student).
     pub seed: u64,
     /// Save a checkpoint every this many optimizer steps (and at every epoch end).
     pub checkpoint_every: u64,
@@ -310,6 +313,17 @@ impl DistillConfig {
     ///
     /// # Errors
     /// A malformed override, a key that does not exist, or a value of the wrong type.
+    ///
+    /// # Examples
+    /// ```
+    /// use face_distill::{DistillConfig, TaskMode};
+    /// let c = DistillConfig::default()
+    ///     .with_overrides(&["optim.lr=1e-3".into(), "loss.mode=age_gender_only".into()])
+    ///     .unwrap();
+    /// assert_eq!(c.optim.lr, 1e-3);
+    /// assert_eq!(c.loss.mode, TaskMode::AgeGenderOnly);
+    /// assert!(c.with_overrides(&["optim.learning_rate=1".into()]).is_err());
+    /// ```
     pub fn with_overrides(&self, overrides: &[String]) -> Result<Self> {
         let bad = |message: String| DistillError::ConfigFile {
             path: "<override>".into(),
@@ -370,23 +384,32 @@ impl DistillConfig {
         }
         let (wi, wr, wa, wg) = l.effective_weights();
         if wi + wr + wa + wg <= 0.0 {
-            return Err(c("loss", format!("{:?} leaves every loss weight at zero", l.mode)));
+            return Err(c(
+                "loss",
+                format!("{:?} leaves every loss weight at zero", l.mode),
+            ));
         }
         let o = &self.optim;
         if !(o.lr.is_finite() && o.lr > 0.0) {
             return Err(c("optim.lr", format!("must be > 0, got {}", o.lr)));
         }
         if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
-            return Err(c("optim.weight_decay", format!("must be ≥ 0, got {}", o.weight_decay)));
+            return Err(c(
+                "optim.weight_decay",
+                format!("must be ≥ 0, got {}", o.weight_decay),
+            ));
         }
         if !(0.0..1.0).contains(&o.betas.0) || !(0.0..1.0).contains(&o.betas.1) {
             return Err(c("optim.betas", format!("must be in [0, 1), got {:?}", o.betas)));
         }
-        if !(o.epsilon > 0.0) {
+        if o.epsilon.is_nan() || o.epsilon <= 0.0 {
             return Err(c("optim.epsilon", "must be > 0"));
         }
         if !(0.0..=1.0).contains(&o.min_lr_ratio) {
-            return Err(c("optim.min_lr_ratio", format!("must be in [0, 1], got {}", o.min_lr_ratio)));
+            return Err(c(
+                "optim.min_lr_ratio",
+                format!("must be in [0, 1], got {}", o.min_lr_ratio),
+            ));
         }
         if let Some(n) = o.clip_grad_norm {
             if !(n.is_finite() && n > 0.0) {
@@ -395,21 +418,33 @@ impl DistillConfig {
         }
         let d = &self.data;
         if d.batch < 2 {
-            return Err(c("data.batch", format!("must be ≥ 2 (relational KD and BN need pairs), got {}", d.batch)));
+            return Err(c(
+                "data.batch",
+                format!("must be ≥ 2 (relational KD and BN need pairs), got {}", d.batch),
+            ));
         }
         if d.accumulate == 0 {
             return Err(c("data.accumulate", "must be ≥ 1"));
         }
         let a = &d.augment;
         if !(0.0..=1.0).contains(&a.flip) || !(0.0..=1.0).contains(&a.grayscale) {
-            return Err(c("data.augment", "flip and grayscale are probabilities in [0, 1]"));
+            return Err(c(
+                "data.augment",
+                "flip and grayscale are probabilities in [0, 1]",
+            ));
         }
         let (s0, s1) = a.crop_scale;
         if !(0.0 < s0 && s0 <= s1 && s1 <= 1.0) {
-            return Err(c("data.augment.crop_scale", format!("need 0 < lo ≤ hi ≤ 1, got {:?}", a.crop_scale)));
+            return Err(c(
+                "data.augment.crop_scale",
+                format!("need 0 < lo ≤ hi ≤ 1, got {:?}", a.crop_scale),
+            ));
         }
         if !(a.color_jitter.is_finite() && (0.0..1.0).contains(&a.color_jitter)) {
-            return Err(c("data.augment.color_jitter", format!("must be in [0, 1), got {}", a.color_jitter)));
+            return Err(c(
+                "data.augment.color_jitter",
+                format!("must be in [0, 1), got {}", a.color_jitter),
+            ));
         }
         let t = &self.train;
         if t.epochs == 0 {
@@ -419,18 +454,27 @@ impl DistillConfig {
             return Err(c("train.max_steps", "must be ≥ 1 when given"));
         }
         if t.checkpoint_every == 0 || t.log_every == 0 {
-            return Err(c("train.checkpoint_every", "checkpoint_every and log_every must be ≥ 1"));
+            return Err(c(
+                "train.checkpoint_every",
+                "checkpoint_every and log_every must be ≥ 1",
+            ));
         }
         if t.keep_checkpoints == 0 {
             return Err(c("train.keep_checkpoints", "must be ≥ 1 (resume needs one)"));
         }
         let v = &self.val;
         if v.p < 2 || v.k < 2 {
-            return Err(c("val", format!("P×K needs P ≥ 2 and K ≥ 2, got {}×{}", v.p, v.k)));
+            return Err(c(
+                "val",
+                format!("P×K needs P ≥ 2 and K ≥ 2, got {}×{}", v.p, v.k),
+            ));
         }
         face_metrics::RunningAuc::new(v.smoothing)?;
         if let Some(f) = v.far_targets.iter().find(|f| !(**f > 0.0 && **f < 1.0)) {
-            return Err(c("val.far_targets", format!("FAR targets lie in (0, 1), got {f}")));
+            return Err(c(
+                "val.far_targets",
+                format!("FAR targets lie in (0, 1), got {f}"),
+            ));
         }
         Ok(())
     }

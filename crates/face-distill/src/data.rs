@@ -73,7 +73,9 @@ impl Targets {
             ("p_male", &self.p_male),
         ] {
             if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                return Err(DistillError::Data(format!("targets `{name}` value {i} is not finite")));
+                return Err(DistillError::Data(format!(
+                    "targets `{name}` value {i} is not finite"
+                )));
             }
         }
         Ok(())
@@ -81,7 +83,11 @@ impl Targets {
 
     fn select(&self, rows: &[usize]) -> Self {
         let k = self.age_bins.len();
-        let gather = |v: &[f32], w: usize| rows.iter().flat_map(|&r| v[r * w..(r + 1) * w].iter().copied()).collect();
+        let gather = |v: &[f32], w: usize| {
+            rows.iter()
+                .flat_map(|&r| v[r * w..(r + 1) * w].iter().copied())
+                .collect()
+        };
         Self {
             dim: self.dim,
             embeddings: gather(&self.embeddings, self.dim),
@@ -101,6 +107,16 @@ pub struct FaceSet {
     images: Vec<RgbImage>,
     targets: Targets,
     labels: Option<Vec<u32>>,
+    attributes: Option<Attributes>,
+}
+
+/// Ground-truth age and gender where known (one entry per face; `None` = unknown).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Attributes {
+    /// Age in years.
+    pub age: Vec<Option<f32>>,
+    /// `true` for male.
+    pub male: Vec<Option<bool>>,
 }
 
 /// The ArcFace template scaled to a square crop of `size` pixels (exact insightface template at
@@ -109,7 +125,7 @@ pub struct FaceSet {
 /// # Errors
 /// A zero size.
 pub fn student_template(size: u32) -> Result<FaceTemplate> {
-    if size % 112 == 0 || size % 128 == 0 {
+    if size.is_multiple_of(112) || size.is_multiple_of(128) {
         return Ok(FaceTemplate::arcface(size)?);
     }
     let s = size as f32 / 112.0;
@@ -123,7 +139,12 @@ impl FaceSet {
     /// # Errors
     /// Mismatched lengths, crops of different sizes or not square, non-finite targets,
     /// duplicated ids.
-    pub fn new(ids: Vec<String>, images: Vec<RgbImage>, targets: Targets, labels: Option<Vec<u32>>) -> Result<Self> {
+    pub fn new(
+        ids: Vec<String>,
+        images: Vec<RgbImage>,
+        targets: Targets,
+        labels: Option<Vec<u32>>,
+    ) -> Result<Self> {
         let n = ids.len();
         if n == 0 {
             return Err(DistillError::Data("a face set needs at least one face".into()));
@@ -139,7 +160,10 @@ impl FaceSet {
         targets.validate()?;
         let (w, h) = images[0].dimensions();
         if w != h {
-            return Err(DistillError::Data(format!("crops must be square, `{}` is {w}×{h}", ids[0])));
+            return Err(DistillError::Data(format!(
+                "crops must be square, `{}` is {w}×{h}",
+                ids[0]
+            )));
         }
         if let Some(i) = images.iter().position(|im| im.dimensions() != (w, h)) {
             return Err(DistillError::Data(format!(
@@ -157,7 +181,41 @@ impl FaceSet {
             images,
             targets,
             labels,
+            attributes: None,
         })
+    }
+
+    /// Attaches ground-truth ages and genders, so evaluation also reports the student's (and
+    /// the teacher's) error against them.
+    ///
+    /// # Errors
+    /// Lengths that differ from the set's, or a negative or non-finite age.
+    pub fn with_attributes(mut self, attributes: Attributes) -> Result<Self> {
+        if attributes.age.len() != self.len() || attributes.male.len() != self.len() {
+            return Err(DistillError::Data(format!(
+                "{} faces but {} ages and {} genders",
+                self.len(),
+                attributes.age.len(),
+                attributes.male.len()
+            )));
+        }
+        if let Some(i) = attributes
+            .age
+            .iter()
+            .position(|a| a.is_some_and(|a| !(a.is_finite() && a >= 0.0)))
+        {
+            return Err(DistillError::Data(format!(
+                "age of `{}` is not a valid age",
+                self.ids[i]
+            )));
+        }
+        self.attributes = Some(attributes);
+        Ok(self)
+    }
+
+    /// Ground-truth ages and genders, when attached.
+    pub fn attributes(&self) -> Option<&Attributes> {
+        self.attributes.as_ref()
     }
 
     /// Loads the faces of a teacher-target cache: each image is read again (file or RecordIO
@@ -199,7 +257,10 @@ impl FaceSet {
         let k = cache.meta.age_bins.len();
         let targets = Targets {
             dim: cache.meta.dim,
-            embeddings: rows.iter().flat_map(|&r| cache.embedding(r).iter().copied()).collect(),
+            embeddings: rows
+                .iter()
+                .flat_map(|&r| cache.embedding(r).iter().copied())
+                .collect(),
             age_bins: cache.meta.age_bins.clone(),
             age_probs: rows
                 .iter()
@@ -217,7 +278,8 @@ impl FaceSet {
                 u.dedup();
                 u
             };
-            let index: HashMap<&String, u32> = order.iter().enumerate().map(|(i, n)| (*n, i as u32)).collect();
+            let index: HashMap<&String, u32> =
+                order.iter().enumerate().map(|(i, n)| (*n, i as u32)).collect();
             names.iter_mut().map(|n| index[*n]).collect()
         });
         Self::new(ids, images, targets, labels)
@@ -263,12 +325,19 @@ impl FaceSet {
         if let Some(&r) = rows.iter().find(|&&r| r >= self.len()) {
             return Err(DistillError::Data(format!("row {r} out of {}", self.len())));
         }
-        Self::new(
+        let set = Self::new(
             rows.iter().map(|&r| self.ids[r].clone()).collect(),
             rows.iter().map(|&r| self.images[r].clone()).collect(),
             self.targets.select(rows),
             self.labels.as_ref().map(|l| rows.iter().map(|&r| l[r]).collect()),
-        )
+        )?;
+        match &self.attributes {
+            Some(a) => set.with_attributes(Attributes {
+                age: rows.iter().map(|&r| a.age[r]).collect(),
+                male: rows.iter().map(|&r| a.male[r]).collect(),
+            }),
+            None => Ok(set),
+        }
     }
 }
 
@@ -303,7 +372,9 @@ pub fn read_labels(path: &Path) -> Result<HashMap<String, String>> {
             .split_once(',')
             .map(|(a, b)| (a.trim(), b.trim()))
             .filter(|(a, b)| !a.is_empty() && !b.is_empty())
-            .ok_or_else(|| DistillError::Data(format!("{}:{}: expected `id,identity`", path.display(), ln + 1)))?;
+            .ok_or_else(|| {
+                DistillError::Data(format!("{}:{}: expected `id,identity`", path.display(), ln + 1))
+            })?;
         if out.insert(id.to_string(), name.to_string()).is_some() {
             return Err(DistillError::Data(format!(
                 "{}:{}: id `{id}` labelled twice",
@@ -352,9 +423,8 @@ pub fn augmentation(config: &AugmentConfig, size: u32) -> Option<Compose> {
 /// The seed of one sample's augmentation: a SplitMix64 mix of the run seed, the epoch and the
 /// position in the epoch, so a resumed run draws the same augmentations.
 pub fn sample_seed(seed: u64, epoch: u64, position: u64) -> u64 {
-    let mut z = seed
-        ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ position.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z =
+        seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ position.wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -433,9 +503,9 @@ mod tests {
     fn targets(n: usize) -> Targets {
         Targets {
             dim: 2,
-            embeddings: vec![1.0, 0.0].repeat(n),
+            embeddings: [1.0, 0.0].repeat(n),
             age_bins: vec![10.0, 20.0],
-            age_probs: vec![0.5, 0.5].repeat(n),
+            age_probs: [0.5, 0.5].repeat(n),
             expected_age: vec![15.0; n],
             p_male: vec![0.5; n],
         }
@@ -444,17 +514,37 @@ mod tests {
     #[test]
     fn face_set_refuses_bad_parts() {
         let img = RgbImage::new(8, 8);
-        let ok = FaceSet::new(vec!["a".into(), "b".into()], vec![img.clone(), img.clone()], targets(2), None);
+        let ok = FaceSet::new(
+            vec!["a".into(), "b".into()],
+            vec![img.clone(), img.clone()],
+            targets(2),
+            None,
+        );
         assert!(ok.is_ok());
         let short = FaceSet::new(vec!["a".into()], vec![img.clone(), img.clone()], targets(2), None);
         assert!(matches!(short, Err(DistillError::Data(m)) if m.contains("must match")));
-        let dup = FaceSet::new(vec!["a".into(), "a".into()], vec![img.clone(), img.clone()], targets(2), None);
+        let dup = FaceSet::new(
+            vec!["a".into(), "a".into()],
+            vec![img.clone(), img.clone()],
+            targets(2),
+            None,
+        );
         assert!(matches!(dup, Err(DistillError::Data(m)) if m.contains("twice")));
         let mut nan = targets(2);
         nan.p_male[1] = f32::NAN;
-        let bad = FaceSet::new(vec!["a".into(), "b".into()], vec![img.clone(), img.clone()], nan, None);
+        let bad = FaceSet::new(
+            vec!["a".into(), "b".into()],
+            vec![img.clone(), img.clone()],
+            nan,
+            None,
+        );
         assert!(matches!(bad, Err(DistillError::Data(m)) if m.contains("p_male")));
-        let sizes = FaceSet::new(vec!["a".into(), "b".into()], vec![img, RgbImage::new(9, 9)], targets(2), None);
+        let sizes = FaceSet::new(
+            vec!["a".into(), "b".into()],
+            vec![img, RgbImage::new(9, 9)],
+            targets(2),
+            None,
+        );
         assert!(matches!(sizes, Err(DistillError::Data(m)) if m.contains("`b`")));
     }
 

@@ -65,6 +65,9 @@ pub enum DistillError {
     /// From face-nets.
     #[error(transparent)]
     Nets(#[from] face_nets::NetsError),
+    /// From face-detect.
+    #[error(transparent)]
+    Detect(#[from] face_detect::DetectError),
     /// From face-teachers.
     #[error(transparent)]
     Teachers(#[from] face_teachers::TeacherError),

@@ -53,8 +53,9 @@ pub fn predict<B: Backend>(student: &Student<B>, set: &FaceSet, device: &B::Devi
         out.embeddings.extend(host(o.embedding.into_data()));
         out.expected_age
             .extend(host(expected_age(o.age_logits, bins.clone()).into_data()));
-        out.p_male
-            .extend(host(burn::tensor::activation::sigmoid(o.gender_logit).into_data()));
+        out.p_male.extend(host(
+            burn::tensor::activation::sigmoid(o.gender_logit).into_data(),
+        ));
     }
     out
 }
@@ -82,7 +83,12 @@ pub fn all_pairs(embeddings: &[f32], dim: usize, labels: &[u32]) -> (Vec<f64>, V
 ///
 /// # Errors
 /// No genuine or no impostor pair.
-pub fn verification(embeddings: &[f32], dim: usize, labels: &[u32], far_targets: &[f64]) -> Result<(f64, Vec<(f64, f64)>)> {
+pub fn verification(
+    embeddings: &[f32],
+    dim: usize,
+    labels: &[u32],
+    far_targets: &[f64],
+) -> Result<(f64, Vec<(f64, f64)>)> {
     let (gen, imp) = all_pairs(embeddings, dim, labels);
     if gen.is_empty() || imp.is_empty() {
         return Err(DistillError::Data(format!(
@@ -135,18 +141,28 @@ pub struct EvalRow {
     pub age_mae_vs_teacher: f64,
     /// Share of faces where student and teacher agree on P(male) > 0.5.
     pub gender_agreement: f64,
+    /// Mean |student − true| age over faces with a known age (none without labels).
+    #[serde(default)]
+    pub age_mae_vs_labels: Option<f64>,
+    /// Share of faces with a known gender that the student gets right.
+    #[serde(default)]
+    pub gender_accuracy_vs_labels: Option<f64>,
 }
 
 impl EvalRow {
     /// Header of `val.csv`.
     pub const CSV_HEADER: &'static str =
-        "epoch,step,ir_auc,skipped_batches,auc,teacher_cosine,age_mae_vs_teacher,gender_agreement,tar_at_far";
+        "epoch,step,ir_auc,skipped_batches,auc,teacher_cosine,age_mae_vs_teacher,gender_agreement,age_mae_vs_labels,gender_accuracy_vs_labels,tar_at_far";
 
     /// One `val.csv` line (TAR@FAR as `far:tar` pairs separated by `;`).
     pub fn csv_line(&self) -> String {
-        let tars: Vec<String> = self.tar_at_far.iter().map(|(f, t)| format!("{f:e}:{t}")).collect();
+        let tars: Vec<String> = self
+            .tar_at_far
+            .iter()
+            .map(|(f, t)| format!("{f:e}:{t}"))
+            .collect();
         format!(
-            "{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{}",
             self.epoch,
             self.step,
             self.ir_auc.map_or(String::new(), |x| x.to_string()),
@@ -155,20 +171,30 @@ impl EvalRow {
             self.teacher_cosine,
             self.age_mae_vs_teacher,
             self.gender_agreement,
+            self.age_mae_vs_labels.map_or(String::new(), |x| x.to_string()),
+            self.gender_accuracy_vs_labels
+                .map_or(String::new(), |x| x.to_string()),
             tars.join(";")
         )
     }
 
     /// A one-line summary.
     pub fn summary(&self) -> String {
-        format!(
+        let mut s = format!(
             "irAUC {} AUC {:.4} cos(teacher) {:.3} age MAE {:.2} y gender agree {:.1}%",
             self.ir_auc.map_or("–".into(), |x| format!("{x:.3e}")),
             self.auc,
             self.teacher_cosine,
             self.age_mae_vs_teacher,
             100.0 * self.gender_agreement
-        )
+        );
+        if let Some(m) = self.age_mae_vs_labels {
+            s.push_str(&format!(" | vs labels: age MAE {m:.2} y"));
+        }
+        if let Some(a) = self.gender_accuracy_vs_labels {
+            s.push_str(&format!(" gender acc {:.1}%", 100.0 * a));
+        }
+        s
     }
 }
 
@@ -176,14 +202,23 @@ impl EvalRow {
 ///
 /// # Errors
 /// An unlabelled set, or a set without genuine and impostor pairs.
-pub fn score(pred: &Predictions, set: &FaceSet, config: &DistillConfig, epoch: u64, step: u64) -> Result<EvalRow> {
+pub fn score(
+    pred: &Predictions,
+    set: &FaceSet,
+    config: &DistillConfig,
+    epoch: u64,
+    step: u64,
+) -> Result<EvalRow> {
     let labels = set
         .labels()
         .ok_or_else(|| DistillError::Data("validation faces need identity labels".into()))?;
     let d = pred.dim;
     let t = set.targets();
     if d != t.dim {
-        return Err(DistillError::Data(format!("student gives {d}-d embeddings, teacher {}", t.dim)));
+        return Err(DistillError::Data(format!(
+            "student gives {d}-d embeddings, teacher {}",
+            t.dim
+        )));
     }
     let mut monitor = IrAucMonitor::new(config.val.smoothing)?;
     for batch in validation_batches(labels, config.val.p, config.val.k) {
@@ -195,8 +230,62 @@ pub fn score(pred: &Predictions, set: &FaceSet, config: &DistillConfig, epoch: u
         monitor.update(&emb, d, &lab)?;
     }
     let (auc, tar_at_far) = verification(&pred.embeddings, d, labels, &config.val.far_targets)?;
-    let n = set.len() as f64;
-    let teacher_cosine = (0..set.len())
+    let agree = agreement(pred, t);
+    Ok(EvalRow {
+        epoch,
+        step,
+        ir_auc: monitor.ir_auc(),
+        skipped_batches: monitor.skipped(),
+        auc,
+        tar_at_far,
+        teacher_cosine: agree.teacher_cosine,
+        age_mae_vs_teacher: agree.age_mae,
+        gender_agreement: agree.gender,
+        age_mae_vs_labels: set
+            .attributes()
+            .and_then(|a| age_mae_vs_labels(&pred.expected_age, &a.age)),
+        gender_accuracy_vs_labels: set
+            .attributes()
+            .and_then(|a| gender_accuracy_vs_labels(&pred.p_male, &a.male)),
+    })
+}
+
+/// Mean |predicted − true| age over the faces whose age is known (`None` when none is).
+pub fn age_mae_vs_labels(predicted: &[f32], truth: &[Option<f32>]) -> Option<f64> {
+    let errs: Vec<f64> = predicted
+        .iter()
+        .zip(truth)
+        .filter_map(|(p, t)| t.map(|t| f64::from((p - t).abs())))
+        .collect();
+    (!errs.is_empty()).then(|| errs.iter().sum::<f64>() / errs.len() as f64)
+}
+
+/// Share of faces with a known gender where `P(male) > 0.5` matches it (`None` when none is).
+pub fn gender_accuracy_vs_labels(p_male: &[f32], truth: &[Option<bool>]) -> Option<f64> {
+    let hits: Vec<bool> = p_male
+        .iter()
+        .zip(truth)
+        .filter_map(|(p, t)| t.map(|t| (*p > 0.5) == t))
+        .collect();
+    (!hits.is_empty()).then(|| hits.iter().filter(|h| **h).count() as f64 / hits.len() as f64)
+}
+
+/// How closely a student's predictions follow the teachers' targets on the same faces.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Agreement {
+    /// Mean cosine between student and teacher embeddings.
+    pub teacher_cosine: f64,
+    /// Mean |student − teacher| expected age, years.
+    pub age_mae: f64,
+    /// Share of faces with the same gender decision (P(male) > 0.5).
+    pub gender: f64,
+}
+
+/// Compares predictions with targets row by row (same faces, same order).
+pub fn agreement(pred: &Predictions, t: &crate::data::Targets) -> Agreement {
+    let n = t.len().max(1) as f64;
+    let d = t.dim;
+    let teacher_cosine = (0..t.len())
         .map(|r| {
             pred.embeddings[r * d..(r + 1) * d]
                 .iter()
@@ -206,38 +295,38 @@ pub fn score(pred: &Predictions, set: &FaceSet, config: &DistillConfig, epoch: u
         })
         .sum::<f64>()
         / n;
-    let age_mae_vs_teacher = pred
+    let age_mae = pred
         .expected_age
         .iter()
         .zip(&t.expected_age)
         .map(|(a, b)| f64::from((a - b).abs()))
         .sum::<f64>()
         / n;
-    let gender_agreement = pred
+    let gender = pred
         .p_male
         .iter()
         .zip(&t.p_male)
         .filter(|(a, b)| (**a > 0.5) == (**b > 0.5))
         .count() as f64
         / n;
-    Ok(EvalRow {
-        epoch,
-        step,
-        ir_auc: monitor.ir_auc(),
-        skipped_batches: monitor.skipped(),
-        auc,
-        tar_at_far,
+    Agreement {
         teacher_cosine,
-        age_mae_vs_teacher,
-        gender_agreement,
-    })
+        age_mae,
+        gender,
+    }
 }
 
 /// [`predict`] then [`score`] on the first device of the student.
 ///
 /// # Errors
 /// As [`score`].
-pub fn evaluate<B: Backend>(student: &Student<B>, set: &FaceSet, config: &DistillConfig, epoch: u64, step: u64) -> Result<EvalRow> {
+pub fn evaluate<B: Backend>(
+    student: &Student<B>,
+    set: &FaceSet,
+    config: &DistillConfig,
+    epoch: u64,
+    step: u64,
+) -> Result<EvalRow> {
     let device = student
         .head
         .gender
@@ -252,6 +341,16 @@ pub fn evaluate<B: Backend>(student: &Student<B>, set: &FaceSet, config: &Distil
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_metrics_skip_unknowns() {
+        let mae = age_mae_vs_labels(&[10.0, 20.0, 30.0], &[Some(12.0), None, Some(27.0)]);
+        assert_eq!(mae, Some(2.5));
+        assert_eq!(age_mae_vs_labels(&[10.0], &[None]), None);
+        let acc = gender_accuracy_vs_labels(&[0.9, 0.2, 0.6], &[Some(true), Some(true), None]);
+        assert_eq!(acc, Some(0.5));
+        assert_eq!(gender_accuracy_vs_labels(&[0.9], &[None]), None);
+    }
 
     #[test]
     fn all_pairs_split_by_label() {

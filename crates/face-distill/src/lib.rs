@@ -10,6 +10,8 @@
 //!   checkpoints and resume, early stopping on validation irAUC, metrics files and curves.
 //! - [`eval`]: irAUC, exact AUC, TAR@FAR, agreement with the teachers.
 //! - [`report`]: the final teacher-vs-student report (`report.json`, `roc.svg`).
+//! - [`pipeline`]: the end-to-end job on concrete backends (MTCNN → crops → teachers → cache
+//!   → student → report), for programs.
 //! - [`runtime`]: backend choice (NdArray, Candle, CUDA) with clear errors.
 #![warn(missing_docs)]
 
@@ -19,13 +21,14 @@ pub mod data;
 mod error;
 pub mod eval;
 pub mod losses;
+pub mod pipeline;
 pub mod report;
 pub mod runtime;
 pub mod student;
 pub mod trainer;
 
 pub use config::{AgeLoss, BackboneConfig, DistillConfig, TaskMode};
-pub use data::{FaceSet, Targets};
+pub use data::{Attributes, FaceSet, Targets};
 pub use error::{DistillError, Result};
 pub use eval::{evaluate, EvalRow, Predictions};
 pub use report::{write_report, FinalReport, ModelLine};

@@ -56,7 +56,11 @@ pub fn expected_age<B: Backend>(logits: Tensor<B, 2>, bins: Tensor<B, 1>) -> Ten
 }
 
 /// Age distillation on the expected age, `mean_i |E_student − E_teacher|` in years.
-pub fn age_l1<B: Backend>(logits: Tensor<B, 2>, teacher_age: Tensor<B, 1>, bins: Tensor<B, 1>) -> Tensor<B, 1> {
+pub fn age_l1<B: Backend>(
+    logits: Tensor<B, 2>,
+    teacher_age: Tensor<B, 1>,
+    bins: Tensor<B, 1>,
+) -> Tensor<B, 1> {
     (expected_age(logits, bins) - teacher_age).abs().mean()
 }
 
@@ -135,7 +139,10 @@ mod tests {
         let logits = t2(&[&[0.0, 0.0, 0.0], &[-50.0, -50.0, 50.0]]);
         let l = age_l1(logits.clone(), t1(&[25.0, 70.0]), t1(&[10.0, 20.0, 60.0]));
         assert!((scalar(&l) - 7.5).abs() < 1e-4, "{}", scalar(&l));
-        let e = expected_age(logits, t1(&[10.0, 20.0, 60.0])).into_data().to_vec::<f32>().unwrap();
+        let e = expected_age(logits, t1(&[10.0, 20.0, 60.0]))
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         assert!((e[0] - 30.0).abs() < 1e-4 && (e[1] - 60.0).abs() < 1e-4);
     }
 

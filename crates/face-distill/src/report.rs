@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use face_metrics::{VerificationScores, write_roc_svg};
+use face_metrics::{write_roc_svg, VerificationScores};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::write_atomic;
@@ -30,6 +30,10 @@ pub struct ModelLine {
     pub age_mae_vs_teacher: Option<f64>,
     /// Share of faces where the predicted gender agrees with the teacher (students only).
     pub gender_agreement: Option<f64>,
+    /// Mean |predicted − true| age where the faces carry age labels.
+    pub age_mae_vs_labels: Option<f64>,
+    /// Gender accuracy where the faces carry gender labels.
+    pub gender_accuracy_vs_labels: Option<f64>,
 }
 
 impl ModelLine {
@@ -42,6 +46,8 @@ impl ModelLine {
             teacher_cosine: Some(r.teacher_cosine),
             age_mae_vs_teacher: Some(r.age_mae_vs_teacher),
             gender_agreement: Some(r.gender_agreement),
+            age_mae_vs_labels: r.age_mae_vs_labels,
+            gender_accuracy_vs_labels: r.gender_accuracy_vs_labels,
         }
     }
 }
@@ -118,10 +124,14 @@ impl FinalReport {
             ));
         }
         s.push_str(&format!(
-            "{} steps, {} epochs{}; {:.1} training faces/s ({:.0}% data, {:.0}% student)\n",
+            "{} steps, {} epochs{}; {:.1} training faces/s ({:.1}% data, {:.1}% student)\n",
             self.steps,
             self.epochs,
-            if self.stopped_early { " (stopped early)" } else { "" },
+            if self.stopped_early {
+                " (stopped early)"
+            } else {
+                ""
+            },
             self.train_images_per_second,
             100.0 * self.data_share,
             100.0 * self.compute_share
@@ -160,6 +170,12 @@ pub fn write_report(
         teacher_cosine: None,
         age_mae_vs_teacher: None,
         gender_agreement: None,
+        age_mae_vs_labels: val
+            .attributes()
+            .and_then(|a| crate::eval::age_mae_vs_labels(&t.expected_age, &a.age)),
+        gender_accuracy_vs_labels: val
+            .attributes()
+            .and_then(|a| crate::eval::gender_accuracy_vs_labels(&t.p_male, &a.male)),
     };
     let (gen, imp) = all_pairs(&t.embeddings, t.dim, labels);
     let (sg, si) = all_pairs(&trained.embeddings, trained.dim, labels);
@@ -172,10 +188,9 @@ pub fn write_report(
         &[("teacher", &teacher_roc), ("student", &student_roc)],
         min_far,
     )?;
-    let (data, compute) = state
-        .train
-        .iter()
-        .fold((0.0, 0.0), |(d, c), r| (d + r.data_seconds, c + r.compute_seconds));
+    let (data, compute) = state.train.iter().fold((0.0, 0.0), |(d, c), r| {
+        (d + r.data_seconds, c + r.compute_seconds)
+    });
     let faces_seen: u64 = state.train.iter().map(|r| r.faces).sum();
     let total = (data + compute).max(1e-9);
     let mut ids: Vec<u32> = labels.to_vec();

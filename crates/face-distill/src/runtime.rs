@@ -43,7 +43,8 @@ impl FromStr for DeviceChoice {
                         "unknown device `{other}` (expected cpu, ndarray, candle, cuda or cuda:0,1,…)"
                     ))
                 })?;
-                let ids: std::result::Result<Vec<usize>, _> = ids.split(',').map(|i| i.trim().parse()).collect();
+                let ids: std::result::Result<Vec<usize>, _> =
+                    ids.split(',').map(|i| i.trim().parse()).collect();
                 match ids {
                     Ok(v) if !v.is_empty() => Ok(Self::Cuda(v)),
                     _ => Err(DistillError::Device(format!("bad GPU list in `{other}`"))),
@@ -84,7 +85,11 @@ pub fn check_cuda(ids: &[usize]) -> Result<()> {
             match probe {
                 Ok(v) if (v - 3.0).abs() < 1e-6 => {}
                 Ok(v) => return Err(DistillError::Device(format!("GPU {id} computed 1 + 2 = {v}"))),
-                Err(_) => return Err(DistillError::Device(format!("the CUDA runtime failed to start on GPU {id}"))),
+                Err(_) => {
+                    return Err(DistillError::Device(format!(
+                        "the CUDA runtime failed to start on GPU {id}"
+                    )))
+                }
             }
         }
     }
@@ -99,8 +104,14 @@ mod tests {
     fn parses_devices() {
         assert_eq!("cpu".parse::<DeviceChoice>().unwrap(), DeviceChoice::NdArray);
         assert_eq!("candle".parse::<DeviceChoice>().unwrap(), DeviceChoice::Candle);
-        assert_eq!("cuda".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(vec![0]));
-        assert_eq!("cuda:0,1".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(vec![0, 1]));
+        assert_eq!(
+            "cuda".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Cuda(vec![0])
+        );
+        assert_eq!(
+            "cuda:0,1".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Cuda(vec![0, 1])
+        );
         assert!("cuda:".parse::<DeviceChoice>().is_err());
         assert!("tpu".parse::<DeviceChoice>().is_err());
     }

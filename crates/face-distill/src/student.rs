@@ -78,7 +78,12 @@ impl<B: Backend> Student<B> {
     ///
     /// # Errors
     /// An invalid backbone configuration or head size.
-    pub fn new(config: &BackboneConfig, embedding_dim: usize, age_bins: usize, device: &B::Device) -> Result<Self> {
+    pub fn new(
+        config: &BackboneConfig,
+        embedding_dim: usize,
+        age_bins: usize,
+        device: &B::Device,
+    ) -> Result<Self> {
         let backbone = match config {
             BackboneConfig::IResNet(c) => {
                 c.validate()?;

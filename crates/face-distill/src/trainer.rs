@@ -306,9 +306,9 @@ impl<B: AutodiffBackend> Trainer<B> {
         }
         // One clean crop through the student: its output sizes must match the teachers'.
         // (In inference mode: a training-mode forward would move the caller's BatchNorm statistics.)
-        let probe = student
-            .valid()
-            .forward(DistillBatch::<B::InnerBackend>::new(train, &[0], None, &Normalize::arcface(), &dev0).images);
+        let probe = student.valid().forward(
+            DistillBatch::<B::InnerBackend>::new(train, &[0], None, &Normalize::arcface(), &dev0).images,
+        );
         let (emb, age) = (probe.embedding.dims()[1], probe.age_logits.dims()[1]);
         if emb != t.dim || age != t.age_bins.len() {
             return Err(DistillError::Data(format!(
@@ -322,7 +322,11 @@ impl<B: AutodiffBackend> Trainer<B> {
             .with_beta_2(c.optim.betas.1 as f32)
             .with_epsilon(c.optim.epsilon as f32)
             .with_weight_decay(c.optim.weight_decay as f32)
-            .with_grad_clipping(c.optim.clip_grad_norm.map(|n| GradientClippingConfig::Norm(n as f32)))
+            .with_grad_clipping(
+                c.optim
+                    .clip_grad_norm
+                    .map(|n| GradientClippingConfig::Norm(n as f32)),
+            )
             .init::<B, Student<B>>();
 
         // Burn shares BatchNorm running statistics between clones of a module, so train a
@@ -359,11 +363,15 @@ impl<B: AutodiffBackend> Trainer<B> {
                     ));
                 }
                 let state: TrainState = serde_json::from_slice(
-                    &std::fs::read(dir.join("state.json")).map_err(DistillError::io(dir.join("state.json")))?,
+                    &std::fs::read(dir.join("state.json"))
+                        .map_err(DistillError::io(dir.join("state.json")))?,
                 )
                 .map_err(|e| DistillError::checkpoint(dir.join("state.json"), e.to_string()))?;
                 if state.data_fingerprint != fp {
-                    return Err(DistillError::checkpoint(&dir, "the checkpoint was trained on other faces"));
+                    return Err(DistillError::checkpoint(
+                        &dir,
+                        "the checkpoint was trained on other faces",
+                    ));
                 }
                 // Record the (possibly longer) loop this call runs.
                 c.write(&self.run_dir.join("config.json"))?;
@@ -407,8 +415,10 @@ impl<B: AutodiffBackend> Trainer<B> {
         let bar = self.progress.then(|| {
             let pb = indicatif::ProgressBar::new(total);
             pb.set_style(
-                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps {elapsed_precise} ETA {eta} {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} steps {elapsed_precise} ETA {eta} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             pb.set_position(state.step);
             pb
@@ -421,7 +431,13 @@ impl<B: AutodiffBackend> Trainer<B> {
                 if state.step >= total || self.stop_after.is_some_and(|s| state.step >= s) {
                     break 'epochs;
                 }
-                let lr = learning_rate(c.optim.lr, c.optim.warmup_steps, c.optim.min_lr_ratio, state.step, total);
+                let lr = learning_rate(
+                    c.optim.lr,
+                    c.optim.warmup_steps,
+                    c.optim.min_lr_ratio,
+                    state.step,
+                    total,
+                );
                 let mut accumulators: Vec<GradientsAccumulator<Student<B>>> =
                     self.devices.iter().map(|_| GradientsAccumulator::new()).collect();
                 let mut parts = [0.0f64; 5];
@@ -454,7 +470,15 @@ impl<B: AutodiffBackend> Trainer<B> {
                     // One thread per device (inline for one): forward, backward, accumulate.
                     let terms: Vec<[f64; 5]> = if batches.len() == 1 {
                         let (b, bins, share) = batches.into_iter().next().expect("one batch");
-                        vec![device_step(c, &model, &self.devices[0], b, bins, share, &mut accumulators[0])]
+                        vec![device_step(
+                            c,
+                            &model,
+                            &self.devices[0],
+                            b,
+                            bins,
+                            share,
+                            &mut accumulators[0],
+                        )]
                     } else {
                         std::thread::scope(|scope| {
                             let handles: Vec<_> = batches
@@ -518,7 +542,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 };
                 state.train.push(row);
                 self.report_step(bar.as_ref(), &row, &state, total);
-                if state.step % c.train.checkpoint_every == 0 {
+                if state.step.is_multiple_of(c.train.checkpoint_every) {
                     self.save(&model, &optim, &state)?;
                     saved_at = Some(state.step);
                 }
@@ -546,15 +570,34 @@ impl<B: AutodiffBackend> Trainer<B> {
                     state.stopped_early = true;
                 }
                 if let Some(pb) = &bar {
-                    pb.println(format!("epoch {} validation: {}", state.epoch, state.val.last().map_or(String::new(), EvalRow::summary)));
+                    pb.println(format!(
+                        "epoch {} validation: {}",
+                        state.epoch,
+                        state.val.last().map_or(String::new(), EvalRow::summary)
+                    ));
                 } else {
-                    eprintln!("epoch {} validation: {}", state.epoch, state.val.last().map_or(String::new(), EvalRow::summary));
+                    eprintln!(
+                        "epoch {} validation: {}",
+                        state.epoch,
+                        state.val.last().map_or(String::new(), EvalRow::summary)
+                    );
                 }
             }
             self.save(&model, &optim, &state)?;
             saved_at = Some(state.step);
         }
-        // A stop by max_steps mid-epoch is saved too, so the next call resumes exactly there.
+        // A run that ends mid-epoch (train.max_steps) is validated once more, so the last row
+        // describes the final weights (not after a pre-emption by `stop_after`: that run goes on).
+        if let Some(v) = val {
+            let finished = state.step >= total || state.epoch >= c.train.epochs || state.stopped_early;
+            if finished && state.val.last().map(|r| r.step) != Some(state.step) {
+                state
+                    .val
+                    .push(evaluate(&model.valid(), v, c, state.epoch, state.step)?);
+                saved_at = None;
+            }
+        }
+        // A stop mid-epoch is saved too, so the next call resumes exactly there.
         if saved_at != Some(state.step) || state.step == 0 {
             self.save(&model, &optim, &state)?;
         }
@@ -570,7 +613,13 @@ impl<B: AutodiffBackend> Trainer<B> {
         })
     }
 
-    fn report_step(&self, bar: Option<&indicatif::ProgressBar>, row: &TrainRow, state: &TrainState, total: u64) {
+    fn report_step(
+        &self,
+        bar: Option<&indicatif::ProgressBar>,
+        row: &TrainRow,
+        state: &TrainState,
+        total: u64,
+    ) {
         let ir = state
             .val
             .last()
@@ -586,14 +635,19 @@ impl<B: AutodiffBackend> Trainer<B> {
                 pb.set_message(msg);
             }
             None => {
-                if state.step % self.config.train.log_every == 0 || state.step == total {
+                if state.step.is_multiple_of(self.config.train.log_every) || state.step == total {
                     eprintln!("step {}/{} epoch {} {msg}", state.step, total, state.epoch);
                 }
             }
         }
     }
 
-    fn save<O: Optimizer<Student<B>, B>>(&self, model: &Student<B>, optim: &O, state: &TrainState) -> Result<()> {
+    fn save<O: Optimizer<Student<B>, B>>(
+        &self,
+        model: &Student<B>,
+        optim: &O,
+        state: &TrainState,
+    ) -> Result<()> {
         let dir = self.checkpoint_dir();
         let staging = dir.join(".staging");
         if staging.exists() {
@@ -604,7 +658,8 @@ impl<B: AutodiffBackend> Trainer<B> {
         let optim_path = staging.join("optim.bin");
         let bytes = checkpoint::record_bytes::<B, _>(optim.to_record(), &optim_path)?;
         write_atomic(&optim_path, &bytes)?;
-        let json = serde_json::to_vec(state).map_err(|e| DistillError::checkpoint(&staging, e.to_string()))?;
+        let json =
+            serde_json::to_vec(state).map_err(|e| DistillError::checkpoint(&staging, e.to_string()))?;
         write_atomic(&staging.join("state.json"), &json)?;
         checkpoint::commit(&dir, &staging, state.step, self.config.train.keep_checkpoints)?;
         self.write_logs(state)
@@ -618,7 +673,17 @@ impl<B: AutodiffBackend> Trainer<B> {
         for r in &state.train {
             train.push_str(&format!(
                 "{},{},{},{:e},{},{},{},{},{},{:.6},{:.6}\n",
-                r.step, r.epoch, r.faces, r.lr, r.loss, r.identity, r.relational, r.age, r.gender, r.data_seconds, r.compute_seconds
+                r.step,
+                r.epoch,
+                r.faces,
+                r.lr,
+                r.loss,
+                r.identity,
+                r.relational,
+                r.age,
+                r.gender,
+                r.data_seconds,
+                r.compute_seconds
             ));
         }
         write_atomic(&self.run_dir.join("train.csv"), train.as_bytes())?;

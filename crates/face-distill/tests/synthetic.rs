@@ -40,13 +40,16 @@ impl RandomTeacher {
     fn features(img: &RgbImage) -> Vec<f32> {
         let px: Vec<f32> = img.pixels().flat_map(|p| p.0.map(f32::from)).collect();
         let mean = px.iter().sum::<f32>() / px.len() as f32;
-        let std = (px.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / px.len() as f32).sqrt().max(1e-3);
+        let std = (px.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / px.len() as f32)
+            .sqrt()
+            .max(1e-3);
         let cell = (SIZE / 8) as usize;
         let mut f = vec![0.0f32; FEATS];
         for (i, p) in img.pixels().enumerate() {
             let (x, y) = (i % SIZE as usize, i / SIZE as usize);
             for c in 0..3 {
-                f[((y / cell) * 8 + x / cell) * 3 + c] += (f32::from(p.0[c]) - mean) / std / (cell * cell) as f32;
+                f[((y / cell) * 8 + x / cell) * 3 + c] +=
+                    (f32::from(p.0[c]) - mean) / std / (cell * cell) as f32;
             }
         }
         f
@@ -63,7 +66,9 @@ impl RandomTeacher {
         };
         let lin = |w: &[f32], f: &[f32], out: usize| -> Vec<f32> {
             (0..out)
-                .map(|o| f.iter().enumerate().map(|(i, x)| x * w[i * out + o]).sum::<f32>() / (FEATS as f32).sqrt())
+                .map(|o| {
+                    f.iter().enumerate().map(|(i, x)| x * w[i * out + o]).sum::<f32>() / (FEATS as f32).sqrt()
+                })
                 .collect()
         };
         for img in images {
@@ -76,7 +81,8 @@ impl RandomTeacher {
             let ex: Vec<f32> = z.iter().map(|v| ((v - m) * 2.0).exp()).collect();
             let s: f32 = ex.iter().sum();
             let p: Vec<f32> = ex.iter().map(|v| v / s).collect();
-            t.expected_age.push(p.iter().zip(&t.age_bins).map(|(a, b)| a * b).sum());
+            t.expected_age
+                .push(p.iter().zip(&t.age_bins).map(|(a, b)| a * b).sum());
             t.age_probs.extend(p);
             let g = lin(&self.w_gender, &f, 1)[0];
             t.p_male.push(1.0 / (1.0 + (-3.0 * g).exp()));
@@ -90,7 +96,11 @@ impl RandomTeacher {
 fn world(ids: usize, per_id: usize, seed: u64, teacher: &RandomTeacher) -> FaceSet {
     let mut pattern_rng = ChaCha8Rng::seed_from_u64(1234);
     let patterns: Vec<Vec<f32>> = (0..ids)
-        .map(|_| (0..GRID * GRID * 3).map(|_| pattern_rng.gen_range(40.0f32..215.0)).collect())
+        .map(|_| {
+            (0..GRID * GRID * 3)
+                .map(|_| pattern_rng.gen_range(40.0f32..215.0))
+                .collect()
+        })
         .collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut images, mut labels, mut names) = (Vec::new(), Vec::new(), Vec::new());
@@ -99,9 +109,15 @@ fn world(ids: usize, per_id: usize, seed: u64, teacher: &RandomTeacher) -> FaceS
             let contrast = rng.gen_range(0.4f32..1.3);
             let bright = rng.gen_range(-70.0f32..70.0);
             let img = RgbImage::from_fn(SIZE, SIZE, |x, y| {
-                let (gx, gy) = ((x as usize * GRID) / SIZE as usize, (y as usize * GRID) / SIZE as usize);
+                let (gx, gy) = (
+                    (x as usize * GRID) / SIZE as usize,
+                    (y as usize * GRID) / SIZE as usize,
+                );
                 image::Rgb(std::array::from_fn(|c| {
-                    let v = (pat[(gy * GRID + gx) * 3 + c] - 128.0) * contrast + 128.0 + bright + rng.gen_range(-12.0f32..12.0);
+                    let v = (pat[(gy * GRID + gx) * 3 + c] - 128.0) * contrast
+                        + 128.0
+                        + bright
+                        + rng.gen_range(-12.0f32..12.0);
                     v.clamp(0.0, 255.0) as u8
                 }))
             });
@@ -144,7 +160,15 @@ fn student(c: &DistillConfig) -> Student<NdArrayTrain> {
 fn student_learns_the_teachers() {
     let teacher = RandomTeacher::new(7);
     let train = world(8, 6, 1, &teacher);
+    // Ground truth for validation: the teacher's own ages and genders, one face unknown.
     let val = world(8, 3, 2, &teacher);
+    let mut age: Vec<Option<f32>> = val.targets().expected_age.iter().map(|a| Some(*a)).collect();
+    let mut male: Vec<Option<bool>> = val.targets().p_male.iter().map(|p| Some(*p > 0.5)).collect();
+    age[0] = None;
+    male[0] = None;
+    let val = val
+        .with_attributes(face_distill::Attributes { age, male })
+        .unwrap();
     let c = config(25);
     let dir = tempfile::tempdir().unwrap();
     let trainer = Trainer::<NdArrayTrain>::new(c.clone(), vec![NdArrayDevice::Cpu], dir.path())
@@ -155,7 +179,12 @@ fn student_learns_the_teachers() {
     let last = out.state.val.last().unwrap();
     eprintln!("untrained: {}\ntrained:   {}", first.summary(), last.summary());
     assert_eq!(out.state.val.len(), 26);
-    assert!(last.teacher_cosine > first.teacher_cosine + 0.3, "{} → {}", first.teacher_cosine, last.teacher_cosine);
+    assert!(
+        last.teacher_cosine > first.teacher_cosine + 0.3,
+        "{} → {}",
+        first.teacher_cosine,
+        last.teacher_cosine
+    );
     assert!(last.auc > first.auc, "AUC {} → {}", first.auc, last.auc);
     assert!(last.ir_auc.unwrap() < first.ir_auc.unwrap());
     assert!(
@@ -164,8 +193,22 @@ fn student_learns_the_teachers() {
         first.age_mae_vs_teacher,
         last.age_mae_vs_teacher
     );
+    // Against labels equal to the teacher's outputs, the label metrics track the teacher ones.
+    let vs_labels = last.age_mae_vs_labels.unwrap();
+    assert!(
+        (vs_labels - last.age_mae_vs_teacher).abs() < 0.2 * last.age_mae_vs_teacher,
+        "{vs_labels}"
+    );
+    assert!(last.gender_accuracy_vs_labels.unwrap() >= 0.9);
     // The run directory holds what the docs promise.
-    for f in ["config.json", "train.csv", "val.csv", "loss.svg", "irauc.svg", "student.bin"] {
+    for f in [
+        "config.json",
+        "train.csv",
+        "val.csv",
+        "loss.svg",
+        "irauc.svg",
+        "student.bin",
+    ] {
         assert!(dir.path().join(f).exists(), "{f}");
     }
     let csv = std::fs::read_to_string(dir.path().join("train.csv")).unwrap();
@@ -239,7 +282,11 @@ fn killed_run_resumes_bit_identically() {
     }
     let csv_a = std::fs::read_to_string(a_dir.path().join("train.csv")).unwrap();
     let csv_b = std::fs::read_to_string(b_dir.path().join("train.csv")).unwrap();
-    let strip = |s: &str| s.lines().map(|l| l.rsplitn(3, ',').nth(2).unwrap_or("").to_string()).collect::<Vec<_>>();
+    let strip = |s: &str| {
+        s.lines()
+            .map(|l| l.rsplitn(3, ',').nth(2).unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(strip(&csv_a), strip(&csv_b), "train.csv (timings aside) differs");
 
     // Resuming with another config or other faces is refused.
@@ -288,10 +335,39 @@ fn two_devices_equal_gradient_accumulation() {
     assert_eq!(accumulated.len(), parallel.len());
     for (a, b) in accumulated.iter().zip(&parallel) {
         assert_eq!(a.faces, b.faces);
-        assert!((a.loss - b.loss).abs() < 1e-5 * a.loss.abs(), "step {}: {} vs {}", a.step, a.loss, b.loss);
+        assert!(
+            (a.loss - b.loss).abs() < 1e-5 * a.loss.abs(),
+            "step {}: {} vs {}",
+            a.step,
+            a.loss,
+            b.loss
+        );
     }
     // And the loss moved: the steps did something.
     assert!(accumulated[3].loss < accumulated[0].loss);
+}
+
+#[test]
+fn early_stopping_ends_a_run_without_progress() {
+    let teacher = RandomTeacher::new(5);
+    let train = world(3, 4, 3, &teacher);
+    let val = world(3, 2, 4, &teacher);
+    let mut c = config(10);
+    c.data.batch = 12;
+    // No irAUC gain can beat a min_delta of 10: the first epoch sets the best, two more
+    // without improvement exhaust the patience.
+    c.train.early_stop_patience = Some(2);
+    c.train.early_stop_min_delta = 10.0;
+    let dir = tempfile::tempdir().unwrap();
+    let out = Trainer::<NdArrayTrain>::new(c, vec![NdArrayDevice::Cpu], dir.path())
+        .unwrap()
+        .with_progress(false)
+        .fit(student(&config(1)), &train, Some(&val))
+        .unwrap();
+    assert!(out.state.stopped_early);
+    assert_eq!(out.state.epoch, 3);
+    assert_eq!(out.state.best_epoch, Some(1));
+    assert_eq!(out.state.val.len(), 4);
 }
 
 #[test]
@@ -301,12 +377,16 @@ fn bad_inputs_are_refused() {
     let c = config(1);
     let dir = tempfile::tempdir().unwrap();
     // A student with another embedding width than the teacher.
-    let wrong = Student::<NdArrayTrain>::new(&c.student.backbone, DIM + 1, BINS, &NdArrayDevice::Cpu).unwrap();
+    let wrong =
+        Student::<NdArrayTrain>::new(&c.student.backbone, DIM + 1, BINS, &NdArrayDevice::Cpu).unwrap();
     let err = Trainer::<NdArrayTrain>::new(c.clone(), vec![NdArrayDevice::Cpu], dir.path())
         .unwrap()
         .fit(wrong, &train, None)
         .unwrap_err();
-    assert!(matches!(&err, DistillError::Data(m) if m.contains("17-d")), "{err}");
+    assert!(
+        matches!(&err, DistillError::Data(m) if m.contains("17-d")),
+        "{err}"
+    );
     // Validation without labels.
     let unlabelled = FaceSet::new(
         train.ids().to_vec(),
@@ -319,12 +399,20 @@ fn bad_inputs_are_refused() {
         .unwrap()
         .fit(student(&c), &train, Some(&unlabelled))
         .unwrap_err();
-    assert!(matches!(&err, DistillError::Data(m) if m.contains("labels")), "{err}");
+    assert!(
+        matches!(&err, DistillError::Data(m) if m.contains("labels")),
+        "{err}"
+    );
     // Config errors name their key.
     let mut bad = c.clone();
     bad.optim.lr = -1.0;
-    assert!(matches!(Trainer::<NdArrayTrain>::new(bad, vec![NdArrayDevice::Cpu], dir.path()), Err(DistillError::Config { key, .. }) if key == "optim.lr"));
-    assert!(matches!(Trainer::<NdArrayTrain>::new(c, vec![], dir.path()), Err(DistillError::Device(_))));
+    assert!(
+        matches!(Trainer::<NdArrayTrain>::new(bad, vec![NdArrayDevice::Cpu], dir.path()), Err(DistillError::Config { key, .. }) if key == "optim.lr")
+    );
+    assert!(matches!(
+        Trainer::<NdArrayTrain>::new(c, vec![], dir.path()),
+        Err(DistillError::Device(_))
+    ));
 }
 
 #[test]
@@ -343,7 +431,9 @@ fn config_overrides_and_round_trip() {
         BackboneConfig::IResNet(b) => assert_eq!(b.base_width, 32),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(c.with_overrides(&["optim.lrr=1".into()]), Err(DistillError::ConfigFile { message, .. }) if message.contains("optim.lrr")));
+    assert!(
+        matches!(c.with_overrides(&["optim.lrr=1".into()]), Err(DistillError::ConfigFile { message, .. }) if message.contains("optim.lrr"))
+    );
     assert!(c.with_overrides(&["optim.lr=fast".into()]).is_err());
     assert!(c.with_overrides(&["optim".into()]).is_err());
     let dir = tempfile::tempdir().unwrap();
@@ -351,7 +441,9 @@ fn config_overrides_and_round_trip() {
     o.write(&p).unwrap();
     assert_eq!(DistillConfig::read(&p).unwrap(), o);
     std::fs::write(&p, r#"{"optim": {"lr": 0.1, "momentum": 0.9}}"#).unwrap();
-    assert!(matches!(DistillConfig::read(&p), Err(DistillError::ConfigFile { message, .. }) if message.contains("momentum")));
+    assert!(
+        matches!(DistillConfig::read(&p), Err(DistillError::ConfigFile { message, .. }) if message.contains("momentum"))
+    );
     // Partial files take defaults.
     std::fs::write(&p, r#"{"train": {"epochs": 3}}"#).unwrap();
     let partial = DistillConfig::read(&p).unwrap();

@@ -223,8 +223,12 @@ pub fn write_curve_svg(
         .map(|(name, pts)| (*name, pts.iter().filter(keep).copied().collect()))
         .collect();
     let all = || lines.iter().flat_map(|(_, p)| p.iter().copied());
-    let (x0, x1) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (x, _)| (a.min(x), b.max(x)));
-    let (y0, y1) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (_, y)| (a.min(y), b.max(y)));
+    let (x0, x1) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (x, _)| {
+        (a.min(x), b.max(x))
+    });
+    let (y0, y1) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (_, y)| {
+        (a.min(y), b.max(y))
+    });
     if !x0.is_finite() {
         return Err(plot_err(path, "no finite point to draw"));
     }
@@ -241,7 +245,11 @@ pub fn write_curve_svg(
             .x_label_area_size(44)
             .y_label_area_size(64);
         if log_y {
-            let (lo, hi) = if y1 > y0 { (y0 / 1.5, y1 * 1.5) } else { (y0 / 10.0, y0 * 10.0) };
+            let (lo, hi) = if y1 > y0 {
+                (y0 / 1.5, y1 * 1.5)
+            } else {
+                (y0 / 10.0, y0 * 10.0)
+            };
             let mut chart = builder
                 .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
                 .map_err(|e| plot_err(path, e))?;
