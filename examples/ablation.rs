@@ -57,7 +57,8 @@ fn main() -> Result<(), Error> {
 
     let cache = TargetCache::read(&run_dir.join("targets.safetensors"))?;
     let items = CacheItem::from_folder(&run_dir.join("faces"))?;
-    let all = FaceSet::from_cache(&cache, &items, 112, None)?;
+    let size = config.student.backbone.input_size()? as u32;
+    let all = FaceSet::from_cache(&cache, &items, size, None)?;
     // Every k-th face (by id order) is held out: deterministic and spread over the images.
     let every = (1.0 / holdout).round().max(2.0) as usize;
     let test_rows: Vec<usize> = (0..all.len()).filter(|i| i % every == every - 1).collect();

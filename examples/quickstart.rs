@@ -127,12 +127,8 @@ fn main() -> Result<(), Error> {
     );
 
     // 3. Distil: all faces train (unlabelled); the labelled ones also make the report's pairs.
-    let size = 112; // the default student's input; `--set` may pick another backbone
-    let size = match &config.student.backbone {
-        face_distill::BackboneConfig::IResNet(b) => b.input_size as u32,
-        face_distill::BackboneConfig::InceptionResnetV1(_) => 160,
-        _ => size,
-    };
+    // Crops at the student's input size (`--set` may pick another backbone).
+    let size = config.student.backbone.input_size()? as u32;
     let train = FaceSet::from_cache(&cache, &items, size, None)?;
     let val = FaceSet::from_cache(&cache, &items, size, Some(&cut.face_labels))?;
     let run_dir = args.out.join("run");

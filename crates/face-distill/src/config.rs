@@ -67,6 +67,34 @@ pub enum BackboneConfig {
     Vit(FaceVitConfig),
 }
 
+impl BackboneConfig {
+    /// Checks the backbone's own configuration.
+    ///
+    /// # Errors
+    /// The backbone's validation error.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Self::IResNet(b) => b.validate()?,
+            Self::MobileFaceNet(b) => b.validate()?,
+            Self::ResNet(b) => b.validate()?,
+            Self::InceptionResnetV1(b) => b.validate()?,
+            Self::Vit(b) => b.validate()?,
+        }
+        Ok(())
+    }
+
+    /// The square input side (pixels) of the network this config builds, as the network itself
+    /// reports it (Burn initialises weights lazily, so building it to ask is cheap).
+    ///
+    /// # Errors
+    /// An invalid configuration.
+    pub fn input_size(&self) -> Result<usize> {
+        use face_nets::Backbone;
+        let cpu = Default::default();
+        Ok(crate::student::StudentBackbone::<burn::backend::NdArray>::new(self, &cpu)?.input_size())
+    }
+}
+
 /// Which tasks are distilled (for ablations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -364,13 +392,7 @@ impl DistillConfig {
         fn c(key: &str, message: impl Into<String>) -> DistillError {
             DistillError::config(key, message)
         }
-        match &self.student.backbone {
-            BackboneConfig::IResNet(b) => b.validate()?,
-            BackboneConfig::MobileFaceNet(b) => b.validate()?,
-            BackboneConfig::ResNet(b) => b.validate()?,
-            BackboneConfig::InceptionResnetV1(b) => b.validate()?,
-            BackboneConfig::Vit(b) => b.validate()?,
-        }
+        self.student.backbone.validate()?;
         let l = &self.loss;
         for (k, v) in [
             ("loss.identity", l.identity),

@@ -271,16 +271,11 @@ impl FaceSet {
         };
         let ids: Vec<String> = rows.iter().map(|&r| cache.ids[r].clone()).collect();
         let labels = labels.map(|l| {
-            let mut names: Vec<&String> = ids.iter().map(|id| &l[id]).collect();
-            let order = {
-                let mut u = names.clone();
-                u.sort();
-                u.dedup();
-                u
-            };
-            let index: HashMap<&String, u32> =
-                order.iter().enumerate().map(|(i, n)| (*n, i as u32)).collect();
-            names.iter_mut().map(|n| index[*n]).collect()
+            let names: Vec<&str> = ids.iter().map(|id| l[id].as_str()).collect();
+            // Dense numbers in name order, so the same names always get the same numbers.
+            let order: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+            let index: HashMap<&str, u32> = order.into_iter().zip(0..).collect();
+            names.iter().map(|n| index[n]).collect()
         });
         Self::new(ids, images, targets, labels)
     }

@@ -79,7 +79,36 @@ pub fn all_pairs(embeddings: &[f32], dim: usize, labels: &[u32]) -> (Vec<f64>, V
     (gen, imp)
 }
 
-/// Verification on all pairs: `(AUC, [(far, tar)])` with the `Nearest` convention.
+/// All pairs of a labelled set, scored by cosine, ready for ROC/AUC/TAR@FAR.
+///
+/// # Errors
+/// No genuine or no impostor pair.
+pub fn pair_scores(embeddings: &[f32], dim: usize, labels: &[u32]) -> Result<VerificationScores<'static>> {
+    let (gen, imp) = all_pairs(embeddings, dim, labels);
+    if gen.is_empty() || imp.is_empty() {
+        return Err(DistillError::Data(format!(
+            "validation needs genuine and impostor pairs, has {} and {}",
+            gen.len(),
+            imp.len()
+        )));
+    }
+    Ok(VerificationScores::from_split(&gen, imp)?)
+}
+
+/// `(AUC, [(far, tar)])` of scored pairs, TAR@FAR with the `Nearest` convention.
+///
+/// # Errors
+/// An invalid FAR target.
+pub fn summarise(scores: &VerificationScores<'_>, far_targets: &[f64]) -> Result<(f64, Vec<(f64, f64)>)> {
+    let tars = scores
+        .tar_at_far(far_targets, FarConvention::Nearest)?
+        .into_iter()
+        .map(|t| (t.target_far, t.tar))
+        .collect();
+    Ok((scores.auc(), tars))
+}
+
+/// Verification on all pairs: [`pair_scores`] then [`summarise`].
 ///
 /// # Errors
 /// No genuine or no impostor pair.
@@ -89,21 +118,7 @@ pub fn verification(
     labels: &[u32],
     far_targets: &[f64],
 ) -> Result<(f64, Vec<(f64, f64)>)> {
-    let (gen, imp) = all_pairs(embeddings, dim, labels);
-    if gen.is_empty() || imp.is_empty() {
-        return Err(DistillError::Data(format!(
-            "validation needs genuine and impostor pairs, has {} and {}",
-            gen.len(),
-            imp.len()
-        )));
-    }
-    let v = VerificationScores::from_split(&gen, imp)?;
-    let tars = v
-        .tar_at_far(far_targets, FarConvention::Nearest)?
-        .into_iter()
-        .map(|t| (t.target_far, t.tar))
-        .collect();
-    Ok((v.auc(), tars))
+    summarise(&pair_scores(embeddings, dim, labels)?, far_targets)
 }
 
 /// The fixed validation batches: P×K batches drawn once with seed 0 (the same every epoch, so

@@ -3,14 +3,14 @@
 
 use std::path::Path;
 
-use face_metrics::{write_roc_svg, VerificationScores};
+use face_metrics::write_roc_svg;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::write_atomic;
 use crate::config::DistillConfig;
 use crate::data::FaceSet;
 use crate::error::{DistillError, Result};
-use crate::eval::{all_pairs, verification, EvalRow, Predictions};
+use crate::eval::{pair_scores, summarise, EvalRow, Predictions};
 use crate::trainer::TrainState;
 
 /// One model's line in the report.
@@ -161,7 +161,8 @@ pub fn write_report(
         (Some(a), Some(b)) => (a, b),
         _ => return Err(DistillError::Data("the run has no validation rows".into())),
     };
-    let (teacher_auc, teacher_tar) = verification(&t.embeddings, t.dim, labels, &config.val.far_targets)?;
+    let teacher_scores = pair_scores(&t.embeddings, t.dim, labels)?;
+    let (teacher_auc, teacher_tar) = summarise(&teacher_scores, &config.val.far_targets)?;
     let teacher = ModelLine {
         model: "teacher".into(),
         auc: teacher_auc,
@@ -177,11 +178,13 @@ pub fn write_report(
             .attributes()
             .and_then(|a| crate::eval::gender_accuracy_vs_labels(&t.p_male, &a.male)),
     };
-    let (gen, imp) = all_pairs(&t.embeddings, t.dim, labels);
-    let (sg, si) = all_pairs(&trained.embeddings, trained.dim, labels);
-    let teacher_roc = VerificationScores::from_split(&gen, imp.clone())?.roc_points();
-    let student_roc = VerificationScores::from_split(&sg, si)?.roc_points();
-    let min_far = (1.0 / imp.len() as f64).clamp(1e-6, 0.5);
+    let pairs = (
+        teacher_scores.n_genuine() as usize,
+        teacher_scores.n_impostor() as usize,
+    );
+    let teacher_roc = teacher_scores.roc_points();
+    let student_roc = pair_scores(&trained.embeddings, trained.dim, labels)?.roc_points();
+    let min_far = (1.0 / pairs.1 as f64).clamp(1e-6, 0.5);
     write_roc_svg(
         run_dir.join("roc.svg"),
         "Verification ROC: teacher vs distilled student",
@@ -199,7 +202,7 @@ pub fn write_report(
     let report = FinalReport {
         faces: val.len(),
         identities: ids.len(),
-        pairs: (gen.len(), imp.len()),
+        pairs,
         on_training_images,
         models: vec![
             teacher,

@@ -40,6 +40,23 @@ macro_rules! each_backbone {
     };
 }
 
+impl<B: Backend> StudentBackbone<B> {
+    /// Builds the backbone a config describes.
+    ///
+    /// # Errors
+    /// An invalid configuration.
+    pub fn new(config: &BackboneConfig, device: &B::Device) -> Result<Self> {
+        config.validate()?;
+        Ok(match config {
+            BackboneConfig::IResNet(c) => Self::IResNet(c.init(device)),
+            BackboneConfig::MobileFaceNet(c) => Self::MobileFaceNet(c.init(device)),
+            BackboneConfig::ResNet(c) => Self::ResNet(c.init(device)),
+            BackboneConfig::InceptionResnetV1(c) => Self::InceptionResnetV1(c.init(device)),
+            BackboneConfig::Vit(c) => Self::Vit(c.init(device)),
+        })
+    }
+}
+
 impl<B: Backend> Backbone<B> for StudentBackbone<B> {
     fn feature_dim(&self) -> usize {
         each_backbone!(self, m => m.feature_dim())
@@ -84,28 +101,7 @@ impl<B: Backend> Student<B> {
         age_bins: usize,
         device: &B::Device,
     ) -> Result<Self> {
-        let backbone = match config {
-            BackboneConfig::IResNet(c) => {
-                c.validate()?;
-                StudentBackbone::IResNet(c.init(device))
-            }
-            BackboneConfig::MobileFaceNet(c) => {
-                c.validate()?;
-                StudentBackbone::MobileFaceNet(c.init(device))
-            }
-            BackboneConfig::ResNet(c) => {
-                c.validate()?;
-                StudentBackbone::ResNet(c.init(device))
-            }
-            BackboneConfig::InceptionResnetV1(c) => {
-                c.validate()?;
-                StudentBackbone::InceptionResnetV1(c.init(device))
-            }
-            BackboneConfig::Vit(c) => {
-                c.validate()?;
-                StudentBackbone::Vit(c.init(device))
-            }
-        };
+        let backbone = StudentBackbone::new(config, device)?;
         let head_config = MultiTaskHeadConfig::new(backbone.feature_dim())
             .with_embedding_dim(embedding_dim)
             .with_age_bins(age_bins);

@@ -410,7 +410,12 @@ impl<B: AutodiffBackend> Trainer<B> {
         let micro_per_step = c.data.accumulate;
         let pipe: Option<Compose> = augmentation(&c.data.augment, train.size());
         let normalize = Normalize::arcface();
-        let bins_host = t.age_bins.clone();
+        // The teachers' bin ages, once per device (the L1 age loss needs them).
+        let bins: Vec<Tensor<B, 1>> = self
+            .devices
+            .iter()
+            .map(|d| Tensor::from_data(TensorData::new(t.age_bins.clone(), [t.age_bins.len()]), d))
+            .collect();
         let start_step = state.step;
         let bar = self.progress.then(|| {
             let pb = indicatif::ProgressBar::new(total);
@@ -458,11 +463,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                                 .as_ref()
                                 .map(|p| (p, c.train.seed, state.epoch, (first + d * chunk) as u64));
                             let b = DistillBatch::<B>::new(train, rows_d, aug, &normalize, device);
-                            let bins = Tensor::<B, 1>::from_data(
-                                TensorData::new(bins_host.clone(), [bins_host.len()]),
-                                device,
-                            );
-                            (b, bins, rows_d.len() as f64 / step_faces)
+                            (b, bins[d].clone(), rows_d.len() as f64 / step_faces)
                         })
                         .collect();
                     data_s += t0.elapsed().as_secs_f64();

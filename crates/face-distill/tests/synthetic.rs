@@ -444,6 +444,12 @@ fn config_overrides_and_round_trip() {
     assert!(
         matches!(DistillConfig::read(&p), Err(DistillError::ConfigFile { message, .. }) if message.contains("momentum"))
     );
+    // The crop size comes from the network the config builds.
+    assert_eq!(c.student.backbone.input_size().unwrap(), 112);
+    let resnet = BackboneConfig::ResNet(face_nets::ResNetConfig::resnet50());
+    assert_eq!(resnet.input_size().unwrap(), 224);
+    let inception = BackboneConfig::InceptionResnetV1(face_nets::InceptionResnetV1Config::new());
+    assert_eq!(inception.input_size().unwrap(), 160);
     // Partial files take defaults.
     std::fs::write(&p, r#"{"train": {"epochs": 3}}"#).unwrap();
     let partial = DistillConfig::read(&p).unwrap();
