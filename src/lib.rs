@@ -1,9 +1,12 @@
-//! facekit: face recognition on Burn — metrics, data, networks, detection, teachers, distillation
+//! facekit: face recognition on Burn — metrics, data, search, evaluation protocols, networks,
+//! detection, teachers, distillation
 //! (see the crates' READMEs).
 
 pub use face_data as data;
 pub use face_detect as detect;
 pub use face_distill as distill;
+pub use face_eval as eval;
 pub use face_metrics as metrics;
 pub use face_nets as nets;
+pub use face_search as search;
 pub use face_teachers as teachers;

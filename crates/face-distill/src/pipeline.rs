@@ -274,3 +274,72 @@ pub fn train_and_predict(
         DeviceChoice::Cuda(_) => Err(DistillError::Device("ablations run on the CPU backends".into())),
     }
 }
+
+/// A distilled student loaded from a run directory for inference on the CPU (NdArray).
+#[derive(Debug)]
+pub struct TrainedStudent {
+    /// The network, in inference mode.
+    pub student: Student<NdArray>,
+    /// The run's configuration.
+    pub config: DistillConfig,
+    /// Input side in pixels.
+    pub size: u32,
+    /// The alignment template of its crops (ArcFace, scaled to `size`).
+    pub template: face_data::FaceTemplate,
+}
+
+/// Loads `run_dir/config.json` and `run_dir/student.bin` (a student distilled from the bundled
+/// teachers: 512-d identity embedding, 81 age bins).
+///
+/// # Errors
+/// A missing or unreadable file, or weights of another architecture.
+pub fn load_student(run_dir: &Path) -> Result<TrainedStudent> {
+    let config = DistillConfig::read(&run_dir.join("config.json"))?;
+    let device = Default::default();
+    let student = Student::<NdArray>::new(
+        &config.student.backbone,
+        512,
+        face_teachers::AGE_V1_BINS.len(),
+        &device,
+    )?;
+    let student = crate::checkpoint::load_module(student, &run_dir.join("student.bin"), &device)?;
+    let size = config.student.backbone.input_size()? as u32;
+    let template = crate::data::student_template(size)?;
+    Ok(TrainedStudent {
+        student,
+        config,
+        size,
+        template,
+    })
+}
+
+impl TrainedStudent {
+    /// Embeddings (L2-normalised rows) of crops aligned to [`TrainedStudent::template`].
+    ///
+    /// # Errors
+    /// A crop of another size.
+    pub fn embed(&self, crops: &[&image::RgbImage]) -> Result<Vec<f32>> {
+        let s = self.size as usize;
+        let normalize = face_data::Normalize::arcface();
+        let mut pixels = Vec::with_capacity(crops.len() * 3 * s * s);
+        for (i, c) in crops.iter().enumerate() {
+            if c.dimensions() != (self.size, self.size) {
+                return Err(DistillError::Data(format!(
+                    "crop {i} is {}×{}, the student takes {s}×{s}",
+                    c.width(),
+                    c.height()
+                )));
+            }
+            pixels.extend(face_data::Chw::from_rgb(c, &normalize).data);
+        }
+        let x = burn::tensor::Tensor::<NdArray, 4>::from_data(
+            burn::tensor::TensorData::new(pixels, [crops.len(), 3, s, s]),
+            &Default::default(),
+        );
+        let e = face_nets::l2_normalize(self.student.forward(x).embedding, 1e-12);
+        e.into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .map_err(|e| DistillError::Data(format!("embedding tensor: {e:?}")))
+    }
+}

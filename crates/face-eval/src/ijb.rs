@@ -96,7 +96,7 @@ pub fn template_features(
             faces.len()
         )));
     }
-    if features.flipped_halves && w % 2 != 0 {
+    if features.flipped_halves && !w.is_multiple_of(2) {
         return Err(EvalError::Inconsistent(format!(
             "width {w} is odd, so rows cannot hold two halves"
         )));

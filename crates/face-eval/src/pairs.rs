@@ -83,6 +83,9 @@ impl PairsReport {
     }
 }
 
+/// Reads one metric of a group.
+type Metric = fn(&GroupMetrics) -> f64;
+
 /// Builds the report from one similarity score per pair (file order).
 ///
 /// # Errors
@@ -146,7 +149,7 @@ pub fn pairs_report(
     let mut spread = BTreeMap::new();
     if groups.len() >= 2 {
         let names: Vec<&str> = groups.iter().map(|g| g.group.as_str()).collect();
-        let metrics: [(&str, fn(&GroupMetrics) -> f64); 5] = [
+        let metrics: [(&str, Metric); 5] = [
             ("auc", |g| g.auc),
             ("eer", |g| g.eer),
             ("accuracy", |g| g.accuracy),

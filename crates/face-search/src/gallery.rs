@@ -488,7 +488,7 @@ impl Gallery {
                 layout.total
             )));
         }
-        if (b.as_ptr() as usize) % 8 != 0 {
+        if !(b.as_ptr() as usize).is_multiple_of(8) {
             return Err(fail("mapping is not 8-byte aligned".into()));
         }
         let id_bytes = &b[layout.ids..layout.ids + ids_len];

@@ -158,8 +158,8 @@ impl Gallery {
             ) => {
                 let w = SPARSE_QUERY_BLOCK;
                 let mut acc = [0f32; SPARSE_QUERY_BLOCK];
-                for b in qs.start / w..qs.end.div_ceil(w) {
-                    let t = &blocks[b];
+                let first = qs.start / w;
+                for (b, t) in blocks.iter().enumerate().take(qs.end.div_ceil(w)).skip(first) {
                     let live = (n - b * w).min(w);
                     for r in rows.clone() {
                         acc.fill(0.0);

@@ -1,0 +1,265 @@
+//! Models and the image → face → embedding path shared by the commands (CPU, NdArray).
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
+use burn::backend::NdArray;
+use face_data::FaceTemplate;
+use face_detect::{Detection, Mtcnn, MtcnnConfig};
+use face_distill::pipeline::{load_student, TrainedStudent};
+use face_teachers::{FrFeatureTeacher, IdentityTeacher};
+use image::RgbImage;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::error::{bad, Classify, Res};
+
+/// Crops per forward pass.
+const BATCH: usize = 32;
+
+/// The models folder and the detector, loaded on first use.
+pub struct Engine {
+    /// Folder of the bundled models.
+    pub models: PathBuf,
+    min_face: f64,
+    mtcnn: OnceCell<Mtcnn<NdArray>>,
+}
+
+impl Engine {
+    /// An engine over `models` (default: `$FACEKIT_MODELS` or the repository's `models/`).
+    pub fn new(models: Option<PathBuf>) -> Self {
+        Self {
+            models: models.unwrap_or_else(face_teachers::default_models_dir),
+            min_face: 20.0,
+            mtcnn: OnceCell::new(),
+        }
+    }
+
+    /// Sets the smallest face the detector searches for.
+    pub fn with_min_face(mut self, px: f64) -> Self {
+        self.min_face = px;
+        self
+    }
+
+    /// The MTCNN detector.
+    pub fn mtcnn(&self) -> Res<&Mtcnn<NdArray>> {
+        if let Some(m) = self.mtcnn.get() {
+            return Ok(m);
+        }
+        let config = MtcnnConfig {
+            min_face_size: self.min_face,
+            ..MtcnnConfig::default()
+        };
+        let m = Mtcnn::<NdArray>::load(&self.models, config, &Default::default())
+            .map_err(|e| bad(format!("cannot load MTCNN from {}: {e}", self.models.display())))?;
+        Ok(self.mtcnn.get_or_init(|| m))
+    }
+
+    /// The largest detected face of `img`, if any.
+    pub fn largest_face(&self, img: &RgbImage) -> Res<Option<Detection>> {
+        Ok(self
+            .mtcnn()?
+            .detect(img)
+            .into_iter()
+            .max_by(|a, b| a.area().total_cmp(&b.area())))
+    }
+}
+
+/// The network that turns aligned crops into identity embeddings.
+pub enum Embedder {
+    /// The bundled identity teacher (`fr_feature`, 512-d).
+    Teacher(Box<FrFeatureTeacher<NdArray>>),
+    /// A distilled student (run directory).
+    Student(Box<TrainedStudent>, PathBuf),
+}
+
+impl Embedder {
+    /// `teacher`, or a run directory holding `config.json` and `student.bin`.
+    pub fn load(engine: &Engine, model: &str) -> Res<Self> {
+        if model == "teacher" {
+            let t = FrFeatureTeacher::<NdArray>::load(&engine.models, &Default::default()).map_err(|e| {
+                bad(format!(
+                    "cannot load the identity teacher from {}: {e}",
+                    engine.models.display()
+                ))
+            })?;
+            return Ok(Self::Teacher(Box::new(t)));
+        }
+        let dir = PathBuf::from(model);
+        if !dir.join("student.bin").is_file() {
+            return Err(bad(format!(
+                "--model {model}: expected `teacher` or a distillation run folder with student.bin and config.json"
+            )));
+        }
+        let s = load_student(&dir).map_err(|e| bad(format!("--model {model}: {e}")))?;
+        Ok(Self::Student(Box::new(s), dir))
+    }
+
+    /// A name for reports.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Teacher(t) => t.version(),
+            Self::Student(_, dir) => format!("student:{}", dir.display()),
+        }
+    }
+
+    /// Input side in pixels.
+    pub fn size(&self) -> u32 {
+        match self {
+            Self::Teacher(_) => 112,
+            Self::Student(s, _) => s.size,
+        }
+    }
+
+    /// The alignment template of the crops it takes.
+    pub fn template(&self) -> Res<FaceTemplate> {
+        match self {
+            Self::Teacher(_) => FaceTemplate::arcface(112).failure(),
+            Self::Student(s, _) => Ok(s.template.clone()),
+        }
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        match self {
+            Self::Teacher(t) => t.dim(),
+            Self::Student(..) => 512,
+        }
+    }
+
+    /// Raw embeddings of aligned crops (the teacher's are unnormalised, as its ONNX
+    /// model returns them; a student's are L2-normalised), row-major.
+    pub fn embed(&self, crops: &[&RgbImage]) -> Res<Vec<f32>> {
+        let mut out = Vec::with_capacity(crops.len() * self.dim());
+        for chunk in crops.chunks(BATCH) {
+            match self {
+                Self::Teacher(t) => {
+                    let x = t
+                        .recipe()
+                        .prepare_aligned::<NdArray>(chunk, &Default::default())
+                        .input()?;
+                    let e = t.raw_embeddings(&x).failure()?;
+                    out.extend(
+                        e.into_data()
+                            .convert::<f32>()
+                            .to_vec::<f32>()
+                            .map_err(|e| bad(format!("{e:?}")))?,
+                    );
+                }
+                Self::Student(s, _) => out.extend(s.embed(chunk).input()?),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Image files of the inputs: a file stands for itself (id = the path as given); a
+/// folder for its jpg/jpeg/png files, recursively (id = path relative to the folder).
+pub fn collect_images(inputs: &[PathBuf]) -> Res<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            let items = face_teachers::CacheItem::from_folder(p).input()?;
+            if items.is_empty() {
+                return Err(bad(format!(
+                    "{}: no jpg/jpeg/png images in this folder",
+                    p.display()
+                )));
+            }
+            out.extend(items.into_iter().map(|i| (i.id, i.path)));
+        } else if p.is_file() {
+            out.push((p.display().to_string(), p.clone()));
+        } else {
+            return Err(bad(format!("{}: no such file or folder", p.display())));
+        }
+    }
+    Ok(out)
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal or with `--json`).
+pub fn bar(len: usize, what: &str, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(len as u64);
+    if let Ok(style) = ProgressStyle::with_template(&format!(
+        "{what} {{bar:30}} {{pos}}/{{len}} {{per_sec}} eta {{eta}}"
+    )) {
+        b.set_style(style);
+    }
+    b
+}
+
+/// The aligned crop of the largest face of `path` (or the image itself with `aligned`),
+/// or why there is none.
+pub fn face_crop(
+    engine: &Engine,
+    template: &FaceTemplate,
+    size: u32,
+    aligned: bool,
+    path: &Path,
+) -> Res<Result<RgbImage, String>> {
+    let img = face_data::read_rgb(path).input()?;
+    if aligned {
+        if img.dimensions() != (size, size) {
+            return Ok(Err(format!(
+                "{}: {}×{} is not an aligned {size}×{size} crop (drop --aligned to detect and align)",
+                path.display(),
+                img.width(),
+                img.height()
+            )));
+        }
+        return Ok(Ok(img));
+    }
+    match engine.largest_face(&img)? {
+        None => Ok(Err(format!("{}: no face found", path.display()))),
+        Some(d) => Ok(Ok(d.align(&img, template).input()?)),
+    }
+}
+
+/// Embeddings of the largest face of each item: `(ids, rows, misses)`; with `flip`
+/// each row is `[embedding | embedding of the mirrored crop]`.
+pub fn embed_items(
+    engine: &Engine,
+    embedder: &Embedder,
+    aligned: bool,
+    flip: bool,
+    items: &[(String, PathBuf)],
+    quiet: bool,
+) -> Res<(Vec<String>, Vec<f32>, Vec<String>)> {
+    let template = embedder.template()?;
+    let size = embedder.size();
+    let progress = bar(items.len(), "embed", quiet);
+    let (mut ids, mut data, mut misses) = (Vec::new(), Vec::new(), Vec::new());
+    for chunk in items.chunks(BATCH) {
+        let mut crops = Vec::with_capacity(chunk.len());
+        for (id, path) in chunk {
+            match face_crop(engine, &template, size, aligned, path)? {
+                Ok(c) => {
+                    ids.push(id.clone());
+                    crops.push(c);
+                }
+                Err(why) => misses.push(why),
+            }
+            progress.inc(1);
+        }
+        if crops.is_empty() {
+            continue;
+        }
+        let refs: Vec<&RgbImage> = crops.iter().collect();
+        let e = embedder.embed(&refs)?;
+        if flip {
+            let mirrored: Vec<RgbImage> = crops.iter().map(image::imageops::flip_horizontal).collect();
+            let mrefs: Vec<&RgbImage> = mirrored.iter().collect();
+            let m = embedder.embed(&mrefs)?;
+            let d = embedder.dim();
+            for (a, b) in e.chunks_exact(d).zip(m.chunks_exact(d)) {
+                data.extend_from_slice(a);
+                data.extend_from_slice(b);
+            }
+        } else {
+            data.extend(e);
+        }
+    }
+    progress.finish_and_clear();
+    Ok((ids, data, misses))
+}

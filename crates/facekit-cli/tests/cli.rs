@@ -1,0 +1,405 @@
+//! The `facekit` program end to end on the bundled real models and faces: results,
+//! JSON, exit codes, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn faces(name: &str) -> PathBuf {
+    repo().join("data/faces").join(name)
+}
+
+fn facekit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_facekit"))
+        .args(args)
+        .env("FACEKIT_MODELS", repo().join("models"))
+        .output()
+        .expect("run facekit")
+}
+
+fn json_of(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("facekit-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn verify_accepts_obama_twice_and_rejects_obama_biden() {
+    let o = facekit(&[
+        "verify",
+        s(&faces("obama.jpg")),
+        s(&faces("obama2.jpg")),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    assert_eq!(j["same_person"], true);
+    let same = j["score"].as_f64().unwrap();
+    assert!(same > 0.6, "obama×2 score {same}");
+    // The default decision comes from the bundled calibration at FAR 1e-2.
+    assert!(j["decision_from"]["calibration"]
+        .as_str()
+        .unwrap()
+        .ends_with("fr_feature.calibration.json"));
+
+    let o = facekit(&["verify", s(&faces("obama.jpg")), s(&faces("biden.jpg")), "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let j = json_of(&o);
+    assert_eq!(j["same_person"], false);
+    assert!(j["score"].as_f64().unwrap() < 0.2);
+
+    // An explicit threshold decides.
+    let o = facekit(&[
+        "verify",
+        s(&faces("obama.jpg")),
+        s(&faces("biden.jpg")),
+        "--threshold=-0.5",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("same person"));
+}
+
+#[test]
+fn bad_input_gives_one_line_and_exit_code_3() {
+    let o = facekit(&["verify", s(&faces("obama.jpg")), "no/such.jpg"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("no/such.jpg"), "{}", stderr(&o));
+    // A usage error is clap's 2.
+    assert_eq!(facekit(&["verify", "a.jpg"]).status.code(), Some(2));
+    assert_eq!(facekit(&["frobnicate"]).status.code(), Some(2));
+    // A FAR the calibration does not have.
+    let o = facekit(&[
+        "verify",
+        s(&faces("obama.jpg")),
+        s(&faces("obama2.jpg")),
+        "--far",
+        "0.5",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("no threshold for FAR 5e-1"), "{}", stderr(&o));
+    // A corrupt gallery is named; --json reports the error as JSON too.
+    let dir = tmp("bad");
+    let g = dir.join("broken.fkg");
+    std::fs::write(&g, b"FKGALRY1 but not really").unwrap();
+    let o = facekit(&["--json", "search", "--gallery", s(&g), s(&faces("obama.jpg"))]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("broken.fkg"), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["exit_code"], 3);
+    // A model folder that is not a run.
+    let o = facekit(&[
+        "verify",
+        s(&faces("obama.jpg")),
+        s(&faces("obama2.jpg")),
+        "--model",
+        s(&dir),
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("student.bin"), "{}", stderr(&o));
+    // An image without a face: nothing is written under the output name.
+    let blank = dir.join("blank.png");
+    image::RgbImage::from_pixel(64, 64, image::Rgb([200, 200, 200]))
+        .save(&blank)
+        .unwrap();
+    let out = dir.join("none.fkg");
+    let o = facekit(&["embed", s(&blank), "--out", s(&out)]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no face"), "{}", stderr(&o));
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn embed_then_search_finds_the_same_person() {
+    let dir = tmp("search");
+    let gallery = dir.join("g.fkg");
+    let people = [
+        "obama.jpg",
+        "obama2.jpg",
+        "biden.jpg",
+        "astronaut.png",
+        "faceapi_sample1.jpg",
+    ];
+    let mut args = vec![
+        "--json".to_owned(),
+        "embed".into(),
+        "--out".into(),
+        s(&gallery).into(),
+    ];
+    args.extend(people.iter().map(|p| s(&faces(p)).to_owned()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = facekit(&refs);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    assert_eq!(j["embedded"], 5);
+    assert_eq!(j["dim"], 512);
+    for storage in ["f32", "int8"] {
+        let g = dir.join(format!("g-{storage}.fkg"));
+        let mut a = vec!["embed", "--storage", storage, "--out", s(&g)];
+        let paths: Vec<PathBuf> = people.iter().map(|p| faces(p)).collect();
+        a.extend(paths.iter().map(|p| s(p)));
+        assert_eq!(facekit(&a).status.code(), Some(0));
+        let out = dir.join(format!("hits-{storage}.json"));
+        let o = facekit(&[
+            "--json",
+            "search",
+            "--gallery",
+            s(&g),
+            s(&faces("obama3.jpg")),
+            "-k",
+            "3",
+            "--out",
+            s(&out),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let j = json_of(&o);
+        let hits = j["results"][0]["hits"].as_array().unwrap();
+        assert_eq!(hits.len(), 3);
+        assert!(
+            hits[0]["id"].as_str().unwrap().contains("obama"),
+            "{storage}: {hits:?}"
+        );
+        assert!(
+            hits[1]["id"].as_str().unwrap().contains("obama"),
+            "{storage}: {hits:?}"
+        );
+        let written: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(written, j);
+    }
+    // Flip layout for IJB: 1024 values a row, raw.
+    let flip = dir.join("flip.fkg");
+    let o = facekit(&[
+        "--json",
+        "embed",
+        "--flip",
+        "--out",
+        s(&flip),
+        s(&faces("obama.jpg")),
+    ]);
+    assert_eq!(json_of(&o)["dim"], 1024);
+    // Mismatched dimensions are refused.
+    let o = facekit(&["search", "--gallery", s(&gallery), "--query-embeddings", s(&flip)]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("1024-d") && stderr(&o).contains("512-d"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn eval_pairs_on_the_bundled_faces_writes_report_and_pictures() {
+    let dir = tmp("eval");
+    let o = facekit(&[
+        "--json",
+        "eval",
+        "pairs",
+        "--pairs",
+        s(&faces("pairs.tsv")),
+        "--images",
+        s(&repo().join("data/faces")),
+        "--out",
+        s(&dir),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    let overall = &j["report"]["overall"];
+    assert_eq!(overall["n_genuine"], 10);
+    assert_eq!(overall["n_impostor"], 18);
+    // The bundled calibration was written by this very command.
+    let calib: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("models/fr_feature.calibration.json")).unwrap(),
+    )
+    .unwrap();
+    assert!((overall["auc"].as_f64().unwrap() - calib["auc"].as_f64().unwrap()).abs() < 1e-9);
+    for f in ["report.json", "roc.svg", "det.svg"] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    // Identification on the same faces: obama's 4 probes against 4 enrolled people.
+    let labels = dir.join("labels.csv");
+    std::fs::write(
+        &labels,
+        "id,identity\nobama.jpg,obama\nobama2.jpg,obama\nobama3.jpg,obama\nbiden.jpg,biden\nastronaut.png,collins\n",
+    )
+    .unwrap();
+    let g = dir.join("few.fkg");
+    let o = facekit(&[
+        "embed",
+        "--out",
+        s(&g),
+        s(&faces("obama.jpg")),
+        s(&faces("biden.jpg")),
+        s(&faces("astronaut.png")),
+        s(&faces("obama2.jpg")),
+        s(&faces("obama3.jpg")),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // ids are the paths as given; relabel them by file name through a label file keyed by path.
+    let keyed: String = std::iter::once("id,identity".to_owned())
+        .chain(
+            [
+                ("obama.jpg", "obama"),
+                ("biden.jpg", "biden"),
+                ("astronaut.png", "collins"),
+                ("obama2.jpg", "obama"),
+                ("obama3.jpg", "obama"),
+            ]
+            .iter()
+            .map(|(f, who)| format!("{},{who}", s(&faces(f)))),
+        )
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&labels, keyed).unwrap();
+    let o = facekit(&[
+        "--json",
+        "eval",
+        "identify",
+        "--embeddings",
+        s(&g),
+        "--labels",
+        s(&labels),
+        "--out",
+        s(&dir.join("id")),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = &json_of(&o)["report"];
+    assert_eq!((r["gallery"].as_u64(), r["probes"].as_u64()), (Some(3), Some(2)));
+    assert_eq!(r["top_n"][0][1], 1.0, "{r}");
+    // A protocol naming an image the embeddings lack.
+    let o = facekit(&[
+        "eval",
+        "pairs",
+        "--pairs",
+        s(&faces("pairs.tsv")),
+        "--embeddings",
+        s(&g),
+        "--out",
+        s(&dir.join("x")),
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("no embedding for"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn detect_finds_the_group_photo_faces() {
+    let dir = tmp("detect");
+    let out = dir.join("d.json");
+    let o = facekit(&[
+        "--json",
+        "detect",
+        s(&faces("t1.jpg")),
+        s(&faces("obama.jpg")),
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let d: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(d["images"][0]["faces"].as_array().unwrap().len(), 8);
+    // obama.jpg: his face, plus a small false positive facenet-pytorch finds too.
+    let obama = d["images"][1]["faces"].as_array().unwrap();
+    assert!(!obama.is_empty());
+    assert_eq!(
+        d["images"][1]["faces"][0]["landmarks"].as_array().unwrap().len(),
+        5
+    );
+    let o = facekit(&[
+        "--json",
+        "align",
+        s(&faces("t1.jpg")),
+        "--all",
+        "--out",
+        s(&dir.join("crops")),
+    ]);
+    assert_eq!(json_of(&o)["crops"], 8);
+    let crop = image::open(
+        dir.join("crops/").join(
+            std::fs::read_dir(dir.join("crops"))
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .find(|e| e.path().extension().is_some_and(|x| x == "png"))
+                .unwrap()
+                .file_name(),
+        ),
+    )
+    .unwrap();
+    assert_eq!((crop.width(), crop.height()), (112, 112));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn oversample_and_lexicon() {
+    let dir = tmp("tables");
+    let table = dir.join("labels.csv");
+    let mut csv = String::from("id,gender,glasses\n");
+    for i in 0..20 {
+        csv.push_str(&format!(
+            "img{i},{},{}\n",
+            if i < 16 { "m" } else { "f" },
+            if i % 10 == 0 { "yes" } else { "no" }
+        ));
+    }
+    std::fs::write(&table, csv).unwrap();
+    let out = dir.join("balanced.csv");
+    let o = facekit(&[
+        "--json",
+        "oversample",
+        "--labels",
+        s(&table),
+        "--out",
+        s(&out),
+        "--target-mean-ir",
+        "1.5",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    let added = j["added"].as_u64().unwrap() as usize;
+    assert!(added > 0);
+    assert!(j["mean_ir_after"].as_f64().unwrap() < j["mean_ir_before"].as_f64().unwrap());
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(written.lines().count(), 1 + 20 + added);
+    // A row with the wrong field count is named by line.
+    std::fs::write(&table, "id,gender\na,m\nb\n").unwrap();
+    let o = facekit(&["oversample", "--labels", s(&table), "--out", s(&out)]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("labels.csv:3"), "{}", stderr(&o));
+
+    let fixture = repo().join("crates/face-data/tests/fixtures/captions");
+    let o = facekit(&[
+        "--json",
+        "lexicon",
+        s(&fixture.join("captions.csv")),
+        "--names",
+        s(&fixture.join("names.txt")),
+        "--out",
+        s(&dir.join("lex")),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(dir.join("lex/report.json").is_file());
+    assert!(json_of(&o)["report"].is_object());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
