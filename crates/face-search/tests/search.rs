@@ -233,24 +233,38 @@ fn sparse_relu_embeddings_are_exact_and_small() {
 #[test]
 fn pair_scores_match_dot_products() {
     let dim = 512;
-    let (_, data) = clustered(50, 2, dim, 9);
-    let mut rng = StdRng::seed_from_u64(10);
-    let pairs: Vec<(u32, u32)> = (0..40_000)
-        .map(|_| (rng.gen_range(0..100), rng.gen_range(0..100)))
-        .collect();
-    let s = score_pairs(&data, dim, &pairs).unwrap();
-    for (i, &(a, b)) in pairs.iter().enumerate().step_by(97) {
-        let (a, b) = (a as usize, b as usize);
-        let want: f64 = data[a * dim..(a + 1) * dim]
+    let dot = |data: &[f32], a: usize, b: usize| -> f64 {
+        data[a * dim..(a + 1) * dim]
             .iter()
             .zip(&data[b * dim..(b + 1) * dim])
             .map(|(x, y)| f64::from(*x) * f64::from(*y))
-            .sum();
-        assert!((f64::from(s[i]) - want).abs() < 1e-5);
+            .sum()
+    };
+    // 600 rows span several cache blocks, so the reordering path runs; 100 rows
+    // take the direct path. Every pair must get its own score either way.
+    let (_, data) = clustered(300, 2, dim, 9);
+    let mut rng = StdRng::seed_from_u64(10);
+    let pairs: Vec<(u32, u32)> = (0..40_000)
+        .map(|_| (rng.gen_range(0..600), rng.gen_range(0..600)))
+        .collect();
+    let s = score_pairs(&data, dim, &pairs).unwrap();
+    for (i, &(a, b)) in pairs.iter().enumerate() {
+        assert!(
+            (f64::from(s[i]) - dot(&data, a as usize, b as usize)).abs() < 1e-5,
+            "pair {i}"
+        );
     }
-    let err = score_pairs(&data, dim, &[(0, 1), (3, 100)]).unwrap_err();
+    let small: Vec<(u32, u32)> = pairs.iter().map(|&(a, b)| (a % 100, b % 100)).collect();
+    let s = score_pairs(&data[..100 * dim], dim, &small).unwrap();
+    for (i, &(a, b)) in small.iter().enumerate() {
+        assert!(
+            (f64::from(s[i]) - dot(&data, a as usize, b as usize)).abs() < 1e-5,
+            "pair {i}"
+        );
+    }
+    let err = score_pairs(&data, dim, &[(0, 1), (3, 600)]).unwrap_err();
     assert!(
-        err.to_string().contains("pair 1 refers to rows (3, 100)"),
+        err.to_string().contains("pair 1 refers to rows (3, 600)"),
         "{err}"
     );
     assert!(score_pairs(&data, 0, &[]).is_err());

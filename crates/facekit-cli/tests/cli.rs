@@ -403,3 +403,130 @@ fn oversample_and_lexicon() {
     assert!(json_of(&o)["report"].is_object());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `eval ijbc` on an IJB-shaped root made from face-eval's reference protocol: the CLI's
+/// AUC and TAR table come from the same aggregation the library test checks against
+/// insightface's numpy code, with the ablation switches passed through.
+#[test]
+fn eval_ijbc_reads_meta_and_npy_features() {
+    let fx: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("crates/face-eval/tests/fixtures/ijb.json")).unwrap(),
+    )
+    .unwrap();
+    let dir = tmp("ijbc");
+    let meta = dir.join("root/meta");
+    std::fs::create_dir_all(&meta).unwrap();
+    let faces = fx["faces"].as_array().unwrap();
+    let mut tid = String::new();
+    let mut pts = String::new();
+    for (f, s) in faces.iter().zip(fx["faceness"].as_array().unwrap()) {
+        let image = f["image"].as_str().unwrap();
+        tid.push_str(&format!("{image} {} {}\n", f["template"], f["media"]));
+        pts.push_str(&format!(
+            "{image} 38.3 51.7 73.5 51.5 56.0 71.7 41.5 92.4 70.7 92.2 {}\n",
+            s
+        ));
+    }
+    let pairs: String = fx["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{} {} {}\n", p[0], p[1], p[2]))
+        .collect();
+    std::fs::write(meta.join("ijbc_face_tid_mid.txt"), tid).unwrap();
+    std::fs::write(meta.join("ijbc_name_5pts_score.txt"), pts).unwrap();
+    std::fs::write(meta.join("ijbc_template_pair_label.txt"), pairs).unwrap();
+    let dim = fx["dim"].as_u64().unwrap() as usize;
+    let feats: Vec<f32> = fx["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    let npy = dir.join("feats.npy");
+    face_eval_npy(&npy, faces.len(), 2 * dim, &feats);
+    let (root, out) = (dir.join("root"), dir.join("out"));
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "--json",
+            "eval",
+            "ijbc",
+            "--root",
+            s(&root),
+            "--features",
+            s(&npy),
+            "--out",
+            s(&out),
+        ];
+        a.extend_from_slice(extra);
+        facekit(&a)
+    };
+    let o = run(&["--flipped-halves"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    assert_eq!(j["report"]["name"], "IJB-C N1D1F1");
+    assert_eq!(
+        j["report"]["n_genuine"].as_u64().unwrap() + j["report"]["n_impostor"].as_u64().unwrap(),
+        50
+    );
+    // AUC from the reference scores (N1D1F1 is the first case of the fixture).
+    let want: Vec<f64> = fx["cases"][0]["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let labels: Vec<bool> = fx["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[2] == 1)
+        .collect();
+    let (mut wins, mut total) = (0.0, 0.0);
+    for (a, la) in want.iter().zip(&labels) {
+        for (b, lb) in want.iter().zip(&labels) {
+            if *la && !*lb {
+                total += 1.0;
+                wins += if a > b {
+                    1.0
+                } else if a == b {
+                    0.5
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+    assert!((j["report"]["auc"].as_f64().unwrap() - wins / total).abs() < 1e-9);
+    for f in ["report.json", "roc.svg", "det.svg"] {
+        assert!(dir.join("out").join(f).is_file());
+    }
+    let o = run(&[
+        "--flipped-halves",
+        "--no-norm",
+        "--no-detector-score",
+        "--no-flip",
+    ]);
+    assert_eq!(json_of(&o)["report"]["name"], "IJB-C N0D0F0");
+    // Flip test without flipped halves is refused with a hint.
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("--flip"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A tiny `<f4` .npy writer (the library's is face-eval's; the program's tests only run it).
+fn face_eval_npy(path: &Path, rows: usize, cols: usize, data: &[f32]) {
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, out).unwrap();
+}
