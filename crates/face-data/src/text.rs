@@ -109,11 +109,17 @@ pub(crate) fn parse_rows<T>(
         .collect()
 }
 
-/// Writes `bytes` to `path` atomically: a synced temporary file beside it, then a rename, so a
-/// reader never sees a half-written file.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to `path` atomically: a synced temporary file beside it (`<name>.partial`),
+/// then a rename, so a reader never sees a half-written file and a crash never leaves one that
+/// looks complete.
+///
+/// # Errors
+/// I/O failure, naming the file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension("tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = std::path::PathBuf::from(tmp);
     let mut f = std::fs::File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())

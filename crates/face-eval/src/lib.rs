@@ -29,28 +29,7 @@ pub mod ijb;
 pub mod lfw;
 pub mod pairs;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-
 pub use embeddings::{read_npy_f32, write_npy_f32, Embeddings};
 pub use error::{EvalError, Result};
-
-/// Writes `bytes` to `path` through a temporary file renamed into place, so a
-/// crash never leaves a partial file that looks complete.
-///
-/// # Errors
-/// I/O failure, naming the path.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| EvalError::Io {
-        path: path.into(),
-        source,
-    };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
-    let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)
-}
+/// Atomic file writing (face-data's): a temporary `<name>.partial`, synced, then renamed.
+pub use face_data::write_atomic;

@@ -199,14 +199,13 @@ fn embeddings(engine: &Engine, source: &SourceArgs, needed: &[String], quiet: bo
     }
 }
 
-/// report.json, roc.svg and det.svg of a verification report.
+/// roc.svg, det.svg and report.json (last) of a verification report.
 fn write_verification(out: &Path, report: &VerificationReport, extra: serde_json::Value) -> Res<()> {
     std::fs::create_dir_all(out).map_err(|e| CliError::Failure(format!("{}: {e}", out.display())))?;
     let mut doc = serde_json::to_value(report).failure()?;
     if let (Some(map), serde_json::Value::Object(more)) = (doc.as_object_mut(), extra) {
         map.extend(more);
     }
-    write_json(&out.join("report.json"), &doc)?;
     let min_far = (1.0 / report.n_impostor as f64).clamp(1e-6, 0.1);
     face_metrics::write_roc_svg(
         out.join("roc.svg"),
@@ -217,7 +216,8 @@ fn write_verification(out: &Path, report: &VerificationReport, extra: serde_json
     .failure()?;
     face_metrics::write_det_svg(out.join("det.svg"), &report.name, &[(&report.name, &report.det)])
         .failure()?;
-    Ok(())
+    // The report goes last: its presence means the evaluation finished.
+    write_json(&out.join("report.json"), &doc)
 }
 
 fn ijb(engine: &Engine, a: IjbArgs, benchmark: IjbBenchmark, quiet: bool) -> Res<Outcome> {
