@@ -530,3 +530,66 @@ fn face_eval_npy(path: &Path, rows: usize, cols: usize, data: &[f32]) {
     }
     std::fs::write(path, out).unwrap();
 }
+
+/// `eval ijbc` embedding `loose_crop/` itself (teacher, flip test) from the meta file's
+/// landmarks: obama in two templates is the only genuine pair and must score highest.
+#[test]
+fn eval_ijbc_embeds_loose_crops_with_the_model() {
+    let dir = tmp("ijbc-model");
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("meta")).unwrap();
+    std::fs::create_dir_all(root.join("loose_crop")).unwrap();
+    let images = [
+        "obama.jpg",
+        "obama2.jpg",
+        "biden.jpg",
+        "astronaut.png",
+        "obama3.jpg",
+    ];
+    let det = dir.join("det.json");
+    let mut args = vec!["detect".to_owned(), "--out".into(), s(&det).into()];
+    args.extend(images.iter().map(|i| s(&faces(i)).to_owned()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(facekit(&refs).status.code(), Some(0));
+    let d: Value = serde_json::from_str(&std::fs::read_to_string(&det).unwrap()).unwrap();
+    // Templates: 1 = obama (two media), 2 = biden, 3 = collins, 4 = obama again.
+    let (template, media) = ([1, 1, 2, 3, 4], [10, 11, 20, 30, 40]);
+    let (mut tid, mut pts) = (String::new(), String::new());
+    for (k, name) in images.iter().enumerate() {
+        std::fs::copy(faces(name), root.join("loose_crop").join(name)).unwrap();
+        tid.push_str(&format!("{name} {} {}\n", template[k], media[k]));
+        let face = &d["images"][k]["faces"][0];
+        let lm: Vec<String> = face["landmarks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| [p[0].to_string(), p[1].to_string()])
+            .collect();
+        pts.push_str(&format!("{name} {} {}\n", lm.join(" "), face["score"]));
+    }
+    std::fs::write(root.join("meta/ijbc_face_tid_mid.txt"), tid).unwrap();
+    std::fs::write(root.join("meta/ijbc_name_5pts_score.txt"), pts).unwrap();
+    std::fs::write(
+        root.join("meta/ijbc_template_pair_label.txt"),
+        "1 2 0\n1 3 0\n2 3 0\n1 4 1\n2 4 0\n3 4 0\n",
+    )
+    .unwrap();
+    let o = facekit(&[
+        "--json",
+        "eval",
+        "ijbc",
+        "--root",
+        s(&root),
+        "--out",
+        s(&dir.join("out")),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = &json_of(&o)["report"];
+    assert_eq!(r["name"], "IJB-C N1D1F1");
+    assert_eq!(
+        (r["n_genuine"].as_u64(), r["n_impostor"].as_u64()),
+        (Some(1), Some(5))
+    );
+    assert_eq!(r["auc"], 1.0, "{r}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
