@@ -288,8 +288,11 @@ pub struct TrainedStudent {
     pub template: face_data::FaceTemplate,
 }
 
+/// Embedding width of a student distilled from the bundled identity teacher (`fr_feature`).
+pub const STUDENT_EMBEDDING_DIM: usize = 512;
+
 /// Loads `run_dir/config.json` and `run_dir/student.bin` (a student distilled from the bundled
-/// teachers: 512-d identity embedding, 81 age bins).
+/// teachers: [`STUDENT_EMBEDDING_DIM`]-d identity embedding, 81 age bins).
 ///
 /// # Errors
 /// A missing or unreadable file, or weights of another architecture.
@@ -298,7 +301,7 @@ pub fn load_student(run_dir: &Path) -> Result<TrainedStudent> {
     let device = Default::default();
     let student = Student::<NdArray>::new(
         &config.student.backbone,
-        512,
+        STUDENT_EMBEDDING_DIM,
         face_teachers::AGE_V1_BINS.len(),
         &device,
     )?;

@@ -88,11 +88,11 @@ impl Embeddings {
             }
             _ => {
                 let g = Gallery::open(path)?;
-                let mut data = Vec::with_capacity(g.len() * g.dim());
-                for i in 0..g.len() {
-                    data.extend(g.row(i));
-                }
-                Self::new((0..g.len()).map(|i| g.id(i).to_owned()).collect(), g.dim(), data)
+                Self::new(
+                    (0..g.len()).map(|i| g.id(i).to_owned()).collect(),
+                    g.dim(),
+                    g.rows_f32(),
+                )
             }
         }
     }

@@ -638,6 +638,15 @@ impl Gallery {
         }
     }
 
+    /// Every row as f32, row-major (`len() × dim()` values; dequantised / densified).
+    pub fn rows_f32(&self) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.rows * self.dim);
+        for i in 0..self.rows {
+            out.extend(self.row(i));
+        }
+        out
+    }
+
     pub(crate) fn rows_view(&self) -> Rows<'_> {
         let b = self.backing.bytes();
         let l = &self.layout;

@@ -37,6 +37,17 @@ struct Prepared {
     queries: Queries,
 }
 
+impl Prepared {
+    /// Queries scored per block, and the end of the query range to walk (dense kernels
+    /// walk the zero padding too, in whole tiles; the sparse kernel only real queries).
+    fn block_and_span(&self) -> (usize, usize) {
+        match self.queries {
+            Queries::Transposed(_) => (SPARSE_QUERY_BLOCK, self.n),
+            _ => (QUERY_BLOCK, self.padded),
+        }
+    }
+}
+
 impl Gallery {
     fn prepare(&self, queries: &[f32]) -> Result<Prepared> {
         let d = self.dim();
@@ -187,15 +198,8 @@ impl Gallery {
     pub fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Hit>>> {
         let p = self.prepare(queries)?;
         let k = k.min(self.len());
-        let qspan = match p.queries {
-            Queries::Transposed(_) => p.n,
-            _ => p.padded,
-        };
+        let (step, qspan) = p.block_and_span();
         let chunks = self.len().div_ceil(CHUNK_ROWS);
-        let step = match p.queries {
-            Queries::Transposed(_) => SPARSE_QUERY_BLOCK,
-            _ => QUERY_BLOCK,
-        };
         let merged = (0..chunks)
             .into_par_iter()
             .fold(
@@ -232,18 +236,12 @@ impl Gallery {
         let p = self.prepare(queries)?;
         let rows = self.len();
         let mut out = vec![0f32; p.n * rows];
-        let step = match p.queries {
-            Queries::Transposed(_) => SPARSE_QUERY_BLOCK,
-            _ => QUERY_BLOCK,
-        };
+        let (step, span) = p.block_and_span();
         out.par_chunks_mut(step * rows)
             .enumerate()
             .for_each(|(b, block)| {
                 let q0 = b * step;
-                let q1 = match p.queries {
-                    Queries::Transposed(_) => (q0 + step).min(p.n),
-                    _ => (q0 + step).min(p.padded),
-                };
+                let q1 = (q0 + step).min(span);
                 self.score_range(&p, q0..q1, 0..rows, &mut |q, r, s| block[(q - q0) * rows + r] = s);
             });
         Ok(out)

@@ -112,6 +112,8 @@ fn f32_search_is_exact_and_survives_a_file_round_trip() {
     assert_eq!(h.id(0), "id0/img0");
     assert_eq!(h.id(1499), "id299/img4");
     assert_eq!(h.row(3), g.row(3));
+    assert_eq!(h.rows_f32(), (0..1500).flat_map(|i| g.row(i)).collect::<Vec<_>>());
+    assert!(h.rows_f32().iter().zip(&data).all(|(a, b)| (a - b).abs() < 1e-6));
     assert_eq!(h.search(&queries, 10).unwrap(), got);
     // All scores agree with the top-k.
     let all = h.scores(&queries).unwrap();

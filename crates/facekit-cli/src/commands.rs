@@ -27,12 +27,18 @@ impl Outcome {
     }
 }
 
-/// Writes `bytes` atomically, creating the parent folder.
-pub fn write_file(path: &Path, bytes: &[u8]) -> Res<()> {
+/// Creates the folder an output file goes into.
+pub fn ensure_parent(path: &Path) -> Res<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| CliError::Failure(format!("{}: {e}", parent.display())))?;
     }
+    Ok(())
+}
+
+/// Writes `bytes` atomically, creating the parent folder.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Res<()> {
+    ensure_parent(path)?;
     face_eval::write_atomic(path, bytes).failure()
 }
 
@@ -232,10 +238,7 @@ fn embed(
         },
     )
     .input()?;
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| CliError::Failure(format!("{}: {e}", parent.display())))?;
-    }
+    ensure_parent(out)?;
     gallery.write(out).failure()?;
     let summary = json!({
         "command": "embed", "model": embedder.name(), "images": items.len(), "embedded": ids.len(),
@@ -477,11 +480,10 @@ fn search(
     let (qids, qdata) = match query_embeddings {
         Some(p) => {
             let q = Gallery::open(p).input()?;
-            let mut data = Vec::with_capacity(q.len() * q.dim());
-            for i in 0..q.len() {
-                data.extend(q.row(i));
-            }
-            ((0..q.len()).map(|i| q.id(i).to_owned()).collect::<Vec<_>>(), data)
+            (
+                (0..q.len()).map(|i| q.id(i).to_owned()).collect::<Vec<_>>(),
+                q.rows_f32(),
+            )
         }
         None => {
             if queries.is_empty() {

@@ -122,7 +122,7 @@ impl Embedder {
     pub fn dim(&self) -> usize {
         match self {
             Self::Teacher(t) => t.dim(),
-            Self::Student(..) => 512,
+            Self::Student(..) => face_distill::pipeline::STUDENT_EMBEDDING_DIM,
         }
     }
 

@@ -421,7 +421,6 @@ fn celeba(
         })
         .collect();
     let table = face_eval::attributes::attribute_table(&named, &scores, &attrs, thresholds).input()?;
-    std::fs::create_dir_all(out).map_err(|e| CliError::Failure(format!("{}: {e}", out.display())))?;
     write_json(&out.join("report.json"), &json!({ "attributes": table }))?;
     Ok(Outcome::ok(
         format!(
@@ -473,7 +472,6 @@ fn identify(
             .collect(),
     };
     let report = face_eval::identify::identify(&e, &identity, top).input()?;
-    std::fs::create_dir_all(out).map_err(|e| CliError::Failure(format!("{}: {e}", out.display())))?;
     write_json(&out.join("report.json"), &report)?;
     Ok(Outcome::ok(
         format!("{}\n→ {}/report.json\n", report.summary(), out.display()),
