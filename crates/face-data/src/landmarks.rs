@@ -42,23 +42,33 @@ pub fn patch_grid(size: u32, n: u32) -> Result<Vec<[f32; 2]>> {
 /// # Errors
 /// A fraction outside [0, 1].
 pub fn shuffle_landmarks(points: &mut [[f32; 2]], fraction: f64, rng: &mut DataRng) -> Result<Vec<usize>> {
+    shuffle_subset(points, fraction, rng)
+}
+
+/// The shuffle of [`shuffle_landmarks`] on any items (e.g. whole tokens: a patch with its
+/// coordinates): `round(fraction · len)` randomly picked items are deranged among their own
+/// places; the others stay. Returns the picked indices.
+///
+/// # Errors
+/// A fraction outside [0, 1].
+pub fn shuffle_subset<T: Clone>(items: &mut [T], fraction: f64, rng: &mut DataRng) -> Result<Vec<usize>> {
     if !(0.0..=1.0).contains(&fraction) {
         return Err(DataError::param(
             "fraction",
             format!("{fraction} is not in [0, 1]"),
         ));
     }
-    let k = (fraction * points.len() as f64).round() as usize;
+    let k = (fraction * items.len() as f64).round() as usize;
     if k < 2 {
         return Ok(Vec::new());
     }
-    let picked = index::sample(rng, points.len(), k).into_vec();
+    let picked = index::sample(rng, items.len(), k).into_vec();
     // A random cyclic shift of a shuffled order is a derangement of the picked set.
     let mut order = picked.clone();
     order.shuffle(rng);
-    let original: Vec<[f32; 2]> = order.iter().map(|&i| points[i]).collect();
+    let original: Vec<T> = order.iter().map(|&i| items[i].clone()).collect();
     for (j, &i) in order.iter().enumerate() {
-        points[i] = original[(j + 1) % k];
+        items[i] = original[(j + 1) % k].clone();
     }
     Ok(picked)
 }

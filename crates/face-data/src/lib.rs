@@ -49,4 +49,4 @@ pub use error::{DataError, Result};
 pub use image_ops::{decode_rgb, read_rgb, ChannelOrder, Chw, Normalize};
 pub use pipeline::{align_batch, AlignSpec, AlignedBatch, FaceJob, ImageSource};
 pub use sampler::PkSampler;
-pub use text::write_atomic;
+pub use text::{json_overrides, write_atomic};

@@ -126,3 +126,51 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| DataError::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
 }
+
+/// Applies `key=value` overrides with dotted keys (`optim.lr=1e-3`, `views.local=6`) to a
+/// serialisable configuration: each value is read as JSON, or taken as a string when it is not
+/// JSON (`mode=lafs`). Returns the updated configuration or a message naming the bad override.
+///
+/// # Errors
+/// A malformed override, a key that does not exist, or a value of the wrong type.
+///
+/// # Examples
+/// ```
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Optim { lr: f64, name: String }
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Config { optim: Optim }
+/// let c = Config { optim: Optim { lr: 0.1, name: "sgd".into() } };
+/// let c = face_data::json_overrides(&c, &["optim.lr=1e-3".into(), "optim.name=adamw".into()]).unwrap();
+/// assert_eq!((c.optim.lr, c.optim.name.as_str()), (1e-3, "adamw"));
+/// assert!(face_data::json_overrides(&c, &["optim.momentum=0.9".into()]).is_err());
+/// ```
+pub fn json_overrides<T>(config: &T, overrides: &[String]) -> std::result::Result<T, String>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    use serde_json::Value;
+    let mut root = serde_json::to_value(config).map_err(|e| e.to_string())?;
+    for o in overrides {
+        let (key, raw) = o
+            .split_once('=')
+            .ok_or_else(|| format!("`{o}` is not key=value"))?;
+        let value: Value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+        let parts: Vec<&str> = key.split('.').collect();
+        let mut node = &mut root;
+        for (i, part) in parts.iter().enumerate() {
+            let obj = node
+                .as_object_mut()
+                .ok_or_else(|| format!("`{key}`: `{}` is not a section", parts[..i].join(".")))?;
+            if i + 1 == parts.len() {
+                if !obj.contains_key(*part) {
+                    return Err(format!("unknown key `{key}`"));
+                }
+                obj.insert((*part).to_string(), value.clone());
+                break;
+            }
+            node = obj.get_mut(*part).ok_or_else(|| format!("unknown key `{key}`"))?;
+        }
+    }
+    serde_json::from_value(root).map_err(|e| e.to_string())
+}

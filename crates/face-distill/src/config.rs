@@ -6,7 +6,6 @@ use std::path::Path;
 use face_metrics::Smoothing;
 use face_nets::{FaceVitConfig, IResNetConfig, InceptionResnetV1Config, MobileFaceNetConfig, ResNetConfig};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::error::{DistillError, Result};
 
@@ -357,31 +356,7 @@ impl DistillConfig {
             path: "<override>".into(),
             message,
         };
-        let mut root = serde_json::to_value(self).map_err(|e| bad(e.to_string()))?;
-        for o in overrides {
-            let (key, raw) = o
-                .split_once('=')
-                .ok_or_else(|| bad(format!("`{o}` is not key=value")))?;
-            let value: Value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
-            let mut node = &mut root;
-            let parts: Vec<&str> = key.split('.').collect();
-            for (i, part) in parts.iter().enumerate() {
-                let obj = node
-                    .as_object_mut()
-                    .ok_or_else(|| bad(format!("`{key}`: `{}` is not a section", parts[..i].join("."))))?;
-                if i + 1 == parts.len() {
-                    if !obj.contains_key(*part) {
-                        return Err(bad(format!("unknown key `{key}`")));
-                    }
-                    obj.insert((*part).to_string(), value.clone());
-                    break;
-                }
-                node = obj
-                    .get_mut(*part)
-                    .ok_or_else(|| bad(format!("unknown key `{key}`")))?;
-            }
-        }
-        serde_json::from_value(root).map_err(|e| bad(e.to_string()))
+        face_data::json_overrides(self, overrides).map_err(bad)
     }
 
     /// Checks ranges that the types cannot.

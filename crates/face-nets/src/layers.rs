@@ -45,7 +45,7 @@ pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>, eps: f64) -> Tensor<B, 2> {
 /// Scaled dot-product self-attention over `heads` heads from packed projections: `qkv` is
 /// `[B, N, 3C]` (q, k, v side by side, as PyTorch packs them); the result is `[B, N, C]`,
 /// before the output projection.
-pub(crate) fn multi_head_attention<B: Backend>(qkv: Tensor<B, 3>, heads: usize) -> Tensor<B, 3> {
+pub fn multi_head_attention<B: Backend>(qkv: Tensor<B, 3>, heads: usize) -> Tensor<B, 3> {
     let [b, n, c3] = qkv.dims();
     let c = c3 / 3;
     let hd = c / heads;

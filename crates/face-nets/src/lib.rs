@@ -29,5 +29,5 @@ pub use backbones::{
 };
 pub use error::{NetsError, Result};
 pub use heads::{MultiTaskHead, MultiTaskHeadConfig, MultiTaskOutput};
-pub use layers::l2_normalize;
+pub use layers::{l2_normalize, multi_head_attention};
 pub use losses::{cross_entropy, CombinedMargin, CombinedMarginConfig, NormLinear};
