@@ -1,5 +1,5 @@
 //! facekit: face recognition on Burn — metrics, data, search, evaluation protocols, networks,
-//! detection, teachers, distillation
+//! detection, teachers, distillation, self-supervised pretraining
 //! (see the crates' READMEs).
 
 pub use face_data as data;
@@ -9,4 +9,5 @@ pub use face_eval as eval;
 pub use face_metrics as metrics;
 pub use face_nets as nets;
 pub use face_search as search;
+pub use face_ssl as ssl;
 pub use face_teachers as teachers;
