@@ -16,6 +16,7 @@ mod commands;
 mod engine;
 mod error;
 mod eval_cmd;
+mod pretrain_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,7 +25,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::error::CliError;
 
-/// Face detection, alignment, embedding, distillation, evaluation and search.
+/// Face detection, alignment, embedding, distillation, self-supervised pretraining, evaluation and search.
 #[derive(Debug, Parser)]
 #[command(name = "facekit", version, about, long_about = None)]
 pub struct Cli {
@@ -130,6 +131,33 @@ pub enum Command {
         /// cpu (NdArray), candle, cuda or cuda:0,1.
         #[arg(long, default_value = "candle")]
         device: String,
+    },
+    /// Self-supervised pretraining of a ViT on unlabelled faces: LAFS (landmark tokens) or DINO.
+    Pretrain {
+        /// Folder of images; every face MTCNN finds is aligned with its landmarks.
+        #[arg(long)]
+        images: PathBuf,
+        /// Output folder: config.json, backbone.bin, head.bin, history.json, monitors.svg.
+        #[arg(long)]
+        out: PathBuf,
+        /// `lafs` (patches on facial landmarks) or `dino` (a regular patch grid).
+        #[arg(long, default_value = "lafs")]
+        method: String,
+        /// `vit-tiny` (ViT-Tiny, 65 536 prototypes, the paper recipe) or `tiny` (a CPU demo).
+        #[arg(long, default_value = "vit-tiny")]
+        preset: String,
+        /// A configuration file (JSON, as written into config.json) instead of the preset.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override a configuration key, e.g. `--set optim.epochs=5` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// cpu (NdArray), candle, or cuda / cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Identities of some images (`image,identity` CSV): a 1-shot read-out after training.
+        #[arg(long)]
+        labels: Option<PathBuf>,
     },
     /// Evaluation protocols (reports as JSON plus ROC/DET pictures).
     #[command(subcommand)]

@@ -593,3 +593,93 @@ fn eval_ijbc_embeds_loose_crops_with_the_model() {
     assert_eq!(r["auc"], 1.0, "{r}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn pretrain_lafs_on_four_faces_writes_the_run() {
+    let dir = tmp("pretrain");
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for f in ["obama.jpg", "obama2.jpg", "biden.jpg", "Tom_Hanks_54745.png"] {
+        std::fs::copy(faces(f), images.join(f)).unwrap();
+    }
+    let labels = dir.join("labels.csv");
+    std::fs::write(
+        &labels,
+        "obama.jpg,obama\nobama2.jpg,obama\nbiden.jpg,biden\nTom_Hanks_54745.png,hanks\n",
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let o = facekit(&[
+        "pretrain",
+        "--images",
+        s(&images),
+        "--out",
+        s(&out),
+        "--preset",
+        "tiny",
+        "--set",
+        "optim.epochs=3",
+        "--labels",
+        s(&labels),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    assert!(j["faces"].as_u64().unwrap() >= 4, "{j}");
+    assert_eq!(j["history"].as_array().unwrap().len(), 3);
+    assert!(j["history"][2]["monitors"]["loss"].as_f64().unwrap().is_finite());
+    assert_eq!(j["one_shot"]["identities"], 3);
+    assert_eq!(j["one_shot"]["probes"], 1);
+    for f in [
+        "config.json",
+        "backbone.bin",
+        "head.bin",
+        "history.json",
+        "monitors.svg",
+        "one_shot.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["views"]["tokenizer"], "landmarks");
+    assert_eq!(config["optim"]["epochs"], 3);
+
+    // Bad input: an unknown method or key (exit 3), CUDA on a build or machine without it (exit 4).
+    let o = facekit(&[
+        "pretrain",
+        "--images",
+        s(&images),
+        "--out",
+        s(&out),
+        "--method",
+        "sideways",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("sideways"));
+    let o = facekit(&[
+        "pretrain",
+        "--images",
+        s(&images),
+        "--out",
+        s(&out),
+        "--set",
+        "optim.epoch=1",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("optim.epoch"));
+    if !Path::new("/dev/nvidia0").exists() {
+        let o = facekit(&[
+            "pretrain",
+            "--images",
+            s(&images),
+            "--out",
+            s(&out),
+            "--preset",
+            "tiny",
+            "--device",
+            "cuda",
+        ]);
+        assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    }
+}
