@@ -196,12 +196,21 @@ pub struct Block<B: Backend> {
     heads: usize,
 }
 
+/// A linear layer over every token of `[n, t, d]` as one `[n·t, d]` matrix product (Burn would
+/// otherwise run `n` small products against a broadcast weight, slow for short sequences).
+fn tokenwise<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [n, t, d] = x.dims();
+    let y: Tensor<B, 2> = layer.forward(x.reshape([n * t, d]));
+    let out = y.dims()[1];
+    y.reshape([n, t, out])
+}
+
 impl<B: Backend> Block<B> {
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let a = face_nets::multi_head_attention(self.qkv.forward(self.norm1.forward(x.clone())), self.heads);
-        let x = x + self.proj.forward(a);
-        let h = gelu(self.fc1.forward(self.norm2.forward(x.clone())));
-        x + self.fc2.forward(h)
+        let qkv = tokenwise(&self.qkv, self.norm1.forward(x.clone()));
+        let x = x + tokenwise(&self.proj, face_nets::multi_head_attention(qkv, self.heads));
+        let h = gelu(tokenwise(&self.fc1, self.norm2.forward(x.clone())));
+        x + tokenwise(&self.fc2, h)
     }
 }
 
