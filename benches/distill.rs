@@ -17,7 +17,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use face_distill::config::DistillConfig;
 use face_distill::data::{augmentation, DistillBatch, FaceSet, Targets};
 use face_distill::trainer::distill_loss;
-use face_distill::{CandleTrain, NdArrayTrain, Student};
+use face_nets::{CandleTrain, FaceModel, NdArrayTrain};
 use face_teachers::{
     default_models_dir, AgeGenderTeacher, DlibAgeGenderTeacher, FaceRef, FrFeatureTeacher, IdentityTeacher,
 };
@@ -63,8 +63,13 @@ fn student_step<B: AutodiffBackend>(c: &mut Criterion, name: &str) {
     let rows: Vec<usize> = (0..BATCH).collect();
     let batch = DistillBatch::<B>::new(&set, &rows, None, &face_data::Normalize::arcface(), &device);
     let bins = Tensor::<B, 1>::from_data(TensorData::new(set.targets().age_bins.clone(), [81]), &device);
-    let mut model = Some(Student::<B>::new(&config.student.backbone, 512, 81, &device).expect("student"));
-    let mut optim = AdamWConfig::new().init::<B, Student<B>>();
+    let mut model = Some(
+        config
+            .model_config(512, &set.targets().age_bins)
+            .init::<B>(&device)
+            .expect("student"),
+    );
+    let mut optim = AdamWConfig::new().init::<B, FaceModel<B>>();
     let mut group = c.benchmark_group("student_step");
     group.sample_size(10);
     group.throughput(Throughput::Elements(BATCH as u64));

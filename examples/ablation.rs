@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use face_distill::config::{DistillConfig, TaskMode};
 use face_distill::eval::{agreement, Agreement};
 use face_distill::pipeline::train_and_predict;
-use face_distill::{DeviceChoice, FaceSet};
+use face_distill::FaceSet;
+use face_nets::DeviceChoice;
 use face_teachers::{CacheItem, TargetCache};
 
 type Error = Box<dyn std::error::Error>;
@@ -57,7 +58,7 @@ fn main() -> Result<(), Error> {
 
     let cache = TargetCache::read(&run_dir.join("targets.safetensors"))?;
     let items = CacheItem::from_folder(&run_dir.join("faces"))?;
-    let size = config.student.backbone.input_size()? as u32;
+    let size = config.student.backbone.input_size() as u32;
     let all = FaceSet::from_cache(&cache, &items, size, None)?;
     // Every k-th face (by id order) is held out: deterministic and spread over the images.
     let every = (1.0 / holdout).round().max(2.0) as usize;

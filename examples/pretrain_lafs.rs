@@ -59,21 +59,6 @@ fn parse_args() -> Result<Args, Error> {
     Ok(a)
 }
 
-/// Identities of single-face images from the folder's `manifest.csv` (`file,identity,…`).
-fn identities(dir: &std::path::Path) -> HashMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(dir.join("manifest.csv")) else {
-        return HashMap::new();
-    };
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut f = l.split(',');
-            let (file, id) = (f.next()?, f.next()?);
-            (!id.is_empty()).then(|| (file.to_owned(), id.to_owned()))
-        })
-        .collect()
-}
-
 fn line(name: &str, retrieval: f64, r: &OneShotReport) -> String {
     format!(
         "{name:<28} view retrieval {:>5.1} %   1-shot rank-1 {:>5.1} %   AUC {:.3}",
@@ -90,45 +75,29 @@ fn main() -> Result<(), Error> {
     // 1. Faces: every confident detection, aligned with its landmarks.
     let t0 = Instant::now();
     let mtcnn = face_detect::Mtcnn::<Infer>::load(&default_models_dir(), Default::default(), &device)?;
-    let labels = identities(&args.images);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.images)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("jpg" | "jpeg" | "png")
-            )
-        })
-        .collect();
-    files.sort();
+    // Identities of the folder's labelled photos (the bundled folder's manifest names them).
+    let manifest = args.images.join("manifest.csv");
+    let labels = if manifest.is_file() {
+        face_data::read_identity_labels(&manifest)?
+    } else {
+        HashMap::new()
+    };
+    let files = face_data::list_images(&args.images)?;
     let (mut faces, mut labelled): (Vec<Face>, Vec<(usize, String)>) = (Vec::new(), Vec::new());
-    for file in &files {
-        let photo = face_data::read_rgb(file)?;
-        let found: Vec<_> = mtcnn
-            .detect(&photo)
-            .into_iter()
-            .filter(|d| d.score >= 0.9)
-            .collect();
-        let name = file
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        // A labelled image has one person: its largest face.
-        let largest = found
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.area().total_cmp(&b.1.area()))
-            .map(|(i, _)| i);
-        for (i, d) in found.iter().enumerate() {
-            if let (Some(id), Some(l)) = (labels.get(&name), largest) {
-                if i == l {
-                    labelled.push((faces.len(), id.clone()));
-                }
+    // Every confident detection, largest first; a labelled photo's identity goes to its largest face.
+    mtcnn.scan_images(
+        &files,
+        &labels,
+        0.9,
+        || {},
+        |f| -> Result<(), Error> {
+            if let Some(id) = f.label {
+                labelled.push((faces.len(), id.to_owned()));
             }
-            faces.push(Face::align(&photo, &d.landmarks, 112)?);
-        }
-    }
+            faces.push(Face::align(f.photo, &f.detection.landmarks, 112)?);
+            Ok(())
+        },
+    )?;
     println!(
         "1. detect + align: {} faces in {} images, {} with an identity ({:.1} s)",
         faces.len(),
@@ -145,7 +114,7 @@ fn main() -> Result<(), Error> {
     let trainer = Pretrainer::<Train>::new(config.clone(), device)?;
     let views = trainer.views().clone();
     <Infer as Backend>::seed(&device, config.seed);
-    let untrained = config.vit.init::<Infer>(&device)?;
+    let untrained = config.backbone_config()?.init::<Infer>(&device);
     println!(
         "2. pretrain LAFS: ViT {}×{} ({} landmark tokens + {} local views of {}), {} epochs of {} steps",
         config.vit.depth,
@@ -199,7 +168,11 @@ fn main() -> Result<(), Error> {
     println!("   {}", line("pretrained (teacher)", r1, &o1));
     let split = OneShotSplit::new(&ids);
     let shots: Vec<Face> = split.gallery.iter().map(|&i| lf[i].clone()).collect();
-    let tunable = transfer(&run.teacher.backbone, config.vit.init::<Train>(&device)?, &device)?;
+    let tunable = transfer(
+        &run.teacher.backbone,
+        config.backbone_config()?.init::<Train>(&device),
+        &device,
+    )?;
     let (tuned, losses) = arcface_finetune(tunable, &views, &shots, &FineTuneConfig::default(), &device)?;
     let (r2, o2) = readout(&tuned)?;
     println!(

@@ -18,9 +18,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use face_distill::config::DistillConfig;
-use face_distill::data::read_labels;
 use face_distill::pipeline::{build_targets, cut_faces, distill, load_mtcnn};
-use face_distill::{DeviceChoice, FaceSet};
+use face_distill::FaceSet;
+use face_nets::DeviceChoice;
 use face_teachers::default_models_dir;
 
 type Error = Box<dyn std::error::Error>;
@@ -66,22 +66,17 @@ fn parse_args() -> Result<Args, Error> {
     Ok(a)
 }
 
-/// Identity of each image file: `--labels` when given; for the bundled folder, the manifest's
-/// single-face images.
+/// Identity of each image file: `--labels` when given; for the bundled folder, the identities
+/// its manifest names (its labelled photos each show one person).
 fn image_labels(args: &Args) -> Result<HashMap<String, String>, Error> {
     if let Some(p) = &args.labels {
-        return Ok(read_labels(p)?);
+        return Ok(face_data::read_identity_labels(p)?);
     }
-    let mut out = HashMap::new();
-    if let Ok(text) = std::fs::read_to_string(args.images.join("manifest.csv")) {
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split(',').collect();
-            if f.len() >= 3 && !f[1].is_empty() && f[2] == "1" {
-                out.insert(f[0].to_string(), f[1].to_string());
-            }
-        }
+    let manifest = args.images.join("manifest.csv");
+    if manifest.is_file() {
+        return Ok(face_data::read_identity_labels(&manifest)?);
     }
-    Ok(out)
+    Ok(HashMap::new())
 }
 
 fn main() -> Result<(), Error> {
@@ -93,7 +88,7 @@ fn main() -> Result<(), Error> {
     config.data.batch = 16;
     config.train.checkpoint_every = 25;
     config.train.early_stop_patience = None;
-    let config = config.with_overrides(&args.overrides)?;
+    let config = config.with_overrides(&args.overrides)?.resolve_init()?;
     config.validate()?;
 
     // 1. Every face, cut out with a margin (rerun: the crops are made again, identically).
@@ -128,7 +123,7 @@ fn main() -> Result<(), Error> {
 
     // 3. Distil: all faces train (unlabelled); the labelled ones also make the report's pairs.
     // Crops at the student's input size (`--set` may pick another backbone).
-    let size = config.student.backbone.input_size()? as u32;
+    let size = config.student.backbone.input_size() as u32;
     let train = FaceSet::from_cache(&cache, &items, size, None)?;
     let val = FaceSet::from_cache(&cache, &items, size, Some(&cut.face_labels))?;
     let run_dir = args.out.join("run");
@@ -149,7 +144,7 @@ fn main() -> Result<(), Error> {
         );
     }
     println!(
-        "files in {}: config.json train.csv val.csv loss.svg irauc.svg roc.svg report.json student.bin checkpoints/\n\
+        "files in {}: config.json train.csv val.csv loss.svg irauc.svg roc.svg report.json model.json student.bin checkpoints/\n\
          total {:.1} s",
         run_dir.display(),
         t_all.elapsed().as_secs_f64()

@@ -186,6 +186,24 @@ impl FaceTemplate {
         })
     }
 
+    /// The ArcFace template for a square crop of any `size`: exact insightface placement at
+    /// multiples of 112 and 128 ([`FaceTemplate::arcface`]), a plain scaling of the 112
+    /// template otherwise (the crop of a model whose input is 160 or 224 pixels).
+    ///
+    /// # Errors
+    /// A zero size.
+    pub fn arcface_scaled(size: u32) -> Result<Self> {
+        if size > 0 && (size.is_multiple_of(112) || size.is_multiple_of(128)) {
+            return Self::arcface(size);
+        }
+        if size == 0 {
+            return Err(DataError::param("size", "a crop of 0 pixels".to_string()));
+        }
+        let s = size as f32 / 112.0;
+        let points = ARCFACE_112.iter().map(|p| [p[0] * s, p[1] * s]).collect();
+        Self::custom(points, size, size)
+    }
+
     /// dlib's 5-point template for a `size`-pixel square chip with `padding` (fraction of the
     /// face width added on each side; the age/gender teacher uses 0.2): [`DLIB_5`] placed by
     /// [`FaceTemplate::dlib_chip`].

@@ -15,6 +15,9 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
+    /// An output could not be written.
+    #[error(transparent)]
+    Output(#[from] face_io::IoError),
     /// A text file has a malformed line.
     #[error("{path}:{line}: {message}")]
     Parse {

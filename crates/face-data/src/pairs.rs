@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{DataError, Result};
-use crate::text::{clip, read_text, write_atomic};
+use crate::text::{clip, read_text};
 
 const HEADER: &str = "# facekit pairs v1";
 const COLUMNS: &str = "group\tlabel\tpath_a\tpath_b";
@@ -122,7 +122,7 @@ impl PairList {
     /// # Errors
     /// As [`PairList::to_text`], or I/O.
     pub fn write(&self, path: &Path) -> Result<()> {
-        write_atomic(path, self.to_text()?.as_bytes())
+        Ok(face_io::write_atomic(path, self.to_text()?.as_bytes())?)
     }
 
     /// Pairs per group: `(genuine, impostor)` counts.

@@ -4,7 +4,9 @@
 //! weights of facenet-pytorch 2.6.0 read straight from its legacy `.pt` files: image pyramid,
 //! NMS, box regression and 5 landmarks, reproducing facenet-pytorch's `MTCNN.detect` to a
 //! fraction of a pixel. Alignment of the detected faces is face-data's
-//! ([`face_data::FaceTemplate`]); [`Detection::align`] chains the two.
+//! ([`face_data::FaceTemplate`]); [`Detection::align`] chains the two, and
+//! [`Mtcnn::largest_aligned`] / [`Mtcnn::scan_images`] are the one "detect, keep the largest
+//! face, give it the image's label, align" path of the program, the pipeline and the examples.
 //!
 //! ```no_run
 //! use burn::backend::NdArray;
@@ -27,10 +29,12 @@ pub mod mtcnn;
 pub mod nets;
 pub mod nms;
 mod resample;
+mod scan;
 
 pub use error::{DetectError, Result};
 pub use mtcnn::{DetectStats, Detection, Mtcnn, MtcnnConfig};
 pub use nets::{FixColumnMajor, ONet, PNet, RNet};
+pub use scan::{ScanReport, ScannedFace};
 
 impl Detection {
     /// The face warped onto `template` (similarity from the 5 landmarks, bilinear, black border).

@@ -210,8 +210,8 @@ impl<B: Backend> Mtcnn<B> {
             let x = Tensor::<B, 4>::from_data(TensorData::new(buf, [1, 3, hs, ws]), &self.device);
             let (reg, prob) = self.pnet.forward(x);
             let [_, gh, gw] = prob.dims();
-            let prob = to_vec(prob.into_data());
-            let reg = to_vec(reg.into_data());
+            let prob = to_vec(prob);
+            let reg = to_vec(reg);
             let s = scale as f32;
             let mut level = Vec::new();
             for y in 0..gh {
@@ -265,7 +265,7 @@ impl<B: Backend> Mtcnn<B> {
         let mut scored = Vec::new();
         for (chunk, data) in self.chunks(&cands, &data, 24) {
             let (reg, prob) = self.rnet.forward(data);
-            let (reg, prob) = (to_vec(reg.into_data()), to_vec(prob.into_data()));
+            let (reg, prob) = (to_vec(reg), to_vec(prob));
             for (k, c) in chunk.iter().enumerate() {
                 if prob[k] > self.config.thresholds[1] {
                     scored.push(Candidate {
@@ -297,11 +297,7 @@ impl<B: Backend> Mtcnn<B> {
         let mut faces = Vec::new();
         for (chunk, data) in self.chunks(&cands, &data, 48) {
             let (reg, points, prob) = self.onet.forward(data);
-            let (reg, points, prob) = (
-                to_vec(reg.into_data()),
-                to_vec(points.into_data()),
-                to_vec(prob.into_data()),
-            );
+            let (reg, points, prob) = (to_vec(reg), to_vec(points), to_vec(prob));
             for (k, c) in chunk.iter().enumerate() {
                 if prob[k] > self.config.thresholds[2] {
                     let b = c.b;
@@ -347,10 +343,10 @@ impl<B: Backend> Mtcnn<B> {
     }
 }
 
-fn to_vec(data: TensorData) -> Vec<f32> {
-    data.convert::<f32>()
-        .to_vec::<f32>()
-        .expect("a converted f32 tensor reads back as f32")
+/// A network output read back to the host. The tensor is the backend's own float output, just
+/// computed, so the conversion cannot fail (a failure is a broken backend invariant).
+fn to_vec<const D: usize, B: Backend>(t: Tensor<B, D>) -> Vec<f32> {
+    face_nets::to_f32_vec(t).expect("a backend's float output reads back as f32")
 }
 
 /// Row `k` of a `[N, 4]` output read back flat.

@@ -1,10 +1,10 @@
 //! The typed run configuration: JSON on disk, `key=value` overrides on the command line, and a
 //! copy saved beside every run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use face_metrics::Smoothing;
-use face_nets::{FaceVitConfig, IResNetConfig, InceptionResnetV1Config, MobileFaceNetConfig, ResNetConfig};
+use face_nets::{BackboneConfig, FaceModelConfig, IResNetConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DistillError, Result};
@@ -27,12 +27,18 @@ pub struct DistillConfig {
     pub val: ValConfig,
 }
 
-/// The student: a face-nets backbone and the multitask head.
+/// The student: a face-nets backbone and the multitask head (whose sizes come from the
+/// teachers' targets).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StudentConfig {
     /// The backbone and its own configuration.
     pub backbone: BackboneConfig,
+    /// Start the backbone from a pretrained one: a folder with `backbone.json` and
+    /// `backbone.bin` (what `facekit pretrain` writes). Its configuration replaces `backbone`
+    /// ([`DistillConfig::resolve_init`]); the heads start from random weights.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
 }
 
 impl Default for StudentConfig {
@@ -42,55 +48,8 @@ impl Default for StudentConfig {
             backbone: BackboneConfig::IResNet(
                 IResNetConfig::r18().with_base_width(16).with_num_features(128),
             ),
+            init: None,
         }
-    }
-}
-
-/// Which backbone the student uses (`"arch"` names it in JSON).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "arch", rename_all = "snake_case")]
-pub enum BackboneConfig {
-    /// insightface's iResNet (r18…r100, any width).
-    #[serde(rename = "iresnet")]
-    IResNet(IResNetConfig),
-    /// MobileFaceNet.
-    #[serde(rename = "mobilefacenet")]
-    MobileFaceNet(MobileFaceNetConfig),
-    /// torchvision's ResNet-50 layout.
-    #[serde(rename = "resnet")]
-    ResNet(ResNetConfig),
-    /// facenet-pytorch's Inception-ResNet-V1 (160 px input).
-    InceptionResnetV1(InceptionResnetV1Config),
-    /// arcface_torch's ViT.
-    #[serde(rename = "vit")]
-    Vit(FaceVitConfig),
-}
-
-impl BackboneConfig {
-    /// Checks the backbone's own configuration.
-    ///
-    /// # Errors
-    /// The backbone's validation error.
-    pub fn validate(&self) -> Result<()> {
-        match self {
-            Self::IResNet(b) => b.validate()?,
-            Self::MobileFaceNet(b) => b.validate()?,
-            Self::ResNet(b) => b.validate()?,
-            Self::InceptionResnetV1(b) => b.validate()?,
-            Self::Vit(b) => b.validate()?,
-        }
-        Ok(())
-    }
-
-    /// The square input side (pixels) of the network this config builds, as the network itself
-    /// reports it (Burn initialises weights lazily, so building it to ask is cheap).
-    ///
-    /// # Errors
-    /// An invalid configuration.
-    pub fn input_size(&self) -> Result<usize> {
-        use face_nets::Backbone;
-        let cpu = Default::default();
-        Ok(crate::student::StudentBackbone::<burn::backend::NdArray>::new(self, &cpu)?.input_size())
     }
 }
 
@@ -310,28 +269,21 @@ impl Default for ValConfig {
 }
 
 impl DistillConfig {
-    /// Reads a JSON config (missing keys take their defaults, unknown keys are errors).
+    /// Reads a JSON config (missing keys take their defaults; an unknown key is an error at
+    /// every depth, named by its dotted path).
     ///
     /// # Errors
     /// Unreadable file, malformed JSON or an unknown key.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(DistillError::io(path))?;
-        serde_json::from_str(&text).map_err(|e| DistillError::ConfigFile {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
+        Ok(face_io::read_config(path)?)
     }
 
-    /// Writes the config as pretty JSON.
+    /// Writes the config as pretty JSON, atomically.
     ///
     /// # Errors
     /// I/O failure.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| DistillError::ConfigFile {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
-        crate::checkpoint::write_atomic(path, text.as_bytes())
+        Ok(face_io::write_config(path, self)?)
     }
 
     /// Applies `key=value` overrides with dotted keys (`optim.lr=1e-3`,
@@ -352,11 +304,25 @@ impl DistillConfig {
     /// assert!(c.with_overrides(&["optim.learning_rate=1".into()]).is_err());
     /// ```
     pub fn with_overrides(&self, overrides: &[String]) -> Result<Self> {
-        let bad = |message: String| DistillError::ConfigFile {
-            path: "<override>".into(),
-            message,
-        };
-        face_data::json_overrides(self, overrides).map_err(bad)
+        Ok(face_io::apply_overrides(self, overrides)?)
+    }
+
+    /// With `student.init` set, replaces `student.backbone` by the pretrained backbone's
+    /// configuration (its `backbone.json`); otherwise returns the config as it is.
+    ///
+    /// # Errors
+    /// A missing or malformed `backbone.json`.
+    pub fn resolve_init(&self) -> Result<Self> {
+        let mut c = self.clone();
+        if let Some(dir) = &self.student.init {
+            c.student.backbone = face_nets::model::read_backbone_config(dir)?;
+        }
+        Ok(c)
+    }
+
+    /// The face model this config trains, given the teachers' embedding width and age bins.
+    pub fn model_config(&self, embedding_dim: usize, age_bins: &[f32]) -> FaceModelConfig {
+        FaceModelConfig::new(self.student.backbone.clone(), embedding_dim, age_bins.to_vec())
     }
 
     /// Checks ranges that the types cannot.
@@ -474,5 +440,66 @@ impl DistillConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A test per section: every section of the configuration, at every depth (the Burn-derived
+    /// backbone configs included), refuses a key it does not have and names its full path.
+    #[test]
+    fn every_section_refuses_an_unknown_key() {
+        let config = DistillConfig::default();
+        let sections = face_io::sections(&config).unwrap();
+        for s in [
+            "",
+            "student",
+            "student.backbone",
+            "loss",
+            "optim",
+            "data",
+            "data.augment",
+            "train",
+            "val",
+        ] {
+            assert!(
+                sections.iter().any(|x| x == s),
+                "section {s:?} not found in {sections:?}"
+            );
+        }
+        let tree = serde_json::to_value(&config).unwrap();
+        let at = |section: &str| {
+            section
+                .split('.')
+                .filter(|p| !p.is_empty())
+                .fold(&tree, |v, p| &v[p])
+        };
+        // An externally tagged enum (`"smoothing": {"Window": {"n": 8}}`) is a choice, not a
+        // section: serde refuses a second key there itself, as an invalid variant map.
+        let is_enum = |section: &str| {
+            at(section).as_object().is_some_and(|m| {
+                m.len() == 1 && m.keys().all(|k| k.starts_with(|c: char| c.is_ascii_uppercase()))
+            })
+        };
+        for section in sections.iter().filter(|s| !is_enum(s)) {
+            let text = face_io::with_extra_key(&config, section, "typo_key").unwrap();
+            let err = face_io::parse_config::<DistillConfig>(&text, Path::new("c.json")).unwrap_err();
+            let want = if section.is_empty() {
+                "typo_key".to_owned()
+            } else {
+                format!("{section}.typo_key")
+            };
+            assert!(err.to_string().contains(&format!("`{want}`")), "{section}: {err}");
+            let o = config.with_overrides(&[format!("{want}=1")]).unwrap_err();
+            assert!(o.to_string().contains(&want), "{section}: {o}");
+        }
+        // The defaults read back as they were written.
+        let text = serde_json::to_string(&config).unwrap();
+        assert_eq!(
+            face_io::parse_config::<DistillConfig>(&text, Path::new("c.json")).unwrap(),
+            config
+        );
     }
 }

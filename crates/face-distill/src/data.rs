@@ -2,13 +2,13 @@
 //! targets (and identity labels where known), and the batches built from them.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use face_data::augment::{ColorJitter, Compose, RandomGrayscale, RandomHorizontalFlip, RandomResizedCrop};
 use face_data::formats::recordio::InsightFaceRecordSet;
-use face_data::{Chw, DataRng, FaceTemplate, Normalize, Transform, ARCFACE_112};
+use face_data::{Chw, DataRng, FaceTemplate, Normalize, Transform};
 use face_teachers::{CacheItem, TargetCache};
 use image::RgbImage;
 use rand::SeedableRng;
@@ -119,20 +119,6 @@ pub struct Attributes {
     pub male: Vec<Option<bool>>,
 }
 
-/// The ArcFace template scaled to a square crop of `size` pixels (exact insightface template at
-/// multiples of 112 and 128, a plain scaling of the 112 template otherwise).
-///
-/// # Errors
-/// A zero size.
-pub fn student_template(size: u32) -> Result<FaceTemplate> {
-    if size.is_multiple_of(112) || size.is_multiple_of(128) {
-        return Ok(FaceTemplate::arcface(size)?);
-    }
-    let s = size as f32 / 112.0;
-    let points = ARCFACE_112.iter().map(|p| [p[0] * s, p[1] * s]).collect();
-    Ok(FaceTemplate::custom(points, size, size)?)
-}
-
 impl FaceSet {
     /// A set from parts.
     ///
@@ -238,7 +224,7 @@ impl FaceSet {
         if rows.is_empty() {
             return Err(DistillError::Data("no cached face has a label".into()));
         }
-        let template = student_template(size)?;
+        let template = FaceTemplate::arcface_scaled(size)?;
         let mut sets: HashMap<PathBuf, InsightFaceRecordSet> = HashMap::new();
         let mut images = Vec::with_capacity(rows.len());
         for &r in &rows {
@@ -349,39 +335,6 @@ fn load_item(item: &CacheItem, sets: &mut HashMap<PathBuf, InsightFaceRecordSet>
             Ok(face_data::decode_rgb(&bytes, &item.path)?)
         }
     }
-}
-
-/// Reads identity labels from a `id,identity` CSV (header optional, `#` comments allowed).
-///
-/// # Errors
-/// An unreadable file, a line without two fields, or an id given twice.
-pub fn read_labels(path: &Path) -> Result<HashMap<String, String>> {
-    let text = std::fs::read_to_string(path).map_err(DistillError::io(path))?;
-    let mut out = HashMap::new();
-    for (ln, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || (ln == 0 && line == "id,identity") {
-            continue;
-        }
-        let (id, name) = line
-            .split_once(',')
-            .map(|(a, b)| (a.trim(), b.trim()))
-            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
-            .ok_or_else(|| {
-                DistillError::Data(format!("{}:{}: expected `id,identity`", path.display(), ln + 1))
-            })?;
-        if out.insert(id.to_string(), name.to_string()).is_some() {
-            return Err(DistillError::Data(format!(
-                "{}:{}: id `{id}` labelled twice",
-                path.display(),
-                ln + 1
-            )));
-        }
-    }
-    if out.is_empty() {
-        return Err(DistillError::Data(format!("{}: no labels", path.display())));
-    }
-    Ok(out)
 }
 
 /// Builds the augmentation pipeline for crops of `size` pixels (`None` when disabled).
@@ -548,27 +501,5 @@ mod tests {
         assert_eq!(sample_seed(1, 2, 3), sample_seed(1, 2, 3));
         assert_ne!(sample_seed(1, 2, 3), sample_seed(1, 3, 2));
         assert_ne!(sample_seed(0, 0, 0), sample_seed(0, 0, 1));
-    }
-
-    #[test]
-    fn labels_file_is_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("labels.csv");
-        std::fs::write(&p, "id,identity\na.jpg,x\n# note\nb.jpg, y\n").unwrap();
-        let l = read_labels(&p).unwrap();
-        assert_eq!(l.len(), 2);
-        assert_eq!(l["b.jpg"], "y");
-        std::fs::write(&p, "a.jpg,x\na.jpg,y\n").unwrap();
-        assert!(matches!(read_labels(&p), Err(DistillError::Data(m)) if m.contains(":2:")));
-        std::fs::write(&p, "a.jpg\n").unwrap();
-        assert!(matches!(read_labels(&p), Err(DistillError::Data(m)) if m.contains(":1:")));
-    }
-
-    #[test]
-    fn student_template_scales_arcface() {
-        let t = student_template(56).unwrap();
-        assert_eq!((t.width, t.height), (56, 56));
-        assert!((t.points[0][0] - ARCFACE_112[0][0] / 2.0).abs() < 1e-5);
-        assert_eq!(student_template(112).unwrap().points[0], ARCFACE_112[0]);
     }
 }

@@ -16,14 +16,6 @@ pub enum DistillError {
         /// What is wrong.
         message: String,
     },
-    /// A configuration file or override could not be parsed.
-    #[error("config {path}: {message}")]
-    ConfigFile {
-        /// The file (or `<override>` for a `key=value` override).
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
     /// The training or validation data is unusable.
     #[error("data: {0}")]
     Data(String),
@@ -45,6 +37,19 @@ pub enum DistillError {
         /// The value.
         value: f64,
     },
+    /// A device's forward or backward pass panicked (out of memory, a backend fault).
+    #[error("device {device} failed at step {step}: {message}")]
+    DeviceStep {
+        /// The device's index and name.
+        device: String,
+        /// The optimizer step (1-based) being computed.
+        step: u64,
+        /// The panic's message.
+        message: String,
+    },
+    /// A configuration or output file could not be read or written.
+    #[error(transparent)]
+    File(#[from] face_io::IoError),
     /// The requested device is not available in this build or on this machine.
     #[error("device: {0}")]
     Device(String),

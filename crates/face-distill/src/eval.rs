@@ -7,13 +7,13 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use face_data::{Normalize, PkSampler};
 use face_metrics::{FarConvention, IrAucMonitor, VerificationScores};
+use face_nets::FaceModel;
 use serde::{Deserialize, Serialize};
 
 use crate::config::DistillConfig;
 use crate::data::{image_batch, FaceSet};
 use crate::error::{DistillError, Result};
 use crate::losses::expected_age;
-use crate::student::Student;
 
 /// Faces per forward pass during evaluation.
 const EVAL_CHUNK: usize = 64;
@@ -32,7 +32,10 @@ pub struct Predictions {
 }
 
 /// Runs `student` (inference mode) over every face of `set`, unaugmented.
-pub fn predict<B: Backend>(student: &Student<B>, set: &FaceSet, device: &B::Device) -> Predictions {
+///
+/// # Errors
+/// A tensor that cannot be read back.
+pub fn predict<B: Backend>(student: &FaceModel<B>, set: &FaceSet, device: &B::Device) -> Result<Predictions> {
     let s = set.size() as usize;
     let bins_host = &set.targets().age_bins;
     let bins = Tensor::<B, 1>::from_data(TensorData::new(bins_host.clone(), [bins_host.len()]), device);
@@ -49,15 +52,15 @@ pub fn predict<B: Backend>(student: &Student<B>, set: &FaceSet, device: &B::Devi
         let x = Tensor::<B, 4>::from_data(TensorData::new(pixels, [chunk.len(), 3, s, s]), device);
         let o = student.forward(x);
         out.dim = o.embedding.dims()[1];
-        let host = |t: TensorData| t.convert::<f32>().to_vec::<f32>().unwrap_or_default();
-        out.embeddings.extend(host(o.embedding.into_data()));
+        out.embeddings.extend(face_nets::to_f32_vec(o.embedding)?);
         out.expected_age
-            .extend(host(expected_age(o.age_logits, bins.clone()).into_data()));
-        out.p_male.extend(host(
-            burn::tensor::activation::sigmoid(o.gender_logit).into_data(),
-        ));
+            .extend(face_nets::to_f32_vec(expected_age(o.age_logits, bins.clone()))?);
+        out.p_male
+            .extend(face_nets::to_f32_vec(burn::tensor::activation::sigmoid(
+                o.gender_logit,
+            ))?);
     }
-    out
+    Ok(out)
 }
 
 /// All `N(N−1)/2` pair scores (cosine = dot of unit rows) split into genuine and impostor.
@@ -336,7 +339,7 @@ pub fn agreement(pred: &Predictions, t: &crate::data::Targets) -> Agreement {
 /// # Errors
 /// As [`score`].
 pub fn evaluate<B: Backend>(
-    student: &Student<B>,
+    student: &FaceModel<B>,
     set: &FaceSet,
     config: &DistillConfig,
     epoch: u64,
@@ -349,7 +352,7 @@ pub fn evaluate<B: Backend>(
         .into_iter()
         .next()
         .unwrap_or_default();
-    let pred = predict(student, set, &device);
+    let pred = predict(student, set, &device)?;
     score(&pred, set, config, epoch, step)
 }
 

@@ -1,21 +1,24 @@
-//! Multitask distillation of a face student: one network (any face-nets backbone +
-//! [`face_nets::MultiTaskHead`]) learns an identity embedding from an identity teacher and age
+//! Multitask distillation of a face student: one [`face_nets::FaceModel`] (any face-nets backbone
+//! followed by the multitask head) learns an identity embedding from an identity teacher and age
 //! and gender from an age/gender teacher, on unlabelled faces whose teacher targets were cached
 //! by `face-teachers`.
 //!
 //! - [`config`]: the typed run configuration (JSON file + `key=value` overrides).
 //! - [`losses`]: identity `1 − cos`, relational KD, age KL / L1, gender BCE.
 //! - [`data`]: faces (aligned crops) with their targets, augmentation, batches.
-//! - [`trainer`]: AdamW + warm-up/cosine, accumulation, multi-device steps, step-exact
-//!   checkpoints and resume, early stopping on validation irAUC, metrics files and curves.
+//! - [`trainer`]: a step-wise [`Session`] — AdamW + warm-up/cosine, accumulation, multi-device
+//!   steps, step-exact checkpoints and resume, early stopping on validation irAUC, metrics files
+//!   and curves.
 //! - [`eval`]: irAUC, exact AUC, TAR@FAR, agreement with the teachers.
 //! - [`report`]: the final teacher-vs-student report (`report.json`, `roc.svg`).
 //! - [`pipeline`]: the end-to-end job on concrete backends (MTCNN → crops → teachers → cache
 //!   → student → report), for programs.
-//! - [`runtime`]: backend choice (NdArray, Candle, CUDA) with clear errors.
+//!
+//! The trained model is written as a face-nets model folder (`model.json` + `student.bin`), so
+//! programs load it with [`face_nets::load_model`] without this crate. Backends are chosen with
+//! [`face_nets::DeviceChoice`].
 #![warn(missing_docs)]
 
-pub mod checkpoint;
 pub mod config;
 pub mod data;
 mod error;
@@ -23,15 +26,11 @@ pub mod eval;
 pub mod losses;
 pub mod pipeline;
 pub mod report;
-pub mod runtime;
-pub mod student;
 pub mod trainer;
 
-pub use config::{AgeLoss, BackboneConfig, DistillConfig, TaskMode};
+pub use config::{AgeLoss, DistillConfig, StudentConfig, TaskMode};
 pub use data::{Attributes, FaceSet, Targets};
 pub use error::{DistillError, Result};
 pub use eval::{evaluate, EvalRow, Predictions};
 pub use report::{write_report, FinalReport, ModelLine};
-pub use runtime::{CandleTrain, DeviceChoice, NdArrayTrain};
-pub use student::Student;
-pub use trainer::{FitOutcome, TrainRow, TrainState, Trainer};
+pub use trainer::{FitOutcome, Session, TrainRow, TrainState, Trainer};

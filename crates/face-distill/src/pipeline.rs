@@ -12,6 +12,7 @@ use burn::backend::NdArray;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use face_detect::{Mtcnn, MtcnnConfig};
+use face_nets::{check_cuda, CandleTrain, DeviceChoice, FaceModel, NdArrayTrain};
 use face_teachers::{
     build_cache, BuildOptions, BuildReport, CacheItem, DlibAgeGenderTeacher, FrFeatureTeacher,
     LandmarkSource, TargetCache,
@@ -22,8 +23,6 @@ use crate::data::FaceSet;
 use crate::error::{DistillError, Result};
 use crate::eval::{predict, Predictions};
 use crate::report::{write_report, FinalReport};
-use crate::runtime::{check_cuda, CandleTrain, DeviceChoice, NdArrayTrain};
-use crate::student::Student;
 use crate::trainer::{TrainState, Trainer};
 
 /// What [`cut_faces`] found.
@@ -56,46 +55,42 @@ pub fn cut_faces(
 ) -> Result<CutReport> {
     let t0 = Instant::now();
     std::fs::create_dir_all(faces_dir).map_err(DistillError::io(faces_dir))?;
-    let items = CacheItem::from_folder(images)?;
-    let mut report = CutReport {
-        images: items.len(),
-        unreadable: Vec::new(),
-        faces: 0,
-        face_labels: HashMap::new(),
-        seconds: 0.0,
-    };
-    for item in &items {
-        let img = match face_data::read_rgb(&item.path) {
-            Ok(i) => i,
-            Err(e) => {
-                report.unreadable.push((item.id.clone(), e.to_string()));
-                continue;
-            }
-        };
-        let stem = item.id.replace(['/', '\\'], "_");
-        let dets = mtcnn.detect(&img);
-        for (k, d) in dets.iter().enumerate() {
-            let [x0, y0, x1, y1] = d.bbox;
+    let items = face_data::list_images(images)?;
+    let mut face_labels = HashMap::new();
+    let scan = mtcnn.scan_images(
+        items.as_slice(),
+        image_labels,
+        0.0,
+        || {},
+        |f| -> Result<()> {
+            let img = f.photo;
+            let stem = f.image_id.replace(['/', '\\'], "_");
+            let [x0, y0, x1, y1] = f.detection.bbox;
             let side = 2.0 * (x1 - x0).max(y1 - y0);
             let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
             let left = (cx - side / 2.0).max(0.0) as u32;
             let top = (cy - side / 2.0).max(0.0) as u32;
             let w = (side as u32).min(img.width().saturating_sub(left)).max(1);
             let h = (side as u32).min(img.height().saturating_sub(top)).max(1);
-            let crop = image::imageops::crop_imm(&img, left, top, w, h).to_image();
-            let path = faces_dir.join(format!("{stem}__{k}.png"));
-            crop.save(&path).map_err(|e| DistillError::Io {
-                path: path.clone(),
-                source: std::io::Error::other(e),
-            })?;
-        }
-        report.faces += dets.len();
-        if let (Some(name), false) = (image_labels.get(&item.id), dets.is_empty()) {
-            report.face_labels.insert(format!("{stem}__0.png"), name.clone());
-        }
-    }
-    report.seconds = t0.elapsed().as_secs_f64();
-    Ok(report)
+            let crop = image::imageops::crop_imm(img, left, top, w, h).to_image();
+            let name = format!("{stem}__{}.png", f.rank);
+            let mut png = Vec::new();
+            crop.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .map_err(|e| DistillError::Data(format!("{name}: cannot encode: {e}")))?;
+            face_io::write_atomic(&faces_dir.join(&name), &png)?;
+            if let Some(label) = f.label {
+                face_labels.insert(name, label.to_owned());
+            }
+            Ok(())
+        },
+    )?;
+    Ok(CutReport {
+        images: scan.images,
+        unreadable: scan.unreadable,
+        faces: scan.faces,
+        face_labels,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
 }
 
 /// Runs both bundled teachers (NdArray, CPU) over the crops in `faces_dir` into the target
@@ -159,7 +154,7 @@ pub struct DistillRun {
 
 /// Distils a student on `train` (validating and reporting on `val` when given) with the
 /// backend `device`, into `run_dir`. `on_training_images` tells the report whether `val` faces
-/// were also trained on.
+/// were also trained on. `student.init` is resolved first ([`DistillConfig::resolve_init`]).
 ///
 /// # Errors
 /// CUDA requested where it is unavailable, or as [`Trainer::fit`] and [`write_report`].
@@ -171,6 +166,7 @@ pub fn distill(
     run_dir: &Path,
     on_training_images: bool,
 ) -> Result<DistillRun> {
+    let config = &config.resolve_init()?;
     match device {
         DeviceChoice::NdArray => run::<NdArrayTrain>(
             config,
@@ -196,12 +192,33 @@ pub fn distill(
                     .iter()
                     .map(|&index| burn::backend::cuda::CudaDevice { index })
                     .collect();
-                run::<crate::runtime::CudaTrain>(config, devices, train, val, run_dir, on_training_images)
+                run::<face_nets::runtime::CudaTrain>(config, devices, train, val, run_dir, on_training_images)
             }
             #[cfg(not(feature = "cuda"))]
             unreachable!("check_cuda refuses CUDA in a build without the feature")
         }
     }
+}
+
+/// A fresh student for `config` whose heads fit the targets of `train`: seeded by
+/// `train.seed` (same seed, same backend: same initial student), its backbone loaded from
+/// `student.init` when set.
+///
+/// # Errors
+/// An invalid configuration, or a pretrained backbone that does not load.
+pub fn new_student<B: AutodiffBackend>(
+    config: &DistillConfig,
+    train: &FaceSet,
+    device: &B::Device,
+) -> Result<FaceModel<B>> {
+    let t = train.targets();
+    B::seed(device, config.train.seed);
+    let mut student = config.model_config(t.dim, &t.age_bins).init::<B>(device)?;
+    if let Some(dir) = &config.student.init {
+        let path = dir.join(face_nets::model::files::BACKBONE_WEIGHTS);
+        student.backbone = student.backbone.load_weights(&path, device)?;
+    }
+    Ok(student)
 }
 
 fn run<B: AutodiffBackend>(
@@ -212,14 +229,11 @@ fn run<B: AutodiffBackend>(
     run_dir: &Path,
     on_training_images: bool,
 ) -> Result<DistillRun> {
-    let t = train.targets();
-    // Same seed, same backend: same initial student (then the same run).
-    B::seed(&devices[0], config.train.seed);
-    let student = Student::<B>::new(&config.student.backbone, t.dim, t.age_bins.len(), &devices[0])?;
+    let student = new_student::<B>(config, train, &devices[0])?;
     let out = Trainer::<B>::new(config.clone(), devices.clone(), run_dir)?.fit(student, train, val)?;
     let (predictions, report) = match val {
         Some(v) => {
-            let p = predict(&out.student.valid(), v, &devices[0]);
+            let p = predict(&out.student.valid(), v, &devices[0])?;
             let r = write_report(run_dir, config, v, &p, &out.state, on_training_images)?;
             (Some(p), Some(r))
         }
@@ -255,15 +269,13 @@ pub fn train_and_predict(
         run_dir: &Path,
         seed: u64,
     ) -> Result<Predictions> {
-        B::seed(&device, seed);
-        let t = train.targets();
-        let student = Student::<B>::new(&config.student.backbone, t.dim, t.age_bins.len(), &device)?;
         let mut c = config.clone();
         c.train.seed = seed;
+        let student = new_student::<B>(&c, train, &device)?;
         let out = Trainer::<B>::new(c, vec![device.clone()], run_dir)?
             .with_progress(false)
             .fit(student, train, None)?;
-        Ok(predict(&out.student.valid(), test, &device))
+        predict(&out.student.valid(), test, &device)
     }
     if run_dir.exists() {
         std::fs::remove_dir_all(run_dir).map_err(DistillError::io(run_dir))?;
@@ -272,77 +284,5 @@ pub fn train_and_predict(
         DeviceChoice::NdArray => go::<NdArrayTrain>(config, Default::default(), train, test, run_dir, seed),
         DeviceChoice::Candle => go::<CandleTrain>(config, Default::default(), train, test, run_dir, seed),
         DeviceChoice::Cuda(_) => Err(DistillError::Device("ablations run on the CPU backends".into())),
-    }
-}
-
-/// A distilled student loaded from a run directory for inference on the CPU (NdArray).
-#[derive(Debug)]
-pub struct TrainedStudent {
-    /// The network, in inference mode.
-    pub student: Student<NdArray>,
-    /// The run's configuration.
-    pub config: DistillConfig,
-    /// Input side in pixels.
-    pub size: u32,
-    /// The alignment template of its crops (ArcFace, scaled to `size`).
-    pub template: face_data::FaceTemplate,
-}
-
-/// Embedding width of a student distilled from the bundled identity teacher (`fr_feature`).
-pub const STUDENT_EMBEDDING_DIM: usize = 512;
-
-/// Loads `run_dir/config.json` and `run_dir/student.bin` (a student distilled from the bundled
-/// teachers: [`STUDENT_EMBEDDING_DIM`]-d identity embedding, 81 age bins).
-///
-/// # Errors
-/// A missing or unreadable file, or weights of another architecture.
-pub fn load_student(run_dir: &Path) -> Result<TrainedStudent> {
-    let config = DistillConfig::read(&run_dir.join("config.json"))?;
-    let device = Default::default();
-    let student = Student::<NdArray>::new(
-        &config.student.backbone,
-        STUDENT_EMBEDDING_DIM,
-        face_teachers::AGE_V1_BINS.len(),
-        &device,
-    )?;
-    let student = crate::checkpoint::load_module(student, &run_dir.join("student.bin"), &device)?;
-    let size = config.student.backbone.input_size()? as u32;
-    let template = crate::data::student_template(size)?;
-    Ok(TrainedStudent {
-        student,
-        config,
-        size,
-        template,
-    })
-}
-
-impl TrainedStudent {
-    /// Embeddings (L2-normalised rows) of crops aligned to [`TrainedStudent::template`].
-    ///
-    /// # Errors
-    /// A crop of another size.
-    pub fn embed(&self, crops: &[&image::RgbImage]) -> Result<Vec<f32>> {
-        let s = self.size as usize;
-        let normalize = face_data::Normalize::arcface();
-        let mut pixels = Vec::with_capacity(crops.len() * 3 * s * s);
-        for (i, c) in crops.iter().enumerate() {
-            if c.dimensions() != (self.size, self.size) {
-                return Err(DistillError::Data(format!(
-                    "crop {i} is {}×{}, the student takes {s}×{s}",
-                    c.width(),
-                    c.height()
-                )));
-            }
-            pixels.extend(face_data::Chw::from_rgb(c, &normalize).data);
-        }
-        let x = burn::tensor::Tensor::<NdArray, 4>::from_data(
-            burn::tensor::TensorData::new(pixels, [crops.len(), 3, s, s]),
-            &Default::default(),
-        );
-        let e = face_nets::l2_normalize(self.student.forward(x).embedding, 1e-12);
-        e.into_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .map_err(|e| DistillError::Data(format!("embedding tensor: {e:?}")))
     }
 }

@@ -6,7 +6,6 @@ use std::path::Path;
 use face_metrics::write_roc_svg;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::write_atomic;
 use crate::config::DistillConfig;
 use crate::data::FaceSet;
 use crate::error::{DistillError, Result};
@@ -216,7 +215,6 @@ pub fn write_report(
         data_share: data / total,
         compute_share: compute / total,
     };
-    let json = serde_json::to_vec_pretty(&report).map_err(|e| DistillError::Data(e.to_string()))?;
-    write_atomic(&run_dir.join("report.json"), &json)?;
+    face_io::write_json(&run_dir.join("report.json"), &report)?;
     Ok(report)
 }

@@ -1,6 +1,10 @@
-//! The training loop: AdamW with warm-up and cosine decay, gradient accumulation, data-parallel
-//! steps over several devices, step-exact checkpoints and resume, validation with irAUC and early
-//! stopping, metrics files, a report and pictures.
+//! The training loop as a step-wise session: AdamW with warm-up and cosine decay, gradient
+//! accumulation, data-parallel steps over several devices, step-exact checkpoints and resume,
+//! validation with irAUC and early stopping, metrics files and curves.
+//!
+//! [`Trainer::open`] gives a [`Session`] (fresh, or resumed from the run folder's newest
+//! checkpoint); [`Session::step`] does one optimizer step, [`Session::end_epoch`] validates and
+//! checkpoints, [`Session::finish`] writes the model. [`Trainer::fit`] drives them.
 //!
 //! It is a plain loop rather than burn-train's `Learner`: burn-train 0.21 checkpoints at epoch
 //! ends only and does not restore its data loaders' position, so a run killed mid-epoch cannot
@@ -8,30 +12,35 @@
 //! learning rate are pure functions of `(seed, epoch, step)`, so a resumed run is bit-identical to
 //! an uninterrupted one. Multi-device steps use Burn's own machinery (`Module::fork`,
 //! `GradientsAccumulator`, `Optimizer::step_multi`, which reduces the per-device gradients).
+//! Checkpoint folders are face-io's, weights go through face-nets' records — the same
+//! machinery face-ssl's pretrainer uses.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
+use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, MultiGradientsParams, Optimizer};
+use burn::optim::{
+    AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, MultiGradientsParams, Optimizer,
+};
 use burn::prelude::DeviceOps;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use face_data::augment::Compose;
 use face_data::Normalize;
+use face_io::CheckpointDir;
+use face_nets::{FaceModel, FaceModelConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{self, write_atomic};
 use crate::config::{AgeLoss, DistillConfig};
 use crate::data::{augmentation, DistillBatch, FaceSet};
 use crate::error::{DistillError, Result};
 use crate::eval::{evaluate, EvalRow};
 use crate::losses;
-use crate::student::Student;
 
 /// The learning rate at optimizer step `step` (0-based) of `total`: linear warm-up from
 /// `lr/warmup` to `lr` over `warmup` steps, then a cosine from `lr` to `lr·min_ratio` at the
@@ -102,7 +111,9 @@ pub struct TrainState {
 #[derive(Debug)]
 pub struct FitOutcome<B: AutodiffBackend> {
     /// The trained student (on the first device).
-    pub student: Student<B>,
+    pub student: FaceModel<B>,
+    /// Its configuration (what `model.json` in the run folder holds).
+    pub model_config: FaceModelConfig,
     /// The loop's final state and history.
     pub state: TrainState,
     /// Steps done by this call (after a resume, fewer than `state.step`).
@@ -121,7 +132,7 @@ pub struct Trainer<B: AutodiffBackend> {
     stop_after: Option<u64>,
 }
 
-/// The micro-batches of an epoch, in the order the seed gives.
+/// The order of the faces in an epoch, as the seed gives it.
 fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut rows: Vec<usize> = (0..n).collect();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(crate::data::sample_seed(seed, epoch, u64::MAX));
@@ -131,19 +142,17 @@ fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
 
 /// FNV-1a over the ids (stable across runs and platforms) and the count.
 fn fingerprint(set: &FaceSet) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = face_io::Fingerprint::new();
     for id in set.ids() {
-        for b in id.bytes().chain(std::iter::once(0)) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        h.write(id.as_bytes()).write(&[0]);
     }
-    format!("{:016x}-{}", h, set.len())
+    format!("{}-{}", h.hex(), set.len())
 }
 
 /// The loss terms of one (micro-)batch: `(weighted total, [identity, relational, age, gender])`.
 pub fn distill_loss<B: Backend>(
     config: &DistillConfig,
-    student: &Student<B>,
+    student: &FaceModel<B>,
     batch: &DistillBatch<B>,
     bins: Tensor<B, 1>,
 ) -> (Tensor<B, 1>, [Tensor<B, 1>; 4]) {
@@ -181,31 +190,57 @@ pub fn distill_loss<B: Backend>(
 /// `[total, identity, relational, age, gender]`.
 fn device_step<B: AutodiffBackend>(
     config: &DistillConfig,
-    model: &Student<B>,
+    model: &FaceModel<B>,
     device: &B::Device,
     batch: DistillBatch<B>,
     bins: Tensor<B, 1>,
     share: f64,
-    acc: &mut GradientsAccumulator<Student<B>>,
-) -> [f64; 5] {
+    acc: &mut GradientsAccumulator<FaceModel<B>>,
+) -> Result<[f64; 5]> {
     let m = model.clone().fork(device);
     let (loss, terms) = distill_loss(config, &m, &batch, bins);
     let grads = GradientsParams::from_grads((loss.clone() * share).backward(), &m);
     acc.accumulate(&m, grads);
-    let mut out = [scalar(loss) * share, 0.0, 0.0, 0.0, 0.0];
+    let mut out = [face_nets::to_f64_scalar(loss)? * share, 0.0, 0.0, 0.0, 0.0];
     for (o, t) in out[1..].iter_mut().zip(terms) {
-        *o = scalar(t) * share;
+        *o = face_nets::to_f64_scalar(t)? * share;
     }
-    out
+    Ok(out)
 }
 
-fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
-    t.into_data()
-        .convert::<f64>()
-        .to_vec::<f64>()
-        .ok()
-        .and_then(|v| v.first().copied())
-        .unwrap_or(f64::NAN)
+/// Runs one piece of work per device, each on its own thread, and collects the results in
+/// device order. A panic on a thread becomes [`DistillError::DeviceStep`] naming the device
+/// and `step`, never a made-up value.
+fn on_devices<D: std::fmt::Debug, T: Send>(
+    devices: &[D],
+    step: u64,
+    work: Vec<impl FnOnce() -> Result<T> + Send>,
+) -> Result<Vec<T>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = work.into_iter().map(|w| scope.spawn(w)).collect();
+        handles
+            .into_iter()
+            .zip(devices)
+            .enumerate()
+            .map(|(i, (h, device))| match h.join() {
+                Ok(result) => result,
+                Err(payload) => Err(DistillError::DeviceStep {
+                    device: format!("{i} ({device:?})"),
+                    step,
+                    message: panic_text(payload.as_ref()),
+                }),
+            })
+            .collect()
+    })
+}
+
+/// The text of a panic payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 impl<B: AutodiffBackend> Trainer<B> {
@@ -259,8 +294,11 @@ impl<B: AutodiffBackend> Trainer<B> {
         &self.config
     }
 
-    fn checkpoint_dir(&self) -> PathBuf {
-        self.run_dir.join("checkpoints")
+    fn checkpoints(&self) -> CheckpointDir {
+        CheckpointDir::new(
+            self.run_dir.join("checkpoints"),
+            self.config.train.keep_checkpoints,
+        )
     }
 
     /// Optimizer steps per epoch: whole micro-batches, grouped by `accumulate` (a set smaller
@@ -275,49 +313,46 @@ impl<B: AutodiffBackend> Trainer<B> {
         self.config.train.max_steps.map_or(all, |m| m.min(all))
     }
 
-    /// Trains `student` on `train`, validating on `val` at every epoch end. If the run directory
-    /// holds a checkpoint of the same config and data, training resumes from it (the given
-    /// student's weights are then replaced by the checkpoint's).
+    /// Trains `student` on `train`, validating on `val` at every epoch end (see [`Session`]).
     ///
     /// # Errors
-    /// A checkpoint of another config or data, a student whose output sizes do not match the
-    /// targets, a non-finite loss, or I/O failure.
-    pub fn fit(&self, student: Student<B>, train: &FaceSet, val: Option<&FaceSet>) -> Result<FitOutcome<B>> {
+    /// As [`Trainer::open`] and the session's steps.
+    pub fn fit(
+        &self,
+        student: FaceModel<B>,
+        train: &FaceSet,
+        val: Option<&FaceSet>,
+    ) -> Result<FitOutcome<B>> {
+        let mut session = self.open(student, train, val)?;
+        while !session.done() {
+            if session.epoch_complete() {
+                session.end_epoch()?;
+            } else {
+                session.step()?;
+            }
+        }
+        session.finish()
+    }
+
+    /// Checks the data against the student and opens a session: resumed from the newest
+    /// checkpoint of the run folder if there is one (the given student's weights are then
+    /// replaced by the checkpoint's), fresh otherwise (validating the untrained student first).
+    ///
+    /// # Errors
+    /// A checkpoint of another config or data, a student whose input or output sizes do not
+    /// match the faces and targets, or I/O failure.
+    pub fn open<'a>(
+        &'a self,
+        student: FaceModel<B>,
+        train: &'a FaceSet,
+        val: Option<&'a FaceSet>,
+    ) -> Result<Session<'a, B>> {
         let c = &self.config;
         let dev0 = self.devices[0].clone();
-        std::fs::create_dir_all(self.checkpoint_dir()).map_err(DistillError::io(self.checkpoint_dir()))?;
         let t = train.targets();
-        if student.input_size() != train.size() as usize {
-            return Err(DistillError::Data(format!(
-                "the student takes {} px crops, the training faces are {} px",
-                student.input_size(),
-                train.size()
-            )));
-        }
-        if let Some(v) = val {
-            if v.size() != train.size() || v.targets().dim != t.dim || v.targets().age_bins != t.age_bins {
-                return Err(DistillError::Data(
-                    "validation faces differ from the training faces in crop size or teacher outputs".into(),
-                ));
-            }
-            if v.labels().is_none() {
-                return Err(DistillError::Data("validation faces need identity labels".into()));
-            }
-        }
-        // One clean crop through the student: its output sizes must match the teachers'.
-        // (In inference mode: a training-mode forward would move the caller's BatchNorm statistics.)
-        let probe = student.valid().forward(
-            DistillBatch::<B::InnerBackend>::new(train, &[0], None, &Normalize::arcface(), &dev0).images,
-        );
-        let (emb, age) = (probe.embedding.dims()[1], probe.age_logits.dims()[1]);
-        if emb != t.dim || age != t.age_bins.len() {
-            return Err(DistillError::Data(format!(
-                "the student gives {emb}-d embeddings and {age} age bins, the teachers {} and {}",
-                t.dim,
-                t.age_bins.len()
-            )));
-        }
-        let mut optim = AdamWConfig::new()
+        check_data(&student, train, val, &dev0)?;
+        let model_config = c.model_config(t.dim, &t.age_bins);
+        let optim = AdamWConfig::new()
             .with_beta_1(c.optim.betas.0 as f32)
             .with_beta_2(c.optim.betas.1 as f32)
             .with_epsilon(c.optim.epsilon as f32)
@@ -327,12 +362,11 @@ impl<B: AutodiffBackend> Trainer<B> {
                     .clip_grad_norm
                     .map(|n| GradientClippingConfig::Norm(n as f32)),
             )
-            .init::<B, Student<B>>();
-
+            .init::<B, FaceModel<B>>();
         // Burn shares BatchNorm running statistics between clones of a module, so train a
-        // copy of our own: a fresh student of the configured architecture with the given
-        // weights (a caller's clones are then left untouched).
-        let fresh = Student::<B>::new(&c.student.backbone, t.dim, t.age_bins.len(), &dev0)?;
+        // copy of our own: a fresh model of the configured architecture with the given weights
+        // (a caller's clones are then left untouched).
+        let fresh = model_config.init::<B>(&dev0)?;
         if fresh.num_params() != student.num_params() {
             return Err(DistillError::config(
                 "student.backbone",
@@ -343,12 +377,171 @@ impl<B: AutodiffBackend> Trainer<B> {
                 ),
             ));
         }
-        let mut model = fresh.load_record(student.into_record());
-        let fp = fingerprint(train);
-        let latest = checkpoint::list(&self.checkpoint_dir())?.pop();
-        let (mut state, resumed_from) = match latest {
+        let model = fresh.load_record(student.into_record());
+        let n = train.len();
+        let bins = self
+            .devices
+            .iter()
+            .map(|d| Tensor::from_data(TensorData::new(t.age_bins.clone(), [t.age_bins.len()]), d))
+            .collect();
+        let mut session = Session {
+            trainer: self,
+            train,
+            val,
+            model,
+            model_config,
+            optim,
+            state: TrainState {
+                step: 0,
+                epoch: 0,
+                step_in_epoch: 0,
+                best_ir_auc: None,
+                best_epoch: None,
+                bad_epochs: 0,
+                stopped_early: false,
+                train: Vec::new(),
+                val: Vec::new(),
+                data_fingerprint: fingerprint(train),
+            },
+            per_epoch: self.steps_per_epoch(n),
+            total: self.total_steps(n),
+            batch: c.data.batch.min(n),
+            pipe: augmentation(&c.data.augment, train.size()),
+            bins,
+            order: None,
+            resumed_from: None,
+            start_step: 0,
+            saved_at: None,
+            bar: None,
+        };
+        session.resume_or_start()?;
+        session.bar = self.progress.then(|| {
+            let pb = indicatif::ProgressBar::new(session.total);
+            pb.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} steps {elapsed_precise} ETA {eta} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            pb.set_position(session.state.step);
+            pb
+        });
+        Ok(session)
+    }
+}
+
+/// The training faces fit the student (input size, output sizes) and the validation faces fit
+/// the training faces.
+fn check_data<B: AutodiffBackend>(
+    student: &FaceModel<B>,
+    train: &FaceSet,
+    val: Option<&FaceSet>,
+    device: &B::Device,
+) -> Result<()> {
+    let t = train.targets();
+    if student.input_size() != train.size() as usize {
+        return Err(DistillError::Data(format!(
+            "the student takes {} px crops, the training faces are {} px",
+            student.input_size(),
+            train.size()
+        )));
+    }
+    if let Some(v) = val {
+        if v.size() != train.size() || v.targets().dim != t.dim || v.targets().age_bins != t.age_bins {
+            return Err(DistillError::Data(
+                "validation faces differ from the training faces in crop size or teacher outputs".into(),
+            ));
+        }
+        if v.labels().is_none() {
+            return Err(DistillError::Data("validation faces need identity labels".into()));
+        }
+    }
+    // One clean crop through the student: its output sizes must match the teachers'.
+    // (In inference mode: a training-mode forward would move the caller's BatchNorm statistics.)
+    let probe = student.valid().forward(
+        DistillBatch::<B::InnerBackend>::new(train, &[0], None, &Normalize::arcface(), device).images,
+    );
+    let (emb, age) = (probe.embedding.dims()[1], probe.age_logits.dims()[1]);
+    if emb != t.dim || age != t.age_bins.len() {
+        return Err(DistillError::Data(format!(
+            "the student gives {emb}-d embeddings and {age} age bins, the teachers {} and {}",
+            t.dim,
+            t.age_bins.len()
+        )));
+    }
+    Ok(())
+}
+
+/// An open training run: the model, its optimizer and the loop's state, advanced one
+/// optimizer step ([`Session::step`]) or one epoch end ([`Session::end_epoch`]) at a time.
+pub struct Session<'a, B: AutodiffBackend> {
+    trainer: &'a Trainer<B>,
+    train: &'a FaceSet,
+    val: Option<&'a FaceSet>,
+    model: FaceModel<B>,
+    model_config: FaceModelConfig,
+    optim: OptimizerAdaptor<AdamW, FaceModel<B>, B>,
+    state: TrainState,
+    per_epoch: u64,
+    total: u64,
+    batch: usize,
+    pipe: Option<Compose>,
+    /// The teachers' bin ages on each device (the L1 age loss needs them).
+    bins: Vec<Tensor<B, 1>>,
+    /// The current epoch's face order.
+    order: Option<(u64, Vec<usize>)>,
+    resumed_from: Option<PathBuf>,
+    start_step: u64,
+    saved_at: Option<u64>,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl<B: AutodiffBackend> Session<'_, B> {
+    /// The loop's state and history.
+    pub fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &FaceModel<B> {
+        &self.model
+    }
+
+    /// The checkpoint the session resumed from.
+    pub fn resumed_from(&self) -> Option<&Path> {
+        self.resumed_from.as_deref()
+    }
+
+    /// Optimizer steps the run plans in all (after `train.max_steps`).
+    pub fn total_steps(&self) -> u64 {
+        self.total
+    }
+
+    /// Every planned step is done, early stopping ended the run, or the trainer's
+    /// `stop_after` is reached (then the epoch end is not run).
+    pub fn done(&self) -> bool {
+        let c = &self.trainer.config;
+        let s = &self.state;
+        if s.epoch >= c.train.epochs || s.stopped_early {
+            return true;
+        }
+        !self.epoch_complete()
+            && (s.step >= self.total || self.trainer.stop_after.is_some_and(|x| s.step >= x))
+    }
+
+    /// The current epoch's steps are all done; [`Session::end_epoch`] comes next.
+    pub fn epoch_complete(&self) -> bool {
+        self.state.step_in_epoch >= self.per_epoch
+    }
+
+    fn resume_or_start(&mut self) -> Result<()> {
+        let tr = self.trainer;
+        let c = &tr.config;
+        let config_path = tr.run_dir.join("config.json");
+        std::fs::create_dir_all(&tr.run_dir).map_err(DistillError::io(&tr.run_dir))?;
+        match tr.checkpoints().latest()? {
             Some((_, dir)) => {
-                let saved = DistillConfig::read(&self.run_dir.join("config.json"))?;
+                let saved = DistillConfig::read(&config_path)?;
                 let mut a = saved.clone();
                 let mut b = c.clone();
                 // Only the loop's length may change on resume.
@@ -362,265 +555,291 @@ impl<B: AutodiffBackend> Trainer<B> {
                         "the run directory holds a run with another config (only train.epochs and train.max_steps may change on resume)",
                     ));
                 }
-                let state: TrainState = serde_json::from_slice(
-                    &std::fs::read(dir.join("state.json"))
-                        .map_err(DistillError::io(dir.join("state.json")))?,
-                )
-                .map_err(|e| DistillError::checkpoint(dir.join("state.json"), e.to_string()))?;
-                if state.data_fingerprint != fp {
+                let state: TrainState = face_io::read_json(&dir.join("state.json"))?;
+                if state.data_fingerprint != self.state.data_fingerprint {
                     return Err(DistillError::checkpoint(
                         &dir,
                         "the checkpoint was trained on other faces",
                     ));
                 }
                 // Record the (possibly longer) loop this call runs.
-                c.write(&self.run_dir.join("config.json"))?;
-                model = checkpoint::load_module(model, &dir.join("model.bin"), &dev0)?;
-                let record = checkpoint::read_record::<B, _>(&dir.join("optim.bin"), &dev0)?;
-                optim = optim.load_record(record);
-                (state, Some(dir))
+                c.write(&config_path)?;
+                let dev0 = &tr.devices[0];
+                self.model =
+                    face_nets::record::load_module(self.model.clone(), &dir.join("model.bin"), dev0)?;
+                let record = face_nets::record::read_record::<B, _>(&dir.join("optim.bin"), dev0)?;
+                self.optim = self.optim.clone().load_record(record);
+                self.state = state;
+                self.saved_at = Some(self.state.step);
+                self.resumed_from = Some(dir);
             }
             None => {
-                c.write(&self.run_dir.join("config.json"))?;
-                let mut state = TrainState {
-                    step: 0,
-                    epoch: 0,
-                    step_in_epoch: 0,
-                    best_ir_auc: None,
-                    best_epoch: None,
-                    bad_epochs: 0,
-                    stopped_early: false,
-                    train: Vec::new(),
-                    val: Vec::new(),
-                    data_fingerprint: fp,
-                };
-                if let Some(v) = val {
-                    state.val.push(evaluate(&model.valid(), v, c, 0, 0)?);
-                }
-                (state, None)
-            }
-        };
-        // The metric files always mirror the state (rows after the checkpoint are dropped).
-        self.write_logs(&state)?;
-
-        let n = train.len();
-        let per_epoch = self.steps_per_epoch(n);
-        let total = self.total_steps(n);
-        let batch = c.data.batch.min(n);
-        let micro_per_step = c.data.accumulate;
-        let pipe: Option<Compose> = augmentation(&c.data.augment, train.size());
-        let normalize = Normalize::arcface();
-        // The teachers' bin ages, once per device (the L1 age loss needs them).
-        let bins: Vec<Tensor<B, 1>> = self
-            .devices
-            .iter()
-            .map(|d| Tensor::from_data(TensorData::new(t.age_bins.clone(), [t.age_bins.len()]), d))
-            .collect();
-        let start_step = state.step;
-        let bar = self.progress.then(|| {
-            let pb = indicatif::ProgressBar::new(total);
-            pb.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} steps {elapsed_precise} ETA {eta} {msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            pb.set_position(state.step);
-            pb
-        });
-
-        let mut saved_at = resumed_from.as_ref().map(|_| state.step);
-        'epochs: while state.epoch < c.train.epochs && !state.stopped_early {
-            let order = epoch_order(n, c.train.seed, state.epoch);
-            while state.step_in_epoch < per_epoch {
-                if state.step >= total || self.stop_after.is_some_and(|s| state.step >= s) {
-                    break 'epochs;
-                }
-                let lr = learning_rate(
-                    c.optim.lr,
-                    c.optim.warmup_steps,
-                    c.optim.min_lr_ratio,
-                    state.step,
-                    total,
-                );
-                let mut accumulators: Vec<GradientsAccumulator<Student<B>>> =
-                    self.devices.iter().map(|_| GradientsAccumulator::new()).collect();
-                let mut parts = [0.0f64; 5];
-                let (mut data_s, mut compute_s) = (0.0, 0.0);
-                let step_faces = (batch * micro_per_step) as f64;
-                for a in 0..micro_per_step {
-                    let first = ((state.step_in_epoch as usize * micro_per_step + a) * batch) % n.max(1);
-                    let rows: Vec<usize> = (0..batch).map(|i| order[(first + i) % n]).collect();
-                    let chunk = rows.len().div_ceil(self.devices.len());
-                    let t0 = Instant::now();
-                    let batches: Vec<(DistillBatch<B>, Tensor<B, 1>, f64)> = self
-                        .devices
-                        .iter()
-                        .zip(rows.chunks(chunk))
-                        .enumerate()
-                        .map(|(d, (device, rows_d))| {
-                            let aug = pipe
-                                .as_ref()
-                                .map(|p| (p, c.train.seed, state.epoch, (first + d * chunk) as u64));
-                            let b = DistillBatch::<B>::new(train, rows_d, aug, &normalize, device);
-                            (b, bins[d].clone(), rows_d.len() as f64 / step_faces)
-                        })
-                        .collect();
-                    data_s += t0.elapsed().as_secs_f64();
-                    let t1 = Instant::now();
-                    // One thread per device (inline for one): forward, backward, accumulate.
-                    let terms: Vec<[f64; 5]> = if batches.len() == 1 {
-                        let (b, bins, share) = batches.into_iter().next().expect("one batch");
-                        vec![device_step(
-                            c,
-                            &model,
-                            &self.devices[0],
-                            b,
-                            bins,
-                            share,
-                            &mut accumulators[0],
-                        )]
-                    } else {
-                        std::thread::scope(|scope| {
-                            let handles: Vec<_> = batches
-                                .into_iter()
-                                .zip(&self.devices)
-                                .zip(accumulators.iter_mut())
-                                .map(|(((b, bins, share), device), acc)| {
-                                    let m = &model;
-                                    scope.spawn(move || device_step(c, m, device, b, bins, share, acc))
-                                })
-                                .collect();
-                            handles
-                                .into_iter()
-                                .map(|h| h.join().unwrap_or([f64::NAN; 5]))
-                                .collect()
-                        })
-                    };
-                    for t in terms {
-                        for (p, v) in parts.iter_mut().zip(t) {
-                            *p += v;
-                        }
-                    }
-                    compute_s += t1.elapsed().as_secs_f64();
-                }
-                if !parts[0].is_finite() {
-                    return Err(DistillError::NonFinite {
-                        step: state.step,
-                        part: "total",
-                        value: parts[0],
-                    });
-                }
-                let t2 = Instant::now();
-                let grads = MultiGradientsParams {
-                    grads: accumulators
-                        .iter_mut()
-                        .zip(&self.devices)
-                        .map(|(acc, dev)| (acc.grads(), dev.to_id()))
-                        .collect(),
-                };
-                model = optim.step_multi(lr, model, grads);
-                if self.devices.len() > 1 {
-                    // step_multi updates each parameter on the device that reduced its gradient;
-                    // gather them back on the first device.
-                    model = model.fork(&dev0);
-                }
-                compute_s += t2.elapsed().as_secs_f64();
-                state.step += 1;
-                state.step_in_epoch += 1;
-                let row = TrainRow {
-                    step: state.step,
-                    epoch: state.epoch,
-                    faces: (batch * micro_per_step) as u64,
-                    lr,
-                    loss: parts[0],
-                    identity: parts[1],
-                    relational: parts[2],
-                    age: parts[3],
-                    gender: parts[4],
-                    data_seconds: data_s,
-                    compute_seconds: compute_s,
-                };
-                state.train.push(row);
-                self.report_step(bar.as_ref(), &row, &state, total);
-                if state.step.is_multiple_of(c.train.checkpoint_every) {
-                    self.save(&model, &optim, &state)?;
-                    saved_at = Some(state.step);
+                c.write(&config_path)?;
+                if let Some(v) = self.val {
+                    let row = evaluate(&self.model.valid(), v, c, 0, 0)?;
+                    self.state.val.push(row);
                 }
             }
-            // Epoch end: validate, early stopping, checkpoint.
-            state.epoch += 1;
-            state.step_in_epoch = 0;
-            if let Some(v) = val {
-                let row = evaluate(&model.valid(), v, c, state.epoch, state.step)?;
-                let ir = row.ir_auc;
-                state.val.push(row);
-                match (ir, state.best_ir_auc) {
-                    (Some(x), Some(best)) if x < best - c.train.early_stop_min_delta => {
-                        state.best_ir_auc = Some(x);
-                        state.best_epoch = Some(state.epoch);
-                        state.bad_epochs = 0;
-                    }
-                    (Some(x), None) => {
-                        state.best_ir_auc = Some(x);
-                        state.best_epoch = Some(state.epoch);
-                    }
-                    _ => state.bad_epochs += 1,
-                }
-                if c.train.early_stop_patience.is_some_and(|p| state.bad_epochs >= p) {
-                    state.stopped_early = true;
-                }
-                if let Some(pb) = &bar {
-                    pb.println(format!(
-                        "epoch {} validation: {}",
-                        state.epoch,
-                        state.val.last().map_or(String::new(), EvalRow::summary)
-                    ));
-                } else {
-                    eprintln!(
-                        "epoch {} validation: {}",
-                        state.epoch,
-                        state.val.last().map_or(String::new(), EvalRow::summary)
-                    );
-                }
-            }
-            self.save(&model, &optim, &state)?;
-            saved_at = Some(state.step);
         }
-        // A run that ends mid-epoch (train.max_steps) is validated once more, so the last row
-        // describes the final weights (not after a pre-emption by `stop_after`: that run goes on).
-        if let Some(v) = val {
-            let finished = state.step >= total || state.epoch >= c.train.epochs || state.stopped_early;
-            if finished && state.val.last().map(|r| r.step) != Some(state.step) {
-                state
-                    .val
-                    .push(evaluate(&model.valid(), v, c, state.epoch, state.step)?);
-                saved_at = None;
+        self.start_step = self.state.step;
+        // The metric files always mirror the state (rows after the checkpoint are dropped).
+        self.write_logs()
+    }
+
+    /// The faces of micro-batch `a` of the current step, split across the devices, as batches
+    /// with the bins and each device's share of the step.
+    fn micro_batches(&mut self, a: usize) -> Vec<(DistillBatch<B>, Tensor<B, 1>, f64)> {
+        let tr = self.trainer;
+        let c = &tr.config;
+        let n = self.train.len();
+        let epoch = self.state.epoch;
+        if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            self.order = Some((epoch, epoch_order(n, c.train.seed, epoch)));
+        }
+        let order = self.order.as_ref().map(|(_, o)| o.as_slice()).unwrap_or_default();
+        let micro_per_step = c.data.accumulate;
+        let step_faces = (self.batch * micro_per_step) as f64;
+        let first = ((self.state.step_in_epoch as usize * micro_per_step + a) * self.batch) % n.max(1);
+        let rows: Vec<usize> = (0..self.batch).map(|i| order[(first + i) % n]).collect();
+        let chunk = rows.len().div_ceil(tr.devices.len());
+        let normalize = Normalize::arcface();
+        tr.devices
+            .iter()
+            .zip(rows.chunks(chunk))
+            .enumerate()
+            .map(|(d, (device, rows_d))| {
+                let aug = self
+                    .pipe
+                    .as_ref()
+                    .map(|p| (p, c.train.seed, epoch, (first + d * chunk) as u64));
+                let b = DistillBatch::<B>::new(self.train, rows_d, aug, &normalize, device);
+                (b, self.bins[d].clone(), rows_d.len() as f64 / step_faces)
+            })
+            .collect()
+    }
+
+    /// Forward and backward of one micro-batch on every device (one thread per device, inline
+    /// for one), gradients into `accumulators`. A panic on a device thread is an error naming
+    /// the device and the step.
+    fn forward_backward(
+        &self,
+        batches: Vec<(DistillBatch<B>, Tensor<B, 1>, f64)>,
+        accumulators: &mut [GradientsAccumulator<FaceModel<B>>],
+    ) -> Result<Vec<[f64; 5]>> {
+        let tr = self.trainer;
+        let c = &tr.config;
+        let step = self.state.step + 1;
+        if batches.len() == 1 {
+            let (b, bins, share) = batches
+                .into_iter()
+                .next()
+                .ok_or_else(|| DistillError::Data("no batch".into()))?;
+            return Ok(vec![device_step(
+                c,
+                &self.model,
+                &tr.devices[0],
+                b,
+                bins,
+                share,
+                &mut accumulators[0],
+            )?]);
+        }
+        let model = &self.model;
+        let work: Vec<_> = batches
+            .into_iter()
+            .zip(&tr.devices)
+            .zip(accumulators.iter_mut())
+            .map(|(((b, bins, share), device), acc)| {
+                move || device_step(c, model, device, b, bins, share, acc)
+            })
+            .collect();
+        on_devices(&tr.devices, step, work)
+    }
+
+    /// One optimizer step: `data.accumulate` micro-batches, each split across the devices,
+    /// then AdamW; a checkpoint every `train.checkpoint_every` steps.
+    ///
+    /// # Errors
+    /// A finished epoch (call [`Session::end_epoch`]), a non-finite loss, a panic on a device,
+    /// or I/O failure.
+    pub fn step(&mut self) -> Result<TrainRow> {
+        if self.epoch_complete() {
+            return Err(DistillError::Data(
+                "the epoch is complete: end it before the next step".into(),
+            ));
+        }
+        let tr = self.trainer;
+        let c = &tr.config;
+        let lr = learning_rate(
+            c.optim.lr,
+            c.optim.warmup_steps,
+            c.optim.min_lr_ratio,
+            self.state.step,
+            self.total,
+        );
+        let mut accumulators: Vec<GradientsAccumulator<FaceModel<B>>> =
+            tr.devices.iter().map(|_| GradientsAccumulator::new()).collect();
+        let mut parts = [0.0f64; 5];
+        let (mut data_s, mut compute_s) = (0.0, 0.0);
+        for a in 0..c.data.accumulate {
+            let t0 = Instant::now();
+            let batches = self.micro_batches(a);
+            data_s += t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            for t in self.forward_backward(batches, &mut accumulators)? {
+                for (p, v) in parts.iter_mut().zip(t) {
+                    *p += v;
+                }
+            }
+            compute_s += t1.elapsed().as_secs_f64();
+        }
+        if !parts[0].is_finite() {
+            return Err(DistillError::NonFinite {
+                step: self.state.step,
+                part: "total",
+                value: parts[0],
+            });
+        }
+        let t2 = Instant::now();
+        let grads = MultiGradientsParams {
+            grads: accumulators
+                .iter_mut()
+                .zip(&tr.devices)
+                .map(|(acc, dev)| (acc.grads(), dev.to_id()))
+                .collect(),
+        };
+        self.model = self.optim.step_multi(lr, self.model.clone(), grads);
+        if tr.devices.len() > 1 {
+            // step_multi updates each parameter on the device that reduced its gradient;
+            // gather them back on the first device.
+            self.model = self.model.clone().fork(&tr.devices[0]);
+        }
+        compute_s += t2.elapsed().as_secs_f64();
+        self.state.step += 1;
+        self.state.step_in_epoch += 1;
+        let row = TrainRow {
+            step: self.state.step,
+            epoch: self.state.epoch,
+            faces: (self.batch * c.data.accumulate) as u64,
+            lr,
+            loss: parts[0],
+            identity: parts[1],
+            relational: parts[2],
+            age: parts[3],
+            gender: parts[4],
+            data_seconds: data_s,
+            compute_seconds: compute_s,
+        };
+        self.state.train.push(row);
+        self.report_step(&row);
+        if self.state.step.is_multiple_of(c.train.checkpoint_every) {
+            self.checkpoint()?;
+        }
+        Ok(row)
+    }
+
+    /// Validates the current model on the validation faces (none without them).
+    ///
+    /// # Errors
+    /// As [`evaluate`].
+    pub fn validate(&self) -> Result<Option<EvalRow>> {
+        let c = &self.trainer.config;
+        self.val
+            .map(|v| evaluate(&self.model.valid(), v, c, self.state.epoch, self.state.step))
+            .transpose()
+    }
+
+    /// Ends the epoch: validation, the early-stopping rule, a checkpoint.
+    ///
+    /// # Errors
+    /// As [`Session::validate`] and [`Session::checkpoint`].
+    pub fn end_epoch(&mut self) -> Result<Option<EvalRow>> {
+        let c = &self.trainer.config;
+        self.state.epoch += 1;
+        self.state.step_in_epoch = 0;
+        let row = self.validate()?;
+        if let Some(row) = &row {
+            self.state.val.push(row.clone());
+            let s = &mut self.state;
+            match (row.ir_auc, s.best_ir_auc) {
+                (Some(x), Some(best)) if x < best - c.train.early_stop_min_delta => {
+                    s.best_ir_auc = Some(x);
+                    s.best_epoch = Some(s.epoch);
+                    s.bad_epochs = 0;
+                }
+                (Some(x), None) => {
+                    s.best_ir_auc = Some(x);
+                    s.best_epoch = Some(s.epoch);
+                }
+                _ => s.bad_epochs += 1,
+            }
+            if c.train.early_stop_patience.is_some_and(|p| s.bad_epochs >= p) {
+                s.stopped_early = true;
+            }
+            let line = format!("epoch {} validation: {}", self.state.epoch, row.summary());
+            match &self.bar {
+                Some(pb) => pb.println(line),
+                None => eprintln!("{line}"),
+            }
+        }
+        self.checkpoint()?;
+        Ok(row)
+    }
+
+    /// Saves a checkpoint of the current step (model, optimizer, loop state) and rewrites the
+    /// metric files.
+    ///
+    /// # Errors
+    /// I/O failure.
+    pub fn checkpoint(&mut self) -> Result<PathBuf> {
+        let checkpoints = self.trainer.checkpoints();
+        let staging = checkpoints.staging()?;
+        face_nets::record::save_module(&self.model, &staging.join("model.bin"))?;
+        face_nets::record::write_record::<B, _>(self.optim.to_record(), &staging.join("optim.bin"))?;
+        face_io::write_json(&staging.join("state.json"), &self.state)?;
+        let dir = checkpoints.commit(self.state.step)?;
+        self.saved_at = Some(self.state.step);
+        self.write_logs()?;
+        Ok(dir)
+    }
+
+    /// Ends the session: a run that ended mid-epoch is validated once more (not after a
+    /// `stop_after` pre-emption: that run goes on), the last step is checkpointed, and the model
+    /// is written to the run folder (`model.json`, `student.bin`).
+    ///
+    /// # Errors
+    /// As [`Session::validate`] and [`Session::checkpoint`].
+    pub fn finish(mut self) -> Result<FitOutcome<B>> {
+        let c = &self.trainer.config;
+        let s = &self.state;
+        let finished = s.step >= self.total || s.epoch >= c.train.epochs || s.stopped_early;
+        if finished && self.val.is_some() && s.val.last().map(|r| r.step) != Some(s.step) {
+            if let Some(row) = self.validate()? {
+                self.state.val.push(row);
+                self.saved_at = None;
             }
         }
         // A stop mid-epoch is saved too, so the next call resumes exactly there.
-        if saved_at != Some(state.step) || state.step == 0 {
-            self.save(&model, &optim, &state)?;
+        if self.saved_at != Some(self.state.step) || self.state.step == 0 {
+            self.checkpoint()?;
         }
-        if let Some(pb) = bar {
+        if let Some(pb) = self.bar.take() {
             pb.finish_and_clear();
         }
-        checkpoint::save_module(&model.valid(), &self.run_dir.join("student.bin"))?;
+        self.model
+            .valid()
+            .save(&self.model_config, &self.trainer.run_dir)?;
         Ok(FitOutcome {
-            steps_this_call: state.step - start_step,
-            student: model,
-            state,
-            resumed_from,
+            steps_this_call: self.state.step - self.start_step,
+            student: self.model,
+            model_config: self.model_config,
+            state: self.state,
+            resumed_from: self.resumed_from,
         })
     }
 
-    fn report_step(
-        &self,
-        bar: Option<&indicatif::ProgressBar>,
-        row: &TrainRow,
-        state: &TrainState,
-        total: u64,
-    ) {
+    fn report_step(&self, row: &TrainRow) {
+        let state = &self.state;
         let ir = state
             .val
             .last()
@@ -630,44 +849,24 @@ impl<B: AutodiffBackend> Trainer<B> {
             "loss {:.4} (id {:.4} age {:.4} gender {:.4}) lr {:.2e} irAUC {ir}",
             row.loss, row.identity, row.age, row.gender, row.lr
         );
-        match bar {
+        match &self.bar {
             Some(pb) => {
                 pb.set_position(state.step);
                 pb.set_message(msg);
             }
             None => {
-                if state.step.is_multiple_of(self.config.train.log_every) || state.step == total {
-                    eprintln!("step {}/{} epoch {} {msg}", state.step, total, state.epoch);
+                if state.step.is_multiple_of(self.trainer.config.train.log_every) || state.step == self.total
+                {
+                    eprintln!("step {}/{} epoch {} {msg}", state.step, self.total, state.epoch);
                 }
             }
         }
     }
 
-    fn save<O: Optimizer<Student<B>, B>>(
-        &self,
-        model: &Student<B>,
-        optim: &O,
-        state: &TrainState,
-    ) -> Result<()> {
-        let dir = self.checkpoint_dir();
-        let staging = dir.join(".staging");
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging).map_err(DistillError::io(&staging))?;
-        }
-        std::fs::create_dir_all(&staging).map_err(DistillError::io(&staging))?;
-        checkpoint::save_module(model, &staging.join("model.bin"))?;
-        let optim_path = staging.join("optim.bin");
-        let bytes = checkpoint::record_bytes::<B, _>(optim.to_record(), &optim_path)?;
-        write_atomic(&optim_path, &bytes)?;
-        let json =
-            serde_json::to_vec(state).map_err(|e| DistillError::checkpoint(&staging, e.to_string()))?;
-        write_atomic(&staging.join("state.json"), &json)?;
-        checkpoint::commit(&dir, &staging, state.step, self.config.train.keep_checkpoints)?;
-        self.write_logs(state)
-    }
-
     /// Rewrites `train.csv`, `val.csv` and the curves from the state.
-    fn write_logs(&self, state: &TrainState) -> Result<()> {
+    fn write_logs(&self) -> Result<()> {
+        let run_dir = &self.trainer.run_dir;
+        let state = &self.state;
         let mut train = String::from(
             "step,epoch,faces,lr,loss,identity,relational,age,gender,data_seconds,compute_seconds\n",
         );
@@ -687,17 +886,17 @@ impl<B: AutodiffBackend> Trainer<B> {
                 r.compute_seconds
             ));
         }
-        write_atomic(&self.run_dir.join("train.csv"), train.as_bytes())?;
+        face_io::write_atomic(&run_dir.join("train.csv"), train.as_bytes())?;
         let mut val = format!("{}\n", EvalRow::CSV_HEADER);
         for r in &state.val {
             val.push_str(&r.csv_line());
             val.push('\n');
         }
-        write_atomic(&self.run_dir.join("val.csv"), val.as_bytes())?;
+        face_io::write_atomic(&run_dir.join("val.csv"), val.as_bytes())?;
         let loss: Vec<(f64, f64)> = state.train.iter().map(|r| (r.step as f64, r.loss)).collect();
         if !loss.is_empty() {
             face_metrics::write_curve_svg(
-                self.run_dir.join("loss.svg"),
+                run_dir.join("loss.svg"),
                 "Training loss",
                 ("optimizer step", "loss"),
                 &[("total", &loss)],
@@ -711,7 +910,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             .collect();
         if !ir.is_empty() {
             face_metrics::write_curve_svg(
-                self.run_dir.join("irauc.svg"),
+                run_dir.join("irauc.svg"),
                 "Validation irAUC (1 − mean per-batch AUC)",
                 ("epoch", "irAUC (log)"),
                 &[("student", &ir)],
@@ -750,5 +949,34 @@ mod tests {
         assert_eq!(sorted, (0..50).collect::<Vec<_>>());
         assert_eq!(a, epoch_order(50, 7, 3));
         assert_ne!(a, epoch_order(50, 7, 4));
+    }
+
+    #[test]
+    fn a_panic_on_a_device_is_an_error_naming_it() {
+        let ok: Vec<Box<dyn FnOnce() -> Result<u32> + Send>> = vec![Box::new(|| Ok(1)), Box::new(|| Ok(2))];
+        assert_eq!(on_devices(&["cpu:0", "cpu:1"], 3, ok).unwrap(), vec![1, 2]);
+        let work: Vec<Box<dyn FnOnce() -> Result<u32> + Send>> =
+            vec![Box::new(|| Ok(1)), Box::new(|| panic!("out of memory"))];
+        match on_devices(&["cpu:0", "cpu:1"], 7, work) {
+            Err(DistillError::DeviceStep {
+                device,
+                step,
+                message,
+            }) => {
+                assert_eq!(
+                    (device.as_str(), step, message.as_str()),
+                    ("1 (\"cpu:1\")", 7, "out of memory")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn panic_payloads_are_read() {
+        let p = std::panic::catch_unwind(|| panic!("out of memory on device 1")).unwrap_err();
+        assert_eq!(panic_text(p.as_ref()), "out of memory on device 1");
+        let q = std::panic::catch_unwind(|| std::panic::panic_any(7u8)).unwrap_err();
+        assert_eq!(panic_text(q.as_ref()), "(no message)");
     }
 }

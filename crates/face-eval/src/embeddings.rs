@@ -267,5 +267,5 @@ pub fn write_npy_f32(path: &Path, rows: usize, cols: usize, data: &[f32]) -> Res
     for v in data {
         out.extend_from_slice(&v.to_le_bytes());
     }
-    Ok(crate::write_atomic(path, &out)?)
+    Ok(face_io::write_atomic(path, &out)?)
 }

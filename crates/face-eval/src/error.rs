@@ -12,6 +12,9 @@ pub enum EvalError {
     /// A metric could not be computed (no genuine pairs, non-finite score…).
     #[error(transparent)]
     Metrics(#[from] face_metrics::MetricsError),
+    /// An output could not be written.
+    #[error(transparent)]
+    Output(#[from] face_io::IoError),
     /// Scoring failed (dimension mismatch…).
     #[error(transparent)]
     Search(#[from] face_search::SearchError),

@@ -31,5 +31,3 @@ pub mod pairs;
 
 pub use embeddings::{read_npy_f32, write_npy_f32, Embeddings};
 pub use error::{EvalError, Result};
-/// Atomic file writing (face-data's): a temporary `<name>.partial`, synced, then renamed.
-pub use face_data::write_atomic;

@@ -93,6 +93,9 @@ pub enum MetricsError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Writing an output file failed (other than a file-system error, which is [`Self::Io`]).
+    #[error(transparent)]
+    Output(face_io::IoError),
     /// The plotting backend failed.
     #[error("plotting {path}: {message}")]
     Plot {
@@ -108,3 +111,13 @@ pub enum MetricsError {
 
 /// `Result` with [`MetricsError`].
 pub type Result<T> = std::result::Result<T, MetricsError>;
+
+impl From<face_io::IoError> for MetricsError {
+    /// A file-system failure keeps its own variant (path and OS error).
+    fn from(e: face_io::IoError) -> Self {
+        match e {
+            face_io::IoError::Io { path, source } => Self::Io { path, source },
+            other => Self::Output(other),
+        }
+    }
+}

@@ -16,18 +16,6 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(23, 190, 207),
 ];
 
-/// Writes `bytes` to `path` through a temporary sibling and a rename.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| MetricsError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
-}
-
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> MetricsError {
     MetricsError::Plot {
         path: path.to_path_buf(),
@@ -114,7 +102,7 @@ pub fn write_roc_svg(
         draw_lines(&mut chart, path, lines, SeriesLabelPosition::LowerRight)?;
         root.present().map_err(|e| plot_err(path, e))?;
     }
-    write_atomic(path, svg.as_bytes())
+    Ok(face_io::write_atomic(path, svg.as_bytes())?)
 }
 
 /// The rates marked on DET axes.
@@ -200,7 +188,7 @@ pub fn write_det_svg(path: impl AsRef<Path>, title: &str, curves: &[(&str, &[Det
         draw_lines(&mut chart, path, lines, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(|e| plot_err(path, e))?;
     }
-    write_atomic(path, svg.as_bytes())
+    Ok(face_io::write_atomic(path, svg.as_bytes())?)
 }
 
 /// Draws named `(x, y)` series (e.g. irAUC or a loss against the epoch) to an SVG file, the
@@ -276,5 +264,5 @@ pub fn write_curve_svg(
         }
         root.present().map_err(|e| plot_err(path, e))?;
     }
-    write_atomic(path, svg.as_bytes())
+    Ok(face_io::write_atomic(path, svg.as_bytes())?)
 }

@@ -132,7 +132,7 @@ impl VerificationReport {
     /// I/O or serialisation failure, naming the path.
     pub fn write_json(&self, path: impl AsRef<Path>) -> Result<()> {
         let text = serde_json::to_string_pretty(self)?;
-        crate::plot::write_atomic(path.as_ref(), text.as_bytes())
+        Ok(face_io::write_atomic(path.as_ref(), text.as_bytes())?)
     }
 
     /// Reads a report written by [`VerificationReport::write_json`].

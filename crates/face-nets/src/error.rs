@@ -38,6 +38,15 @@ pub enum NetsError {
         /// Which tensor and what differs.
         message: String,
     },
+    /// The requested device is not available in this build or on this machine.
+    #[error("device: {0}")]
+    Device(String),
+    /// A tensor could not be read back to the host.
+    #[error("cannot read back {0}")]
+    Readback(String),
+    /// Writing or reading a file failed.
+    #[error(transparent)]
+    File(#[from] face_io::IoError),
     /// An invalid configuration.
     #[error("invalid config `{name}`: {message}")]
     Config {

@@ -9,8 +9,8 @@ use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use crate::blocks::{bn, l2_normalize};
 use crate::error::{NetsError, Result};
-use crate::layers::{bn, l2_normalize};
 
 /// Embedding head configuration: Linear (no bias) → optional BatchNorm1d → L2 normalisation.
 #[derive(Config, Debug, PartialEq)]
@@ -45,6 +45,11 @@ pub struct EmbeddingHead<B: Backend> {
 }
 
 impl<B: Backend> EmbeddingHead<B> {
+    /// Width of the embedding.
+    pub fn dim(&self) -> usize {
+        self.linear.weight.dims()[1]
+    }
+
     /// The embedding before normalisation, `[N, in_dim]` → `[N, dim]`.
     pub fn raw(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
         let x = self.linear.forward(features);

@@ -12,22 +12,37 @@
 //! | [`InceptionResnetV1`] | facenet-pytorch | 160 | 512-d L2-normalised |
 //! | [`ResNet`] 50 | torchvision | 224 | 2048-d pooled + replaceable head |
 //! | [`ClipVit`] B/16 | OpenAI CLIP / FaRL `visual.*` | 224 | 512-d projection |
+//! | [`TokenVit`] | LAFS / DINO token ViT (face-ssl) | 112 | class token |
 //!
 //! Every backbone implements [`Backbone::features`], so the heads in [`heads`] stay separate.
+//! [`FaceModel`] is a backbone plus the multitask head — the student, the network the `facekit`
+//! program embeds with, the thing an export writes — and [`FaceModelConfig`] records every size
+//! needed to rebuild it. [`blocks`] holds what the backbones share (one
+//! [`TransformerBlock`] for every ViT), [`record`] the one way weights go to disk and back.
 #![warn(missing_docs)]
 
 pub mod backbones;
+pub mod blocks;
 mod error;
 pub mod heads;
-mod layers;
+mod host;
 pub mod losses;
+pub mod model;
+pub mod record;
+pub mod runtime;
 pub mod weights;
 
 pub use backbones::{
     Backbone, ClipCheckpoint, ClipVit, ClipVitConfig, FaceVit, FaceVitConfig, IResNet, IResNetConfig,
     InceptionResnetV1, InceptionResnetV1Config, MobileFaceNet, MobileFaceNetConfig, ResNet, ResNetConfig,
+    TokenBatch, TokenInput, TokenLayout, TokenVit, TokenVitConfig,
 };
+pub use blocks::{l2_normalize, multi_head_attention, TransformerBlock, TransformerBlockConfig};
 pub use error::{NetsError, Result};
 pub use heads::{MultiTaskHead, MultiTaskHeadConfig, MultiTaskOutput};
-pub use layers::{l2_normalize, multi_head_attention};
+pub use host::{to_f32_vec, to_f64_scalar};
 pub use losses::{cross_entropy, CombinedMargin, CombinedMarginConfig, NormLinear};
+pub use model::{
+    load_backbone, load_model, save_backbone, BackboneConfig, FaceBackbone, FaceModel, FaceModelConfig,
+};
+pub use runtime::{check_cuda, CandleTrain, DeviceChoice, NdArrayCpu, NdArrayTrain};

@@ -16,8 +16,8 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor};
 
+use crate::blocks::l2_normalize;
 use crate::error::{NetsError, Result};
-use crate::layers::l2_normalize;
 
 /// Combined margin configuration.
 #[derive(Config, Debug, PartialEq)]

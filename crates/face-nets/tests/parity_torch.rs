@@ -232,7 +232,8 @@ fn clip_vit_loads_from_a_farl_style_checkpoint() {
     assert!(report
         .applied
         .iter()
-        .any(|k| k == "transformer.resblocks.1.attn.in_proj_weight"));
+        // CLIP's packed `in_proj_weight` is the shared block's qkv linear layer.
+        .any(|k| k == "transformer.resblocks.1.attn.qkv.weight"));
     let (m_cd, _) = cfg
         .load_torch::<Cd>(&path, &ClipCheckpoint::farl(), &Default::default())
         .unwrap();

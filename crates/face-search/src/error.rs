@@ -14,6 +14,9 @@ pub enum SearchError {
         /// The cause.
         source: std::io::Error,
     },
+    /// Writing a gallery failed (other than a file-system error, which is [`Self::Io`]).
+    #[error(transparent)]
+    Output(face_io::IoError),
     /// A gallery file is not one we wrote, is truncated, or is inconsistent.
     #[error("{path}: not a valid facekit gallery: {reason}")]
     Format {
@@ -67,3 +70,13 @@ pub enum SearchError {
 
 /// Result alias of this crate.
 pub type Result<T> = std::result::Result<T, SearchError>;
+
+impl From<face_io::IoError> for SearchError {
+    /// A file-system failure keeps its own variant (path and OS error).
+    fn from(e: face_io::IoError) -> Self {
+        match e {
+            face_io::IoError::Io { path, source } => Self::Io { path, source },
+            other => Self::Output(other),
+        }
+    }
+}

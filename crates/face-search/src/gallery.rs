@@ -22,7 +22,6 @@
 //! (`nnz` f32); last the ids, UTF-8, each followed by `\n`.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use half::f16;
@@ -542,19 +541,7 @@ impl Gallery {
     /// # Errors
     /// I/O failure, naming the path.
     pub fn write(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        let io = |source| SearchError::Io {
-            path: path.into(),
-            source,
-        };
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".partial");
-        let tmp = PathBuf::from(tmp);
-        let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(self.backing.bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(io)
+        Ok(face_io::write_atomic(path.as_ref(), self.backing.bytes())?)
     }
 
     /// Storage form.

@@ -2,13 +2,13 @@
 
 use std::path::Path;
 
+use face_nets::{NetsError, TokenInput, TokenLayout, TokenVitConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SslError};
 use crate::head::DinoHeadConfig;
 use crate::monitor::CollapseThresholds;
 use crate::views::{Tokenizer, ViewConfig};
-use crate::vit::TokenVitConfig;
 
 /// DINO's self-distillation settings (the paper's defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +81,22 @@ impl Default for OptimConfig {
     }
 }
 
+/// Checkpoints of a run (with [`crate::Pretrainer::with_run_dir`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Save a checkpoint every this many optimizer steps (and at every epoch end).
+    pub every: u64,
+    /// Checkpoints kept on disk (the newest ones).
+    pub keep: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self { every: 50, keep: 2 }
+    }
+}
+
 /// Everything a pretraining run needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -99,6 +115,8 @@ pub struct PretrainConfig {
     pub optim: OptimConfig,
     /// Collapse warning thresholds.
     pub monitor: CollapseThresholds,
+    /// Checkpoints (used when the run has a folder).
+    pub checkpoint: CheckpointConfig,
 }
 
 impl Default for PretrainConfig {
@@ -119,6 +137,7 @@ impl PretrainConfig {
             dino: DinoConfig::default(),
             optim: OptimConfig::default(),
             monitor: CollapseThresholds::default(),
+            checkpoint: CheckpointConfig::default(),
         }
     }
 
@@ -168,16 +187,13 @@ impl PretrainConfig {
         c
     }
 
-    /// Reads a JSON config (missing keys take their defaults, unknown keys are errors).
+    /// Reads a JSON config (missing keys take their defaults, unknown keys are errors at every
+    /// depth).
     ///
     /// # Errors
     /// Unreadable file, malformed JSON or an unknown key.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| SslError::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| SslError::ConfigFile {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
+        Ok(face_io::read_config(path)?)
     }
 
     /// Writes the config as pretty JSON, atomically.
@@ -185,11 +201,7 @@ impl PretrainConfig {
     /// # Errors
     /// I/O failure.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| SslError::ConfigFile {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
-        face_data::write_atomic(path, text.as_bytes()).map_err(SslError::from)
+        Ok(face_io::write_config(path, self)?)
     }
 
     /// Applies `key=value` overrides with dotted keys (`optim.epochs=5`,
@@ -208,9 +220,39 @@ impl PretrainConfig {
     /// assert!(c.with_overrides(&["optim.epoch=5".into()]).is_err());
     /// ```
     pub fn with_overrides(&self, overrides: &[String]) -> Result<Self> {
-        face_data::json_overrides(self, overrides).map_err(|message| SslError::ConfigFile {
-            path: "<override>".into(),
-            message,
+        Ok(face_io::apply_overrides(self, overrides)?)
+    }
+
+    /// How an aligned face becomes tokens when the pretrained ViT serves as a backbone: the
+    /// deterministic view of the configured views (a centred patch grid for DINO; the dense
+    /// landmark grid, or the five ArcFace template points, for LAFS).
+    ///
+    /// # Errors
+    /// A view size the ArcFace template cannot take.
+    pub fn backbone_input(&self) -> Result<TokenInput> {
+        let v = &self.views;
+        let layout = match (v.tokenizer, v.grid) {
+            (Tokenizer::Grid, n) => TokenLayout::Grid { n: n as usize },
+            (Tokenizer::Landmarks, 0) => TokenLayout::Points {
+                points: face_data::FaceTemplate::arcface(v.image_size)?.points[..5].to_vec(),
+            },
+            (Tokenizer::Landmarks, n) => TokenLayout::Dense { n: n as usize },
+        };
+        Ok(TokenInput {
+            image_size: v.image_size as usize,
+            layout,
+        })
+    }
+
+    /// The backbone's configuration with its input filled from the views (what a distillation
+    /// student seeded from this run is built from).
+    ///
+    /// # Errors
+    /// As [`PretrainConfig::backbone_input`].
+    pub fn backbone_config(&self) -> Result<TokenVitConfig> {
+        Ok(TokenVitConfig {
+            input: Some(self.backbone_input()?),
+            ..self.vit.clone()
         })
     }
 
@@ -220,9 +262,22 @@ impl PretrainConfig {
     /// The first offending key.
     pub fn validate(&self) -> Result<()> {
         let c = SslError::config;
-        self.vit.validate()?;
-        self.head.validate()?;
         self.views.validate()?;
+        let derived = self.backbone_input()?;
+        match &self.vit.input {
+            Some(given) if *given != derived => {
+                return Err(c(
+                    "vit.input",
+                    format!("{given:?} disagrees with the views, which give {derived:?} (leave it out)"),
+                ))
+            }
+            _ => {}
+        }
+        self.backbone_config()?.validate().map_err(|e| match e {
+            NetsError::Config { name, message } => SslError::config(format!("vit.{name}"), message),
+            other => other.into(),
+        })?;
+        self.head.validate()?;
         if self.vit.patch_size != self.views.patch as usize {
             return Err(c(
                 "views.patch",
@@ -262,6 +317,9 @@ impl PretrainConfig {
                 return Err(c(key, format!("{v} is not in [0, 1]")));
             }
         }
+        if self.checkpoint.every == 0 || self.checkpoint.keep == 0 {
+            return Err(c("checkpoint", "every and keep must be ≥ 1".into()));
+        }
         let o = &self.optim;
         if o.epochs == 0 || o.batch_size == 0 {
             return Err(c("optim", "epochs and batch_size must be positive".into()));
@@ -278,5 +336,70 @@ impl PretrainConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A test per section: every section of the configuration refuses a key it does not have
+    /// and names its full path (the face-nets token ViT section included).
+    #[test]
+    fn every_section_refuses_an_unknown_key() {
+        for config in [PretrainConfig::lafs(), PretrainConfig::tiny(Tokenizer::Grid)] {
+            let sections = face_io::sections(&config).unwrap();
+            for s in [
+                "",
+                "vit",
+                "head",
+                "views",
+                "dino",
+                "optim",
+                "monitor",
+                "checkpoint",
+            ] {
+                assert!(
+                    sections.iter().any(|x| x == s),
+                    "section {s:?} not found in {sections:?}"
+                );
+            }
+            for section in &sections {
+                let text = face_io::with_extra_key(&config, section, "typo_key").unwrap();
+                let err = face_io::parse_config::<PretrainConfig>(&text, Path::new("p.json")).unwrap_err();
+                let want = if section.is_empty() {
+                    "typo_key".to_owned()
+                } else {
+                    format!("{section}.typo_key")
+                };
+                assert!(err.to_string().contains(&format!("`{want}`")), "{section}: {err}");
+            }
+            let text = serde_json::to_string(&config).unwrap();
+            assert_eq!(
+                face_io::parse_config::<PretrainConfig>(&text, Path::new("p.json")).unwrap(),
+                config
+            );
+        }
+    }
+
+    #[test]
+    fn the_backbone_input_follows_the_views() {
+        let lafs = PretrainConfig::lafs().backbone_input().unwrap();
+        assert_eq!(lafs.layout, TokenLayout::Dense { n: 7 });
+        let dino = PretrainConfig::dino().backbone_input().unwrap();
+        assert_eq!(dino.layout, TokenLayout::Grid { n: 7 });
+        let mut five = PretrainConfig::lafs();
+        five.views.grid = 0;
+        match five.backbone_input().unwrap().layout {
+            TokenLayout::Points { points } => {
+                assert_eq!(points.len(), 5);
+                assert!((points[0][0] - 38.2946).abs() < 1e-3, "{points:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A given input that disagrees with the views is refused by name.
+        let mut c = PretrainConfig::lafs();
+        c.vit.input = Some(dino);
+        assert!(c.validate().unwrap_err().to_string().contains("vit.input"));
     }
 }

@@ -51,6 +51,9 @@ pub enum SslError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A configuration or output file could not be read or written.
+    #[error(transparent)]
+    File(#[from] face_io::IoError),
     /// From face-data (augmentation, landmarks, images).
     #[error(transparent)]
     FaceData(#[from] face_data::DataError),

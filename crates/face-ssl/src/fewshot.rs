@@ -7,7 +7,6 @@
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use face_data::augment::DataRng;
@@ -18,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SslError};
 use crate::views::{stack, Face, ViewBuilder, ViewTokens};
-use crate::vit::TokenVit;
+use face_nets::TokenVit;
 
 /// L2-normalised representations of `faces` (their deterministic views), `batch` at a time.
 ///
@@ -40,10 +39,7 @@ pub fn embed<B: Backend>(
         let refs: Vec<&ViewTokens> = tokens.iter().collect();
         let f = face_nets::l2_normalize(backbone.forward(&stack::<B>(&refs, device)?), 1e-12);
         let [n, d] = f.dims();
-        let data = f.into_data().convert::<f32>();
-        let values = data
-            .as_slice::<f32>()
-            .map_err(|e| SslError::Data(format!("embedding readback: {e:?}")))?;
+        let values = face_nets::to_f32_vec(f)?;
         out.extend((0..n).map(|i| values[i * d..(i + 1) * d].to_vec()));
     }
     Ok(out)
@@ -179,22 +175,17 @@ impl Default for FineTuneConfig {
     }
 }
 
-/// Moves a module's weights to another backend (e.g. an inference backbone to the autodiff
+/// Moves a backbone's weights to another backend (e.g. an inference backbone to the autodiff
 /// backend for fine-tuning) through a full-precision record.
 ///
 /// # Errors
-/// The recorder failing.
+/// The recorder failing, or a template of another architecture.
 pub fn transfer<B1: Backend, B2: Backend>(
     backbone: &TokenVit<B1>,
     template: TokenVit<B2>,
     device: &B2::Device,
 ) -> Result<TokenVit<B2>> {
-    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
-    let bytes = Recorder::<B1>::record(&recorder, backbone.clone().into_record(), ())
-        .map_err(|e| SslError::Data(format!("cannot serialise the backbone: {e}")))?;
-    let record = Recorder::<B2>::load(&recorder, bytes, device)
-        .map_err(|e| SslError::Data(format!("cannot load the backbone: {e}")))?;
-    Ok(template.load_record(record))
+    Ok(face_nets::record::transfer(backbone, template, device)?)
 }
 
 /// Fine-tunes `backbone` with ArcFace on the gallery shots `faces` (one per identity, class =

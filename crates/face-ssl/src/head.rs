@@ -67,7 +67,7 @@ impl DinoHeadConfig {
             .collect();
         let mlp = widths
             .windows(2)
-            .map(|w| crate::vit::dense(w[0], w[1], device))
+            .map(|w| face_nets::backbones::dense(w[0], w[1], device))
             .collect();
         Ok(DinoHead {
             mlp,

@@ -10,8 +10,11 @@
 //!   itself; cosine schedules for learning rate, weight decay and teacher momentum.
 //! - **LAFS** (Sun et al., CVPR 2024): the tokens are patches centred on facial landmarks — the
 //!   five detected points or a dense grid carried from the template through them — with their
-//!   position taken from the landmark coordinates ([`TokenVit`]), plus the landmark shuffle and
-//!   coordinate perturbation augmentations ([`views`]).
+//!   position taken from the landmark coordinates ([`TokenVit`], a face-nets backbone), plus the
+//!   landmark shuffle and coordinate perturbation augmentations ([`views`]).
+//! - Step-exact checkpoints and resume in a run folder ([`Pretrainer::with_run_dir`]), through
+//!   the same machinery as the distillation trainer (face-io's checkpoint folders, face-nets'
+//!   records).
 //! - Collapse monitors every epoch ([`monitor`]): teacher entropy, KL(teacher‖student) and the
 //!   spread of normalised embeddings, with a warning verdict.
 //! - Few-shot evaluation ([`fewshot`]): the 1-shot protocol and an ArcFace fine-tune on the shots.
@@ -43,10 +46,11 @@ pub mod monitor;
 pub mod schedule;
 pub mod train;
 pub mod views;
-pub mod vit;
 
-pub use config::{DinoConfig, OptimConfig, PretrainConfig};
+pub use config::{CheckpointConfig, DinoConfig, OptimConfig, PretrainConfig};
 pub use error::{Result, SslError};
+/// The token ViT lives in face-nets (a [`face_nets::Backbone`], so it can seed a student).
+pub use face_nets::{TokenBatch, TokenInput, TokenLayout, TokenVit, TokenVitConfig};
 pub use fewshot::{
     arcface_finetune, embed, one_shot_eval, view_retrieval, FineTuneConfig, OneShotReport, OneShotSplit,
 };
@@ -54,4 +58,3 @@ pub use head::{DinoHead, DinoHeadConfig};
 pub use monitor::{Collapse, CollapseThresholds, Monitors};
 pub use train::{load_backbone, DinoModel, EpochRow, Pretrained, Pretrainer, Session, StepStats};
 pub use views::{Face, FaceViews, Tokenizer, ViewBuilder, ViewConfig, ViewTokens};
-pub use vit::{TokenBatch, TokenVit, TokenVitConfig};

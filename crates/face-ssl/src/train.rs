@@ -2,14 +2,13 @@
 //! centring and sharpening, AdamW with scheduled weight decay, per-parameter gradient clipping,
 //! the head's last layer frozen in the first epoch(s), and per-epoch collapse monitors.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
-use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 use rand::seq::SliceRandom;
@@ -24,8 +23,8 @@ use crate::loss::{dino_loss, teacher_targets, Centre};
 use crate::monitor::{marginal_entropy, mean_entropy, normalised_std, Collapse, Monitors};
 use crate::schedule::{teacher_temperature, Cosine};
 use crate::views::{stack, Face, FaceViews, ViewBuilder, ViewTokens};
-use crate::vit::{TokenBatch, TokenVit};
 use face_data::augment::DataRng;
+use face_nets::{TokenBatch, TokenVit};
 
 /// Backbone + projection head: the student, or (on the inner backend) the teacher.
 #[derive(Module, Debug)]
@@ -42,7 +41,7 @@ impl<B: Backend> DinoModel<B> {
     /// # Errors
     /// An invalid configuration.
     pub fn new(config: &PretrainConfig, device: &B::Device) -> Result<Self> {
-        let backbone = config.vit.init(device)?;
+        let backbone = config.backbone_config()?.init(device);
         let head = config.head.init(backbone.embed_dim(), device)?;
         Ok(Self { backbone, head })
     }
@@ -87,8 +86,12 @@ pub struct Pretrained<B: Backend> {
     pub config: PretrainConfig,
     /// The teacher (DINO evaluates the teacher), backbone and head.
     pub teacher: DinoModel<B>,
-    /// One row per epoch.
+    /// One row per finished epoch.
     pub history: Vec<EpochRow>,
+    /// Optimizer steps done (fewer than planned after a stop).
+    pub steps: u64,
+    /// The checkpoint this run resumed from.
+    pub resumed_from: Option<PathBuf>,
 }
 
 /// Collects every float parameter, flattened, in visiting order.
@@ -180,14 +183,6 @@ fn view_rng(seed: u64, epoch: usize, step: u64, image: usize) -> DataRng {
     DataRng::seed_from_u64(mix)
 }
 
-/// Runs DINO / LAFS pretraining.
-#[derive(Debug)]
-pub struct Pretrainer<B: AutodiffBackend> {
-    config: PretrainConfig,
-    builder: ViewBuilder,
-    device: B::Device,
-}
-
 /// Views of a batch stacked view-major: the global batch `[2n]` and the local batch `[L·n]`.
 fn stacked<B: Backend>(
     views: &[FaceViews],
@@ -226,6 +221,8 @@ pub struct StepStats {
     pub weight_decay: f64,
     /// Teacher momentum used.
     pub momentum: f64,
+    /// Teacher temperature used.
+    pub teacher_temp: f64,
 }
 
 /// The state of a run between steps: student, EMA teacher, optimizer, centre and schedules.
@@ -351,6 +348,7 @@ impl<B: AutodiffBackend> Session<B> {
             lr: self.lr.at(self.step - 1),
             weight_decay: self.wd.at(self.step - 1),
             momentum: self.momentum.at(self.step - 1),
+            teacher_temp: temp,
         };
         let mut grads = GradientsParams::from_grads(loss.backward(), &self.student);
         if epoch < c.dino.freeze_last_layer {
@@ -366,6 +364,132 @@ impl<B: AutodiffBackend> Session<B> {
     }
 }
 
+/// Runs DINO / LAFS pretraining, optionally with step-exact checkpoints in a run folder.
+#[derive(Debug)]
+pub struct Pretrainer<B: AutodiffBackend> {
+    config: PretrainConfig,
+    builder: ViewBuilder,
+    device: B::Device,
+    run_dir: Option<PathBuf>,
+    progress: bool,
+    stop_after: Option<u64>,
+}
+
+/// The loop's position and what the current epoch has measured so far, saved in every
+/// checkpoint beside the session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct LoopState {
+    /// Epoch in progress (0-based).
+    epoch: usize,
+    /// Steps done inside it.
+    step_in_epoch: usize,
+    /// Sums over the epoch's steps: loss, teacher entropy, KL, std ratio, marginal entropy.
+    sums: [f64; 5],
+    /// The epoch's last step.
+    last: Option<StepStats>,
+    /// Seconds spent on the epoch so far.
+    seconds: f64,
+    /// Finished epochs.
+    history: Vec<EpochRow>,
+    /// The `on_epoch` callback asked to stop.
+    stopped: bool,
+    /// Fingerprint of the faces, so a checkpoint is never resumed on other data.
+    fingerprint: String,
+}
+
+/// File names inside a checkpoint folder.
+mod checkpoint_files {
+    pub const STUDENT: &str = "student.bin";
+    pub const TEACHER: &str = "teacher.bin";
+    pub const OPTIM: &str = "optim.bin";
+    pub const SESSION: &str = "session.json";
+    pub const STATE: &str = "state.json";
+}
+
+/// What a session saves beside its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SessionState {
+    step: u64,
+    centre: Vec<f32>,
+}
+
+impl<B: AutodiffBackend> Session<B> {
+    /// Writes the session into the folder `dir`: student, EMA teacher, optimizer state, centre
+    /// and step count.
+    ///
+    /// # Errors
+    /// I/O failure.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        use checkpoint_files::*;
+        face_nets::record::save_module(&self.student, &dir.join(STUDENT))?;
+        face_nets::record::save_module(&self.teacher, &dir.join(TEACHER))?;
+        face_nets::record::write_record::<B, _>(self.optim.to_record(), &dir.join(OPTIM))?;
+        let state = SessionState {
+            step: self.step,
+            centre: face_nets::to_f32_vec(self.centre.value())?,
+        };
+        Ok(face_io::write_json(&dir.join(SESSION), &state)?)
+    }
+
+    /// Restores a session written by [`Session::save`] into this one (same configuration).
+    ///
+    /// # Errors
+    /// A missing or corrupt file, or weights of another architecture.
+    pub fn restore(&mut self, dir: &Path) -> Result<()> {
+        use checkpoint_files::*;
+        let d = &self.device;
+        self.student = face_nets::record::load_module(self.student.clone(), &dir.join(STUDENT), d)?;
+        self.teacher = face_nets::record::load_module(self.teacher.clone(), &dir.join(TEACHER), d)?;
+        let optim = face_nets::record::read_record::<B, _>(&dir.join(OPTIM), d)?;
+        self.optim = self.optim.clone().load_record(optim);
+        let state: SessionState = face_io::read_json(&dir.join(SESSION))?;
+        let k = state.centre.len();
+        if k != self.config.head.out_dim {
+            return Err(SslError::Model {
+                path: dir.join(SESSION),
+                message: format!(
+                    "a centre of {k} values for {} prototypes",
+                    self.config.head.out_dim
+                ),
+            });
+        }
+        self.centre.set(Tensor::from_data(
+            burn::tensor::TensorData::new(state.centre, [1, k]),
+            d,
+        ));
+        self.step = state.step;
+        Ok(())
+    }
+}
+
+/// The order of the faces in `epoch`: the run's order generator shuffled once per epoch from
+/// the first, so a resumed run replays exactly the order an uninterrupted one drew.
+fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = DataRng::seed_from_u64(seed ^ 0x5EED);
+    for _ in 0..=epoch {
+        order.shuffle(&mut rng);
+    }
+    order
+}
+
+/// Fingerprint of the faces: their count, sizes, landmarks and a sample of their pixels.
+fn fingerprint(faces: &[Face]) -> String {
+    let mut f = face_io::Fingerprint::new();
+    for face in faces {
+        f.write(&face.image.width().to_le_bytes())
+            .write(&face.image.height().to_le_bytes());
+        for p in face.landmarks.iter().flatten() {
+            f.write(&p.to_le_bytes());
+        }
+        let raw = face.image.as_raw();
+        let stride = (raw.len() / 4096).max(1);
+        let sample: Vec<u8> = raw.iter().step_by(stride).copied().collect();
+        f.write(&sample);
+    }
+    format!("{}-{}", f.hex(), faces.len())
+}
+
 impl<B: AutodiffBackend> Pretrainer<B> {
     /// A trainer for `config` on `device`.
     ///
@@ -378,7 +502,32 @@ impl<B: AutodiffBackend> Pretrainer<B> {
             config,
             builder,
             device,
+            run_dir: None,
+            progress: false,
+            stop_after: None,
         })
+    }
+
+    /// Keeps step-exact checkpoints in `dir/checkpoints` (every `checkpoint.every` steps and at
+    /// every epoch end) and resumes from the newest one when [`Pretrainer::fit`] finds one. The
+    /// folder's `config.json` must then hold the same configuration.
+    pub fn with_run_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.run_dir = Some(dir.into());
+        self
+    }
+
+    /// Shows a progress bar (steps, ETA, loss) on stderr.
+    pub fn with_progress(mut self, on: bool) -> Self {
+        self.progress = on;
+        self
+    }
+
+    /// Stops (with a checkpoint, when there is a run folder) once `steps` optimizer steps are
+    /// done in total — a time-sliced or pre-empted job; the next [`Pretrainer::fit`] on the same
+    /// folder continues exactly there.
+    pub fn with_stop_after(mut self, steps: Option<u64>) -> Self {
+        self.stop_after = steps;
+        self
     }
 
     /// The view builder (also used to embed faces after pretraining).
@@ -413,11 +562,116 @@ impl<B: AutodiffBackend> Pretrainer<B> {
             .collect()
     }
 
+    fn checkpoints(&self) -> Option<face_io::CheckpointDir> {
+        self.run_dir
+            .as_ref()
+            .map(|d| face_io::CheckpointDir::new(d.join("checkpoints"), self.config.checkpoint.keep))
+    }
+
+    /// The state to start from: the newest checkpoint of the run folder (restored into
+    /// `session`), or a fresh one.
+    fn start(&self, session: &mut Session<B>, faces: &[Face]) -> Result<(LoopState, Option<PathBuf>)> {
+        let fingerprint = fingerprint(faces);
+        let fresh = LoopState {
+            epoch: 0,
+            step_in_epoch: 0,
+            sums: [0.0; 5],
+            last: None,
+            seconds: 0.0,
+            history: Vec::new(),
+            stopped: false,
+            fingerprint: fingerprint.clone(),
+        };
+        let (Some(dir), Some(checkpoints)) = (&self.run_dir, self.checkpoints()) else {
+            return Ok((fresh, None));
+        };
+        let config_path = dir.join(files::CONFIG);
+        let Some((_, latest)) = checkpoints.latest()? else {
+            std::fs::create_dir_all(dir).map_err(|e| SslError::io(dir, e))?;
+            self.config.write(&config_path)?;
+            return Ok((fresh, None));
+        };
+        if PretrainConfig::read(&config_path)? != self.config {
+            return Err(SslError::Model {
+                path: config_path,
+                message: "the run folder holds a run with another configuration".into(),
+            });
+        }
+        let state_path = latest.join(checkpoint_files::STATE);
+        let state: LoopState = face_io::read_json(&state_path)?;
+        if state.fingerprint != fingerprint {
+            return Err(SslError::Model {
+                path: state_path,
+                message: format!(
+                    "the checkpoint was trained on other faces ({} vs {fingerprint})",
+                    state.fingerprint
+                ),
+            });
+        }
+        session.restore(&latest)?;
+        Ok((state, Some(latest)))
+    }
+
+    fn save_checkpoint(&self, session: &Session<B>, state: &LoopState) -> Result<()> {
+        if let Some(checkpoints) = self.checkpoints() {
+            let staging = checkpoints.staging()?;
+            session.save(&staging)?;
+            face_io::write_json(&staging.join(checkpoint_files::STATE), state)?;
+            checkpoints.commit(session.steps())?;
+        }
+        Ok(())
+    }
+
+    fn progress_bar(&self, total: u64, at: u64) -> Option<indicatif::ProgressBar> {
+        self.progress.then(|| {
+            let pb = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "pretrain {bar:30} {pos}/{len} steps {elapsed_precise} ETA {eta} {msg}",
+            ) {
+                pb.set_style(style);
+            }
+            pb.set_position(at);
+            pb
+        })
+    }
+
+    /// The epoch's row from its sums.
+    fn epoch_row(&self, state: &LoopState, steps: u64, batch: usize, per_epoch: usize) -> Result<EpochRow> {
+        let c = &self.config;
+        let n = per_epoch as f64;
+        let s = &state.sums;
+        let monitors = Monitors {
+            loss: s[0] / n,
+            teacher_entropy: s[1] / n,
+            marginal_entropy: s[4] / n,
+            kl: s[2] / n,
+            std_ratio: s[3] / n,
+            max_entropy: (c.head.out_dim as f64).ln(),
+        };
+        let last = state
+            .last
+            .ok_or_else(|| SslError::Data("an epoch without steps".into()))?;
+        Ok(EpochRow {
+            epoch: state.epoch + 1,
+            steps,
+            lr: last.lr,
+            weight_decay: last.weight_decay,
+            momentum: last.momentum,
+            teacher_temp: last.teacher_temp,
+            monitors,
+            collapse: monitors.collapse(&c.monitor),
+            seconds: state.seconds,
+            images_per_second: (per_epoch * batch) as f64 / state.seconds.max(1e-9),
+        })
+    }
+
     /// Pretrains on `faces`, calling `on_epoch` after each epoch (print, log, stop early by
-    /// returning `false`). The row's `collapse` is the warning of the monitors.
+    /// returning `false`). The row's `collapse` is the warning of the monitors. With a run
+    /// folder, the run resumes from its newest checkpoint.
     ///
     /// # Errors
-    /// Fewer than two faces, degenerate landmarks, or a non-finite loss.
+    /// Fewer than two faces, degenerate landmarks, a non-finite loss, or a run folder holding
+    /// another configuration or other faces.
     pub fn fit(
         &self,
         faces: &[Face],
@@ -433,20 +687,22 @@ impl<B: AutodiffBackend> Pretrainer<B> {
         let per_epoch = self.steps_per_epoch(faces.len());
         let batch = c.optim.batch_size.min(faces.len());
         let mut session = Session::<B>::new(c, &self.device, batch, per_epoch)?;
-        let k = c.head.out_dim as f64;
-        let mut order: Vec<usize> = (0..faces.len()).collect();
-        let mut order_rng = DataRng::seed_from_u64(c.seed ^ 0x5EED);
-        let mut history = Vec::with_capacity(c.optim.epochs);
-
-        for epoch in 0..c.optim.epochs {
-            let started = Instant::now();
-            order.shuffle(&mut order_rng);
-            let mut sums = [0.0f64; 5];
-            let mut last = None;
-            for chunk in order.chunks(batch).take(per_epoch) {
-                let views = self.batch_views(faces, chunk, epoch, session.steps())?;
-                let s = session.step(&views, epoch)?;
-                for (acc, v) in sums.iter_mut().zip([
+        let (mut state, resumed_from) = self.start(&mut session, faces)?;
+        let total = (per_epoch * c.optim.epochs) as u64;
+        let bar = self.progress_bar(total, session.steps());
+        let mut saved_at = resumed_from.as_ref().map(|_| session.steps());
+        'epochs: while state.epoch < c.optim.epochs && !state.stopped {
+            let order = epoch_order(faces.len(), c.seed, state.epoch);
+            let chunks: Vec<&[usize]> = order.chunks(batch).take(per_epoch).collect();
+            while state.step_in_epoch < per_epoch {
+                if self.stop_after.is_some_and(|s| session.steps() >= s) {
+                    break 'epochs;
+                }
+                let started = Instant::now();
+                let views =
+                    self.batch_views(faces, chunks[state.step_in_epoch], state.epoch, session.steps())?;
+                let s = session.step(&views, state.epoch)?;
+                for (acc, v) in state.sums.iter_mut().zip([
                     s.loss,
                     s.teacher_entropy,
                     s.loss - s.teacher_entropy,
@@ -455,52 +711,48 @@ impl<B: AutodiffBackend> Pretrainer<B> {
                 ]) {
                     *acc += v;
                 }
-                last = Some(s);
+                state.last = Some(s);
+                state.step_in_epoch += 1;
+                state.seconds += started.elapsed().as_secs_f64();
+                if let Some(pb) = &bar {
+                    pb.set_position(session.steps());
+                    pb.set_message(format!("epoch {} loss {:.4}", state.epoch + 1, s.loss));
+                }
+                if session.steps().is_multiple_of(c.checkpoint.every) && state.step_in_epoch < per_epoch {
+                    self.save_checkpoint(&session, &state)?;
+                    saved_at = Some(session.steps());
+                }
             }
-            let steps = per_epoch as f64;
-            let seconds = started.elapsed().as_secs_f64();
-            let monitors = Monitors {
-                loss: sums[0] / steps,
-                teacher_entropy: sums[1] / steps,
-                marginal_entropy: sums[4] / steps,
-                kl: sums[2] / steps,
-                std_ratio: sums[3] / steps,
-                max_entropy: k.ln(),
+            let row = self.epoch_row(&state, session.steps(), batch, per_epoch)?;
+            let go_on = match &bar {
+                Some(pb) => pb.suspend(|| on_epoch(&row)),
+                None => on_epoch(&row),
             };
-            let last = last.ok_or_else(|| SslError::Data("an epoch without steps".into()))?;
-            let row = EpochRow {
-                epoch: epoch + 1,
-                steps: session.steps(),
-                lr: last.lr,
-                weight_decay: last.weight_decay,
-                momentum: last.momentum,
-                teacher_temp: teacher_temperature(
-                    c.dino.warmup_teacher_temp,
-                    c.dino.teacher_temp,
-                    c.dino.warmup_teacher_temp_epochs,
-                    epoch,
-                ),
-                monitors,
-                collapse: monitors.collapse(&c.monitor),
-                seconds,
-                images_per_second: (per_epoch * batch) as f64 / seconds.max(1e-9),
-            };
-            let go_on = on_epoch(&row);
-            history.push(row);
-            if !go_on {
-                break;
-            }
+            state.history.push(row);
+            state.epoch += 1;
+            state.step_in_epoch = 0;
+            state.sums = [0.0; 5];
+            state.last = None;
+            state.seconds = 0.0;
+            state.stopped = !go_on;
+            self.save_checkpoint(&session, &state)?;
+            saved_at = Some(session.steps());
+        }
+        // A stop mid-epoch is saved too, so the next call resumes exactly there.
+        if saved_at != Some(session.steps()) {
+            self.save_checkpoint(&session, &state)?;
+        }
+        if let Some(pb) = bar {
+            pb.finish_and_clear();
         }
         Ok(Pretrained {
             config: c.clone(),
+            steps: session.steps(),
+            resumed_from,
             teacher: session.into_teacher(),
-            history,
+            history: state.history,
         })
     }
-}
-
-fn recorder() -> BinBytesRecorder<FullPrecisionSettings> {
-    BinBytesRecorder::default()
 }
 
 /// File names inside a run directory.
@@ -508,7 +760,9 @@ pub mod files {
     /// The configuration.
     pub const CONFIG: &str = "config.json";
     /// The teacher's backbone weights.
-    pub const BACKBONE: &str = "backbone.bin";
+    pub const BACKBONE: &str = face_nets::model::files::BACKBONE_WEIGHTS;
+    /// The backbone's face-nets configuration (input filled from the views).
+    pub const BACKBONE_CONFIG: &str = face_nets::model::files::BACKBONE_CONFIG;
     /// The teacher's head weights (to continue pretraining or inspect prototypes).
     pub const HEAD: &str = "head.bin";
     /// One JSON object per epoch.
@@ -518,60 +772,36 @@ pub mod files {
 }
 
 impl<B: Backend> Pretrained<B> {
-    /// Writes the run to `dir`: `config.json`, `backbone.bin`, `head.bin`, `history.json` and
+    /// Writes the run to `dir`: `config.json`, `backbone.bin` with `backbone.json` (a face-nets
+    /// backbone folder, which `facekit distill --init` reads), `head.bin`, `history.json` and
     /// `monitors.svg` (each atomically; the config last, so a directory with a config is whole).
     ///
     /// # Errors
     /// I/O failure.
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| SslError::io(dir, e))?;
-        let save = |name: &str, record_bytes: std::result::Result<Vec<u8>, String>| -> Result<()> {
-            let path = dir.join(name);
-            let bytes = record_bytes.map_err(|message| SslError::Model {
-                path: path.clone(),
-                message,
-            })?;
-            face_data::write_atomic(&path, &bytes).map_err(SslError::from)
-        };
-        save(
-            files::BACKBONE,
-            Recorder::<B>::record(&recorder(), self.teacher.backbone.clone().into_record(), ())
-                .map_err(|e| e.to_string()),
-        )?;
-        save(
-            files::HEAD,
-            Recorder::<B>::record(&recorder(), self.teacher.head.clone().into_record(), ())
-                .map_err(|e| e.to_string()),
-        )?;
-        let history = serde_json::to_vec_pretty(&self.history).map_err(|e| SslError::Data(e.to_string()))?;
-        face_data::write_atomic(&dir.join(files::HISTORY), &history)?;
+        face_nets::record::save_module(&self.teacher.backbone, &dir.join(files::BACKBONE))?;
+        let backbone = face_nets::BackboneConfig::TokenVit(self.config.backbone_config()?);
+        face_io::write_config(&dir.join(files::BACKBONE_CONFIG), &backbone)?;
+        face_nets::record::save_module(&self.teacher.head, &dir.join(files::HEAD))?;
+        face_io::write_json(&dir.join(files::HISTORY), &self.history)?;
         write_monitor_svg(&dir.join(files::MONITORS_SVG), &self.history)?;
         self.config.write(&dir.join(files::CONFIG))
     }
 }
 
-/// Loads the pretrained backbone of a run directory written by [`Pretrained::save`].
+/// Loads the pretrained backbone of a run directory written by [`Pretrained::save`]; its
+/// backbone input (how an aligned face becomes tokens) is filled from the views, so it can
+/// serve as a face-nets [`face_nets::Backbone`].
 ///
 /// # Errors
 /// A missing or corrupt file, or weights that do not fit the saved configuration.
 pub fn load_backbone<B: Backend>(dir: &Path, device: &B::Device) -> Result<(PretrainConfig, TokenVit<B>)> {
     let config = PretrainConfig::read(&dir.join(files::CONFIG))?;
-    let path = dir.join(files::BACKBONE);
-    let bytes = std::fs::read(&path).map_err(|e| SslError::io(&path, e))?;
-    let model = config.vit.init::<B>(device)?;
-    // Burn 0.21's byte recorder panics (instead of failing) on truncated input.
-    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        Recorder::<B>::load(&recorder(), bytes, device).map(|record| model.load_record(record))
-    }));
-    let bad = |message: String| SslError::Model {
-        path: path.clone(),
-        message,
-    };
-    match loaded {
-        Ok(Ok(model)) => Ok((config, model)),
-        Ok(Err(e)) => Err(bad(format!("cannot read: {e}"))),
-        Err(_) => Err(bad("corrupt or truncated weights".into())),
-    }
+    config.validate()?;
+    let model = config.backbone_config()?.init::<B>(device);
+    let model = face_nets::record::load_module(model, &dir.join(files::BACKBONE), device)?;
+    Ok((config, model))
 }
 
 /// Draws loss, teacher entropy (per image and of the batch mean), KL(teacher‖student) and `std·√d` against the epoch.

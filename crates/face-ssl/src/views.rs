@@ -31,7 +31,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SslError};
-use crate::vit::TokenBatch;
+use face_nets::TokenBatch;
 
 /// How a view becomes tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -348,6 +348,17 @@ enum ViewKind {
     Local,
 }
 
+/// The centres of an `n × n` grid of `patch`-pixel patches covering the central `n·patch`
+/// pixels of a `size`-pixel view: the same layout face-nets' token ViT cuts from an aligned face
+/// ([`face_nets::TokenLayout::Grid`]), so one rule serves the views and the backbone.
+fn centred_grid(size: u32, n: u32, patch: u32) -> Vec<[f32; 2]> {
+    face_nets::TokenInput {
+        image_size: size as usize,
+        layout: face_nets::TokenLayout::Grid { n: n as usize },
+    }
+    .centres(patch as usize)
+}
+
 /// Pixel centre `p` in a `size`-pixel view → `[−1, 1]`.
 fn to_unit(p: [f32; 2], size: u32) -> [f32; 2] {
     let s = size as f32;
@@ -501,12 +512,7 @@ impl ViewBuilder {
         };
         let (img, _) = self.crop(face, scale, size, rng);
         let img = self.photometric(img, kind, rng);
-        // The grid covers the central n·patch pixels of the view.
-        let off = (size - n * c.patch) as f32 / 2.0;
-        let points: Vec<[f32; 2]> = patch_grid(n * c.patch, n)?
-            .into_iter()
-            .map(|p| [p[0] + off, p[1] + off])
-            .collect();
+        let points = centred_grid(size, n, c.patch);
         let mut v = self.tokens(&img, &points, (0..points.len() as u32).collect())?;
         v.shuffle(c.shuffle, rng)?;
         Ok(v)
@@ -549,11 +555,7 @@ impl ViewBuilder {
         let (sx, sy) = (c.image_size as f32 / w as f32, c.image_size as f32 / h as f32);
         match c.tokenizer {
             Tokenizer::Grid => {
-                let off = (c.image_size - c.grid * c.patch) as f32 / 2.0;
-                let points: Vec<[f32; 2]> = patch_grid(c.grid * c.patch, c.grid)?
-                    .into_iter()
-                    .map(|p| [p[0] + off, p[1] + off])
-                    .collect();
+                let points = centred_grid(c.image_size, c.grid, c.patch);
                 self.tokens(&img, &points, (0..points.len() as u32).collect())
             }
             Tokenizer::Landmarks => {

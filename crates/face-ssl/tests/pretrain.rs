@@ -83,12 +83,23 @@ fn tiny_lafs_run_learns_without_collapse() {
     let emb = embed(&run.teacher.backbone, &views, &lf, 8, &dev).unwrap();
     let before = one_shot_eval(&emb, &ids).unwrap();
     assert_eq!((before.identities, before.probes), (4, 4));
-    assert!((0.0..=1.0).contains(&before.rank1) && before.rank5 == 1.0);
-    assert!(before.verification.auc.is_finite());
+    // The protocol's figures, recomputed by brute force from the embeddings.
+    let (rank1, auc) = one_shot_by_hand(&emb, &ids);
+    assert_eq!(before.rank1, rank1);
+    assert!(
+        (before.verification.auc - auc).abs() < 1e-12,
+        "{} vs {auc}",
+        before.verification.auc
+    );
 
     let split = OneShotSplit::new(&ids);
     let shots: Vec<Face> = split.gallery.iter().map(|&i| lf[i].clone()).collect();
-    let tunable = transfer(&run.teacher.backbone, config.vit.init::<T>(&dev).unwrap(), &dev).unwrap();
+    let tunable = transfer(
+        &run.teacher.backbone,
+        config.backbone_config().unwrap().init::<T>(&dev),
+        &dev,
+    )
+    .unwrap();
     let tune = FineTuneConfig {
         steps: 12,
         lr: 1e-3,
@@ -106,7 +117,171 @@ fn tiny_lafs_run_learns_without_collapse() {
         "1-shot before: rank-1 {:.2} AUC {:.3}; after fine-tune: rank-1 {:.2} AUC {:.3}",
         before.rank1, before.verification.auc, after.rank1, after.verification.auc
     );
-    assert!(after.verification.auc.is_finite());
+    let (rank1, auc) = one_shot_by_hand(&embed(&tuned, &views, &lf, 8, &dev).unwrap(), &ids);
+    assert_eq!(after.rank1, rank1);
+    assert!((after.verification.auc - auc).abs() < 1e-12);
+    // ArcFace on the shots pushes the identities apart: the shots' mutual cosine falls.
+    let spread = |e: &[Vec<f32>]| {
+        let mut sum = 0.0f32;
+        for i in 0..e.len() {
+            for j in i + 1..e.len() {
+                sum += e[i].iter().zip(&e[j]).map(|(a, b)| a * b).sum::<f32>();
+            }
+        }
+        sum / (e.len() * (e.len() - 1) / 2) as f32
+    };
+    let shots_before = spread(&embed(&run.teacher.backbone, &views, &shots, 8, &dev).unwrap());
+    let shots_after = spread(&embed(&tuned, &views, &shots, 8, &dev).unwrap());
+    eprintln!("mean cosine between the shots: {shots_before:.4} → {shots_after:.4}");
+    assert!(
+        shots_after < shots_before - 0.01,
+        "the fine-tune did not separate the shots: {shots_before} → {shots_after}"
+    );
+}
+
+/// Rank-1 identification and the probe × gallery AUC (Mann–Whitney, ties ½) of the 1-shot
+/// protocol, by brute force: the first image of each identity is its gallery shot.
+fn one_shot_by_hand(emb: &[Vec<f32>], ids: &[String]) -> (f64, f64) {
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum::<f64>();
+    let mut gallery: Vec<usize> = Vec::new();
+    let mut probes = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        if gallery.iter().any(|&g| ids[g] == *id) {
+            probes.push(i);
+        } else {
+            gallery.push(i);
+        }
+    }
+    let (mut hits, mut genuine, mut impostor) = (0usize, Vec::new(), Vec::new());
+    for &p in &probes {
+        let best = gallery
+            .iter()
+            .copied()
+            .max_by(|&a, &b| dot(&emb[p], &emb[a]).total_cmp(&dot(&emb[p], &emb[b])))
+            .unwrap();
+        hits += usize::from(ids[best] == ids[p]);
+        for &g in &gallery {
+            let s = f64::from(emb[p].iter().zip(&emb[g]).map(|(x, y)| x * y).sum::<f32>());
+            if ids[g] == ids[p] {
+                genuine.push(s);
+            } else {
+                impostor.push(s);
+            }
+        }
+    }
+    let mut wins = 0.0;
+    for g in &genuine {
+        for i in &impostor {
+            wins += if g > i {
+                1.0
+            } else if g == i {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    (
+        hits as f64 / probes.len() as f64,
+        wins / (genuine.len() * impostor.len()) as f64,
+    )
+}
+
+#[test]
+fn killed_pretraining_resumes_step_exactly() {
+    // What is exact: the resumed run continues at the checkpoint's step with the same data
+    // order, views, schedules (learning rate, weight decay, momentum at every step) and
+    // optimizer state. What is not bitwise: the DINO step on Burn 0.21's NdArray is not
+    // bit-reproducible — two uninterrupted runs in one process differ in the last bits from the
+    // third step on (about 1e-7 relative, measured, also with one rayon thread; the iResNet
+    // student of face-distill does reproduce bitwise). The tolerances below are two orders above that noise and two
+    // below what one step changes (the loss moves ~1e-2 a step), so a resume that repeated or
+    // skipped a step, or restored a stale optimizer or centre, fails them.
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * a.abs().max(1.0);
+    let faces: Vec<Face> = common::bundled_faces().into_iter().map(|b| b.face).collect();
+    let mut config = PretrainConfig::tiny(Tokenizer::Landmarks);
+    config.optim.epochs = 3;
+    config.checkpoint.every = 2;
+    let dev = Default::default();
+    let trainer = |dir: &std::path::Path| {
+        Pretrainer::<T>::new(config.clone(), Default::default())
+            .unwrap()
+            .with_run_dir(dir)
+    };
+    let per_epoch = trainer(std::path::Path::new("unused")).steps_per_epoch(faces.len()) as u64;
+    assert_eq!(per_epoch, 4);
+
+    let whole_dir = tempfile::tempdir().unwrap();
+    let whole = trainer(whole_dir.path()).fit(&faces, |_| true).unwrap();
+    assert_eq!((whole.steps, whole.history.len()), (12, 3));
+
+    // Stopped in the middle of epoch 2 (after step 7 of 12) …
+    let dir = tempfile::tempdir().unwrap();
+    let first = trainer(dir.path())
+        .with_stop_after(Some(7))
+        .fit(&faces, |_| true)
+        .unwrap();
+    assert_eq!((first.steps, first.history.len()), (7, 1));
+    // … then killed so that the step-7 checkpoint is lost and a save was torn half-way.
+    let checkpoints = dir.path().join("checkpoints");
+    std::fs::remove_dir_all(checkpoints.join("step-00000007")).unwrap();
+    std::fs::create_dir_all(checkpoints.join(".staging")).unwrap();
+    std::fs::write(checkpoints.join(".staging/student.bin"), b"half a file").unwrap();
+
+    let resumed = trainer(dir.path()).fit(&faces, |_| true).unwrap();
+    assert!(
+        resumed
+            .resumed_from
+            .as_ref()
+            .is_some_and(|p| p.ends_with("step-00000006")),
+        "{:?}",
+        resumed.resumed_from
+    );
+    assert_eq!((resumed.steps, resumed.history.len()), (12, 3));
+    for (a, b) in whole.history.iter().zip(&resumed.history) {
+        let (m, n) = (&a.monitors, &b.monitors);
+        for (what, x, y) in [
+            ("loss", m.loss, n.loss),
+            ("teacher entropy", m.teacher_entropy, n.teacher_entropy),
+            ("marginal entropy", m.marginal_entropy, n.marginal_entropy),
+            ("KL", m.kl, n.kl),
+            ("std ratio", m.std_ratio, n.std_ratio),
+        ] {
+            assert!(close(x, y), "epoch {} {what}: {x} vs {y}", a.epoch);
+        }
+        assert_eq!(
+            (a.steps, a.lr, a.weight_decay, a.momentum, a.teacher_temp),
+            (b.steps, b.lr, b.weight_decay, b.momentum, b.teacher_temp)
+        );
+        assert_eq!(a.collapse, b.collapse);
+    }
+    let views = ViewBuilder::new(config.views.clone()).unwrap();
+    let a = embed(&whole.teacher.backbone, &views, &faces[..6], 6, &dev).unwrap();
+    let b = embed(&resumed.teacher.backbone, &views, &faces[..6], 6, &dev).unwrap();
+    let diff = a
+        .iter()
+        .flatten()
+        .zip(b.iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        diff < 1e-4,
+        "the resumed teacher embeds differently from the uninterrupted one: {diff}"
+    );
+
+    // A finished run resumes to itself; other faces or another config are refused.
+    let again = trainer(dir.path()).fit(&faces, |_| true).unwrap();
+    assert_eq!((again.steps, again.history), (12, resumed.history.clone()));
+    let err = trainer(dir.path()).fit(&faces[1..], |_| true).unwrap_err();
+    assert!(err.to_string().contains("other faces"), "{err}");
+    let mut other = config.clone();
+    other.seed = 5;
+    let err = Pretrainer::<T>::new(other, Default::default())
+        .unwrap()
+        .with_run_dir(dir.path())
+        .fit(&faces, |_| true)
+        .unwrap_err();
+    assert!(err.to_string().contains("another configuration"), "{err}");
 }
 
 #[test]

@@ -292,8 +292,7 @@ fn token_order_alone_carries_no_position() {
             max_slots,
             ..small.clone()
         }
-        .init::<B>(&dev)
-        .unwrap();
+        .init::<B>(&dev);
         let a = vit
             .forward(&batch(&still.global[0]))
             .into_data()
@@ -308,4 +307,55 @@ fn token_order_alone_carries_no_position() {
     };
     assert!(diff(0) < 1e-5, "coordinate-only ViT saw the order: {}", diff(0));
     assert!(diff(64) > 1e-3, "slot embeddings ignored: {}", diff(64));
+}
+
+#[test]
+fn as_a_backbone_the_token_vit_sees_what_pretraining_evaluates() {
+    // face-nets' `Backbone::features` cuts the tokens of an aligned face from the tensor; face-ssl's
+    // evaluation view cuts them from the image at the landmarks. On template-aligned faces (the
+    // student's crops) both must give the same representation, for LAFS' dense landmarks, for
+    // the five points, and for DINO's grid.
+    use face_nets::Backbone;
+    let dev = Default::default();
+    let faces: Vec<Face> = common::bundled_faces()
+        .into_iter()
+        .take(3)
+        .map(|b| Face::aligned(b.face.image).unwrap())
+        .collect();
+    let mut tried = 0;
+    for (tokenizer, grid) in [
+        (Tokenizer::Landmarks, 7),
+        (Tokenizer::Landmarks, 0),
+        (Tokenizer::Grid, 7),
+    ] {
+        let mut config = face_ssl::PretrainConfig::tiny(tokenizer);
+        config.views.grid = grid;
+        config.views.local_views = 0;
+        let vit = config.backbone_config().unwrap().init::<B>(&dev);
+        let views = ViewBuilder::new(config.views.clone()).unwrap();
+        let reference = face_ssl::embed(&vit, &views, &faces, 4, &dev).unwrap();
+        let pixels: Vec<f32> = faces
+            .iter()
+            .flat_map(|f| face_data::Chw::from_rgb(&f.image, &Normalize::arcface()).data)
+            .collect();
+        let x = burn::tensor::Tensor::<B, 4>::from_data(
+            burn::tensor::TensorData::new(pixels, [faces.len(), 3, 112, 112]),
+            &dev,
+        );
+        let f = face_nets::l2_normalize(vit.features(x), 1e-12);
+        let got = face_nets::to_f32_vec(f).unwrap();
+        let want: Vec<f32> = reference.concat();
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            diff < 1e-4,
+            "{tokenizer:?} grid {grid}: the two tokenisations differ by {diff}"
+        );
+        assert_eq!(vit.input_size(), 112);
+        tried += 1;
+    }
+    assert_eq!(tried, 3);
 }

@@ -71,38 +71,20 @@ pub struct CacheItem {
 }
 
 impl CacheItem {
-    /// All images (`jpg`, `jpeg`, `png`) under `dir`, recursively, ids relative to `dir`, sorted.
+    /// All images under `dir` ([`face_data::list_images`]: jpg, jpeg, png, recursively, hidden
+    /// entries skipped), ids relative to `dir`, sorted.
     ///
     /// # Errors
     /// An unreadable directory.
     pub fn from_folder(dir: &Path) -> Result<Vec<Self>> {
-        let mut out = Vec::new();
-        let mut stack = vec![dir.to_owned()];
-        while let Some(d) = stack.pop() {
-            for entry in std::fs::read_dir(&d).map_err(|e| TeacherError::io(&d, e))? {
-                let path = entry.map_err(|e| TeacherError::io(&d, e))?.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if path
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
-                {
-                    let id = path
-                        .strip_prefix(dir)
-                        .unwrap_or(&path)
-                        .to_string_lossy()
-                        .into_owned();
-                    out.push(Self {
-                        id,
-                        path,
-                        record: None,
-                    });
-                }
-            }
-        }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+        Ok(face_data::list_images(dir)?
+            .into_iter()
+            .map(|(id, path)| Self {
+                id,
+                path,
+                record: None,
+            })
+            .collect())
     }
 
     /// Every image of an insightface RecordIO training set (`dir/train.rec` + `train.idx`; the
@@ -248,7 +230,7 @@ impl TargetCache {
         .collect();
         let data = safetensors::serialize(views, Some(info))
             .map_err(|e| TeacherError::cache(path, format!("serialising: {e}")))?;
-        write_atomic(path, &data)
+        Ok(face_io::write_atomic(path, &data)?)
     }
 
     /// Reads a cache file.
@@ -326,14 +308,6 @@ fn gather<B: Backend>(data: &[f32], width: usize, rows: &[usize], device: &B::De
         v.extend_from_slice(&data[r * width..(r + 1) * width]);
     }
     Tensor::from_data(burn::tensor::TensorData::new(v, [rows.len(), width]), device)
-}
-
-fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("safetensors.tmp");
-    let mut f = File::create(&tmp).map_err(|e| TeacherError::io(&tmp, e))?;
-    f.write_all(data).map_err(|e| TeacherError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| TeacherError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| TeacherError::io(path, e))
 }
 
 /// Where crops' landmarks come from.
@@ -553,9 +527,13 @@ pub fn build_cache<B: Backend>(
                     landmarks: *lm,
                 })
                 .collect();
-            let emb = values(identity.embed_faces(&refs, device)?);
+            let emb = values(identity.embed_faces(&refs, device)?)?;
             let ag = age_gender.predict_faces(&refs, device)?;
-            let (probs, ages, males) = (values(ag.age_probs), values(ag.expected_age), values(ag.p_male));
+            let (probs, ages, males) = (
+                values(ag.age_probs)?,
+                values(ag.expected_age)?,
+                values(ag.p_male)?,
+            );
             let (d, k) = (meta.dim, meta.age_bins.len());
             for (r, (i, _, lm, score)) in faces.iter().enumerate() {
                 rows.push(JournalRow {
@@ -715,11 +693,8 @@ fn read_journal(
     Ok(rows)
 }
 
-fn values<const D: usize, B: Backend>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .expect("a converted f32 tensor reads back as f32")
+fn values<const D: usize, B: Backend>(t: Tensor<B, D>) -> Result<Vec<f32>> {
+    Ok(face_nets::to_f32_vec(t)?)
 }
 
 /// RecordIO sets opened on first use.

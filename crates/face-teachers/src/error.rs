@@ -6,6 +6,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TeacherError {
+    /// A network failed (a tensor that cannot be read back).
+    #[error(transparent)]
+    Nets(#[from] face_nets::NetsError),
+    /// An output could not be written.
+    #[error(transparent)]
+    Output(#[from] face_io::IoError),
     /// A model file is missing.
     #[error("{path}: missing teacher weights (run tools/fetch_models.sh, or regenerate the .bpk with tools/onnx-codegen)")]
     MissingModel {

@@ -28,7 +28,8 @@ pub const DLIB_MTCNN_5: [[f64; 2]; 5] = [
 /// Which landmark template a recipe aligns to.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Alignment {
-    /// insightface's ArcFace template (`FaceTemplate::arcface`).
+    /// insightface's ArcFace template (`FaceTemplate::arcface`; scaled for sizes that are not
+    /// multiples of 112 or 128, `FaceTemplate::arcface_scaled`).
     ArcFace,
     /// dlib's face-chip geometry with `padding` (fraction of the face width per side), reached
     /// from MTCNN landmarks via [`DLIB_MTCNN_5`].
@@ -52,13 +53,24 @@ pub struct InputRecipe {
 }
 
 impl InputRecipe {
+    /// The input of a facekit face model (a distilled student): the ArcFace template at the
+    /// model's input size, `(RGB − 127.5) / 127.5`.
+    pub fn face_model(size: u32) -> Self {
+        Self {
+            name: format!("arcface{size}-rgb-127.5-127.5"),
+            size,
+            alignment: Alignment::ArcFace,
+            normalize: Normalize::arcface(),
+        }
+    }
+
     /// The landmark targets in crop pixels.
     ///
     /// # Errors
-    /// A size the template cannot take (ArcFace needs multiples of 112 or 128).
+    /// A zero size.
     pub fn template(&self) -> Result<FaceTemplate> {
         Ok(match self.alignment {
-            Alignment::ArcFace => FaceTemplate::arcface(self.size)?,
+            Alignment::ArcFace => FaceTemplate::arcface_scaled(self.size)?,
             Alignment::DlibChip { padding } => FaceTemplate::dlib_chip(&DLIB_MTCNN_5, self.size, padding)?,
         })
     }

@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::NdArray;
 use face_data::FaceTemplate;
-use face_detect::{Detection, Mtcnn, MtcnnConfig};
-use face_distill::pipeline::{load_student, TrainedStudent};
-use face_teachers::{FrFeatureTeacher, IdentityTeacher};
+use face_detect::{Mtcnn, MtcnnConfig};
+use face_nets::{FaceModel, FaceModelConfig};
+use face_teachers::{FrFeatureTeacher, IdentityTeacher, InputRecipe};
 use image::RgbImage;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::{bad, Classify, Res};
+use crate::output::bar;
 
 /// Crops per forward pass.
 const BATCH: usize = 32;
@@ -53,27 +53,25 @@ impl Engine {
             .map_err(|e| bad(format!("cannot load MTCNN from {}: {e}", self.models.display())))?;
         Ok(self.mtcnn.get_or_init(|| m))
     }
-
-    /// The largest detected face of `img`, if any.
-    pub fn largest_face(&self, img: &RgbImage) -> Res<Option<Detection>> {
-        Ok(self
-            .mtcnn()?
-            .detect(img)
-            .into_iter()
-            .max_by(|a, b| a.area().total_cmp(&b.area())))
-    }
 }
 
 /// The network that turns aligned crops into identity embeddings.
 pub enum Embedder {
     /// The bundled identity teacher (`fr_feature`, 512-d).
     Teacher(Box<FrFeatureTeacher<NdArray>>),
-    /// A distilled student (run directory).
-    Student(Box<TrainedStudent>, PathBuf),
+    /// A face-nets model folder (a distilled student).
+    Model {
+        /// The network.
+        model: Box<FaceModel<NdArray>>,
+        /// Its configuration.
+        config: FaceModelConfig,
+        /// The folder.
+        dir: PathBuf,
+    },
 }
 
 impl Embedder {
-    /// `teacher`, or a run directory holding `config.json` and `student.bin`.
+    /// `teacher`, or a model folder holding `model.json` and `student.bin`.
     pub fn load(engine: &Engine, model: &str) -> Res<Self> {
         if model == "teacher" {
             let t = FrFeatureTeacher::<NdArray>::load(&engine.models, &Default::default()).map_err(|e| {
@@ -85,87 +83,90 @@ impl Embedder {
             return Ok(Self::Teacher(Box::new(t)));
         }
         let dir = PathBuf::from(model);
-        if !dir.join("student.bin").is_file() {
+        let files = face_nets::model::files::CONFIG;
+        if !dir.join(files).is_file() {
             return Err(bad(format!(
-                "--model {model}: expected `teacher` or a distillation run folder with student.bin and config.json"
+                "--model {model}: expected `teacher` or a model folder with {files} and {} (as `facekit distill` writes)",
+                face_nets::model::files::WEIGHTS
             )));
         }
-        let s = load_student(&dir).map_err(|e| bad(format!("--model {model}: {e}")))?;
-        Ok(Self::Student(Box::new(s), dir))
+        let (config, m) = face_nets::load_model::<NdArray>(&dir, &Default::default())
+            .map_err(|e| bad(format!("--model {model}: {e}")))?;
+        Ok(Self::Model {
+            model: Box::new(m),
+            config,
+            dir,
+        })
     }
 
     /// A name for reports.
     pub fn name(&self) -> String {
         match self {
             Self::Teacher(t) => t.version(),
-            Self::Student(_, dir) => format!("student:{}", dir.display()),
+            Self::Model { dir, .. } => format!("model:{}", dir.display()),
+        }
+    }
+
+    /// The input recipe of the crops it takes (size, template, normalisation).
+    pub fn recipe(&self) -> InputRecipe {
+        match self {
+            Self::Teacher(t) => t.recipe().clone(),
+            Self::Model { config, .. } => InputRecipe::face_model(config.input_size() as u32),
         }
     }
 
     /// Input side in pixels.
     pub fn size(&self) -> u32 {
-        match self {
-            Self::Teacher(_) => 112,
-            Self::Student(s, _) => s.size,
-        }
+        self.recipe().size
     }
 
     /// The alignment template of the crops it takes.
     pub fn template(&self) -> Res<FaceTemplate> {
-        match self {
-            Self::Teacher(_) => FaceTemplate::arcface(112).failure(),
-            Self::Student(s, _) => Ok(s.template.clone()),
-        }
+        self.recipe().template().failure()
     }
 
     /// Embedding dimension.
     pub fn dim(&self) -> usize {
         match self {
             Self::Teacher(t) => t.dim(),
-            Self::Student(..) => face_distill::pipeline::STUDENT_EMBEDDING_DIM,
+            Self::Model { config, .. } => config.embedding_dim,
         }
     }
 
-    /// Raw embeddings of aligned crops (the teacher's are unnormalised, as its ONNX
-    /// model returns them; a student's are L2-normalised), row-major.
+    /// Raw embeddings of aligned crops (the teacher's are unnormalised, as its ONNX model
+    /// returns them; a face model's are L2-normalised), row-major.
     pub fn embed(&self, crops: &[&RgbImage]) -> Res<Vec<f32>> {
         let mut out = Vec::with_capacity(crops.len() * self.dim());
+        let recipe = self.recipe();
         for chunk in crops.chunks(BATCH) {
-            match self {
-                Self::Teacher(t) => {
-                    let x = t
-                        .recipe()
-                        .prepare_aligned::<NdArray>(chunk, &Default::default())
-                        .input()?;
-                    let e = t.raw_embeddings(&x).failure()?;
-                    out.extend(
-                        e.into_data()
-                            .convert::<f32>()
-                            .to_vec::<f32>()
-                            .map_err(|e| bad(format!("{e:?}")))?,
-                    );
-                }
-                Self::Student(s, _) => out.extend(s.embed(chunk).input()?),
-            }
+            let x = recipe
+                .prepare_aligned::<NdArray>(chunk, &Default::default())
+                .input()?;
+            let e = match self {
+                Self::Teacher(t) => t.raw_embeddings(&x).failure()?,
+                Self::Model { model, .. } => model.embed(x.tensor().clone()),
+            };
+            out.extend(face_nets::to_f32_vec(e).failure()?);
         }
         Ok(out)
     }
 }
 
 /// Image files of the inputs: a file stands for itself (id = the path as given); a
-/// folder for its jpg/jpeg/png files, recursively (id = path relative to the folder).
+/// folder for its images, recursively (id = path relative to the folder).
 pub fn collect_images(inputs: &[PathBuf]) -> Res<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     for p in inputs {
         if p.is_dir() {
-            let items = face_teachers::CacheItem::from_folder(p).input()?;
+            let items = face_data::list_images(p).input()?;
             if items.is_empty() {
                 return Err(bad(format!(
-                    "{}: no jpg/jpeg/png images in this folder",
-                    p.display()
+                    "{}: no {} images in this folder",
+                    p.display(),
+                    face_data::IMAGE_EXTENSIONS.join("/")
                 )));
             }
-            out.extend(items.into_iter().map(|i| (i.id, i.path)));
+            out.extend(items);
         } else if p.is_file() {
             out.push((p.display().to_string(), p.clone()));
         } else {
@@ -173,20 +174,6 @@ pub fn collect_images(inputs: &[PathBuf]) -> Res<Vec<(String, PathBuf)>> {
         }
     }
     Ok(out)
-}
-
-/// A progress bar on stderr (hidden when stderr is not a terminal or with `--json`).
-pub fn bar(len: usize, what: &str, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let b = ProgressBar::new(len as u64);
-    if let Ok(style) = ProgressStyle::with_template(&format!(
-        "{what} {{bar:30}} {{pos}}/{{len}} {{per_sec}} eta {{eta}}"
-    )) {
-        b.set_style(style);
-    }
-    b
 }
 
 /// The aligned crop of the largest face of `path` (or the image itself with `aligned`),
@@ -210,9 +197,9 @@ pub fn face_crop(
         }
         return Ok(Ok(img));
     }
-    match engine.largest_face(&img)? {
+    match engine.mtcnn()?.largest_aligned(&img, template).input()? {
         None => Ok(Err(format!("{}: no face found", path.display()))),
-        Some(d) => Ok(Ok(d.align(&img, template).input()?)),
+        Some((_, crop)) => Ok(Ok(crop)),
     }
 }
 

@@ -644,6 +644,94 @@ fn pretrain_lafs_on_four_faces_writes_the_run() {
         serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["views"]["tokenizer"], "landmarks");
     assert_eq!(config["optim"]["epochs"], 3);
+    // The pretrained backbone is a face-nets backbone folder: the dense 7×7 landmark tokens.
+    let backbone: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("backbone.json")).unwrap()).unwrap();
+    assert_eq!(backbone["arch"], "token_vit");
+    assert_eq!(backbone["input"]["layout"]["dense"]["n"], 7);
+    // A rerun resumes from the last checkpoint and changes nothing.
+    let again = facekit(&[
+        "pretrain",
+        "--images",
+        s(&images),
+        "--out",
+        s(&out),
+        "--preset",
+        "tiny",
+        "--set",
+        "optim.epochs=3",
+        "--json",
+    ]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let again = json_of(&again);
+    assert!(
+        again["resumed_from"]
+            .as_str()
+            .is_some_and(|p| p.contains("step-")),
+        "{again}"
+    );
+    assert_eq!(again["history"], j["history"]);
+
+    // A student distilled from the pretrained backbone (`--init`): it has the token ViT's
+    // architecture, and the run folder is a model folder the embedding commands read.
+    let distilled = dir.join("from-lafs");
+    let o = facekit(&[
+        "distill",
+        "--images",
+        s(&images),
+        "--out",
+        s(&distilled),
+        "--labels",
+        s(&labels),
+        "--init",
+        s(&out),
+        "--set",
+        "train.epochs=1",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let d = json_of(&o);
+    assert_eq!(d["backbone"], "token_vit");
+    let model: Value =
+        serde_json::from_str(&std::fs::read_to_string(distilled.join("run/model.json")).unwrap()).unwrap();
+    assert_eq!(model["backbone"]["arch"], "token_vit");
+    assert_eq!(model["embedding_dim"], 512);
+    let o = facekit(&[
+        "verify",
+        s(&images.join("obama.jpg")),
+        s(&images.join("obama2.jpg")),
+        "--model",
+        s(&distilled.join("run")),
+        "--threshold",
+        "0.0",
+        "--json",
+    ]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    assert!(json_of(&o)["score"].as_f64().is_some_and(f64::is_finite));
+    // A config file with a misspelt key deep inside the student's backbone: exit 3, named.
+    let bad = dir.join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"student": {"backbone": {"arch": "iresnet", "layers": [1, 1, 1, 1], "base_widht": 8}}}"#,
+    )
+    .unwrap();
+    let o = facekit(&[
+        "distill",
+        "--images",
+        s(&images),
+        "--out",
+        s(&distilled),
+        "--config",
+        s(&bad),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("student.backbone.base_widht"),
+        "{}",
+        stderr(&o)
+    );
 
     // Bad input: an unknown method or key (exit 3), CUDA on a build or machine without it (exit 4).
     let o = facekit(&[
@@ -655,7 +743,8 @@ fn pretrain_lafs_on_four_faces_writes_the_run() {
         "--method",
         "sideways",
     ]);
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    // `--method` is a typed value: clap refuses an unknown one as a bad command line (exit 2).
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("sideways"));
     let o = facekit(&[
         "pretrain",

@@ -744,7 +744,7 @@ impl LexiconReport {
         std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
         let json =
             serde_json::to_string_pretty(self).map_err(|e| DataError::param("report", e.to_string()))?;
-        crate::text::write_atomic(&dir.join("report.json"), json.as_bytes())?;
+        face_io::write_atomic(&dir.join("report.json"), json.as_bytes())?;
         bar_chart(&dir.join("top_terms.svg"), "Most frequent terms", &self.top_terms)?;
         bar_chart(
             &dir.join("top_names.svg"),

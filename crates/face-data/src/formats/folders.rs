@@ -14,13 +14,55 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{DataError, Result};
 
-/// File extensions treated as images.
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "webp"];
+/// File extensions treated as images: exactly the codecs `image` is built with here (JPEG and
+/// PNG), so every listed file can be decoded.
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png"];
 
-fn is_image(path: &Path) -> bool {
+/// Whether `path` has an image extension (any case).
+pub fn is_image(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+/// Every image under `dir`, recursively, as `(id, path)` sorted by id, where the id is the path
+/// relative to `dir` with `/` separators; hidden entries (a leading `.`) are skipped. This is the
+/// one folder listing of facekit: the program, the teacher cache and the examples all use it.
+///
+/// # Errors
+/// An unreadable folder.
+///
+/// # Examples
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// std::fs::create_dir(dir.path().join("alice"))?;
+/// for f in ["alice/1.JPG", "b.png", "notes.txt", ".hidden.png"] {
+///     std::fs::write(dir.path().join(f), b"")?;
+/// }
+/// let ids: Vec<String> = face_data::list_images(dir.path())?.into_iter().map(|(id, _)| id).collect();
+/// assert_eq!(ids, ["alice/1.JPG", "b.png"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn list_images(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for path in sorted_entries(&d)? {
+            if path.is_dir() {
+                stack.push(path);
+            } else if is_image(&path) {
+                let rel = path.strip_prefix(dir).unwrap_or(&path);
+                let id = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                out.push((id, path));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {

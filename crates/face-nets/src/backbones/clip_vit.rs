@@ -12,15 +12,37 @@ use std::path::Path;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::conv::Conv2d;
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, sigmoid};
+use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 
 use super::Backbone;
+use crate::blocks::{conv, Activation, LinearInit, TransformerBlock, TransformerBlockConfig};
 use crate::error::{NetsError, Result};
-use crate::layers::{conv, multi_head_attention};
 use crate::weights::{load_pytorch, LoadReport};
+
+/// Checkpoint-key remaps from OpenAI CLIP's residual attention blocks (after the visual prefix is
+/// stripped) to the shared [`TransformerBlock`]: `nn.MultiheadAttention`'s packed
+/// `in_proj_weight`/`in_proj_bias` are the qkv linear layer (PyTorch's `[out, in]` layout,
+/// transposed on load like any linear weight), `out_proj` its output projection.
+pub(crate) const BLOCK_KEYS: &[(&str, &str)] = &[
+    (r"^(transformer\.resblocks\.\d+)\.ln_1\.", "$1.norm1."),
+    (r"^(transformer\.resblocks\.\d+)\.ln_2\.", "$1.norm2."),
+    (
+        r"^(transformer\.resblocks\.\d+)\.attn\.in_proj_weight$",
+        "$1.attn.qkv.weight",
+    ),
+    (
+        r"^(transformer\.resblocks\.\d+)\.attn\.in_proj_bias$",
+        "$1.attn.qkv.bias",
+    ),
+    (
+        r"^(transformer\.resblocks\.\d+)\.attn\.out_proj\.",
+        "$1.attn.proj.",
+    ),
+    (r"^(transformer\.resblocks\.\d+)\.mlp\.c_fc\.", "$1.mlp.fc1."),
+    (r"^(transformer\.resblocks\.\d+)\.mlp\.c_proj\.", "$1.mlp.fc2."),
+];
 
 /// CLIP ViT configuration.
 #[derive(Config, Debug, PartialEq)]
@@ -112,6 +134,21 @@ impl ClipVitConfig {
         Ok(())
     }
 
+    /// The configuration of one residual attention block: (Quick)GELU MLP of 4× the width,
+    /// qkv with bias, LayerNorm ε 1e-5, projections initialised N(0, width^−½).
+    pub fn block(&self) -> TransformerBlockConfig {
+        TransformerBlockConfig::new(self.width, self.heads, 4 * self.width)
+            .with_activation(if self.quick_gelu {
+                Activation::QuickGelu
+            } else {
+                Activation::Gelu
+            })
+            .with_layer_norm_eps(1e-5)
+            .with_init(LinearInit::Normal {
+                std: (self.width as f64).powf(-0.5),
+            })
+    }
+
     /// Builds the tower with random weights.
     ///
     /// # Panics
@@ -139,23 +176,7 @@ impl ClipVitConfig {
             positional_embedding: Param::from_tensor(Tensor::random([self.num_tokens(), w], normal, device)),
             ln_pre: ln(),
             transformer: ClipTransformer {
-                resblocks: (0..self.layers)
-                    .map(|_| ResidualAttentionBlock {
-                        ln_1: ln(),
-                        attn: PackedAttention {
-                            in_proj_weight: Param::from_tensor(Tensor::random([3 * w, w], normal, device)),
-                            in_proj_bias: Param::from_tensor(Tensor::zeros([3 * w], device)),
-                            out_proj: LinearConfig::new(w, w).init(device),
-                            heads: self.heads,
-                        },
-                        ln_2: ln(),
-                        mlp: ClipMlp {
-                            c_fc: LinearConfig::new(w, 4 * w).init(device),
-                            c_proj: LinearConfig::new(4 * w, w).init(device),
-                        },
-                        quick_gelu: self.quick_gelu,
-                    })
-                    .collect(),
+                resblocks: (0..self.layers).map(|_| self.block().init(device)).collect(),
             },
             ln_post: ln(),
             proj: Param::from_tensor(Tensor::random([w, self.output_dim], normal, device)),
@@ -177,9 +198,11 @@ impl ClipVitConfig {
     ) -> Result<(ClipVit<B>, LoadReport)> {
         self.validate()?;
         let mut model = self.init(device);
-        // Every key first gets an `other.` prefix, then the visual ones lose it with theirs.
+        // Every key first gets an `other.` prefix, then the visual ones lose it with theirs;
+        // then the blocks' names become the shared block's.
         let visual = format!("^other\\.{}", regex::escape(&layout.prefix));
-        let remaps = [("^", "other."), (visual.as_str(), "")];
+        let mut remaps = vec![("^", "other."), (visual.as_str(), "")];
+        remaps.extend_from_slice(BLOCK_KEYS);
         let report = load_pytorch(
             &mut model,
             path,
@@ -191,59 +214,10 @@ impl ClipVitConfig {
     }
 }
 
-/// Multi-head attention with PyTorch `nn.MultiheadAttention`'s packed input projection.
-#[derive(Module, Debug)]
-pub struct PackedAttention<B: Backend> {
-    /// `[3·width, width]`, rows q, k, v (PyTorch layout, applied as `x·Wᵀ`).
-    in_proj_weight: Param<Tensor<B, 2>>,
-    in_proj_bias: Param<Tensor<B, 1>>,
-    out_proj: Linear<B>,
-    heads: usize,
-}
-
-impl<B: Backend> PackedAttention<B> {
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [b, _, c] = x.dims();
-        let w = self.in_proj_weight.val().transpose().unsqueeze_dim::<3>(0);
-        let qkv = x.matmul(w.expand([b, c, 3 * c])) + self.in_proj_bias.val().reshape([1, 1, 3 * c]);
-        self.out_proj.forward(multi_head_attention(qkv, self.heads))
-    }
-}
-
-/// `c_fc` → (Quick)GELU → `c_proj`.
-#[derive(Module, Debug)]
-pub struct ClipMlp<B: Backend> {
-    c_fc: Linear<B>,
-    c_proj: Linear<B>,
-}
-
-/// Pre-LN residual attention block.
-#[derive(Module, Debug)]
-pub struct ResidualAttentionBlock<B: Backend> {
-    ln_1: LayerNorm<B>,
-    attn: PackedAttention<B>,
-    ln_2: LayerNorm<B>,
-    mlp: ClipMlp<B>,
-    quick_gelu: bool,
-}
-
-impl<B: Backend> ResidualAttentionBlock<B> {
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x));
-        let h = self.mlp.c_fc.forward(self.ln_2.forward(x.clone()));
-        let h = if self.quick_gelu {
-            h.clone() * sigmoid(h.mul_scalar(1.702))
-        } else {
-            gelu(h)
-        };
-        x + self.mlp.c_proj.forward(h)
-    }
-}
-
 /// The block stack (`transformer.resblocks.*`).
 #[derive(Module, Debug)]
 pub struct ClipTransformer<B: Backend> {
-    resblocks: Vec<ResidualAttentionBlock<B>>,
+    resblocks: Vec<TransformerBlock<B>>,
 }
 
 /// CLIP's visual tower.

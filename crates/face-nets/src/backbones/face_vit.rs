@@ -17,8 +17,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor};
 
 use super::Backbone;
+use crate::blocks::{bn, conv, Activation, TransformerBlock, TransformerBlockConfig};
 use crate::error::{NetsError, Result};
-use crate::layers::{bn, conv, multi_head_attention};
 use crate::weights::{load_pytorch, LoadReport};
 
 /// Checkpoint-key remaps from arcface_torch's ViT to this module (its `feature` Sequential).
@@ -116,6 +116,14 @@ impl FaceVitConfig {
         Ok(())
     }
 
+    /// The configuration of one block: ReLU6 MLP, bias-free qkv, LayerNorm ε 1e-5.
+    pub fn block(&self) -> TransformerBlockConfig {
+        TransformerBlockConfig::new(self.embed_dim, self.num_heads, self.mlp_ratio * self.embed_dim)
+            .with_activation(Activation::Relu6)
+            .with_qkv_bias(false)
+            .with_layer_norm_eps(1e-5)
+    }
+
     /// Builds the network with random weights.
     ///
     /// # Panics
@@ -132,21 +140,7 @@ impl FaceVitConfig {
                 proj: conv(3, d, [p, p], p, [0, 0], 1, true, device),
             },
             pos_embed: Param::from_tensor(Tensor::random([1, n, d], small, device)),
-            blocks: (0..self.depth)
-                .map(|_| FaceBlock {
-                    norm1: ln(),
-                    attn: FaceAttention {
-                        qkv: LinearConfig::new(d, 3 * d).with_bias(false).init(device),
-                        proj: LinearConfig::new(d, d).init(device),
-                        heads: self.num_heads,
-                    },
-                    norm2: ln(),
-                    mlp: FaceMlp {
-                        fc1: LinearConfig::new(d, self.mlp_ratio * d).init(device),
-                        fc2: LinearConfig::new(self.mlp_ratio * d, d).init(device),
-                    },
-                })
-                .collect(),
+            blocks: (0..self.depth).map(|_| self.block().init(device)).collect(),
             norm: ln(),
             feature: FeatureHead {
                 fc1: LinearConfig::new(d * n, d).with_bias(false).init(device),
@@ -185,49 +179,6 @@ pub struct PatchEmbed<B: Backend> {
     proj: Conv2d<B>,
 }
 
-/// Self-attention with a packed, bias-free qkv projection.
-#[derive(Module, Debug)]
-pub struct FaceAttention<B: Backend> {
-    qkv: Linear<B>,
-    proj: Linear<B>,
-    heads: usize,
-}
-
-impl<B: Backend> FaceAttention<B> {
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.proj
-            .forward(multi_head_attention(self.qkv.forward(x), self.heads))
-    }
-}
-
-/// Linear → ReLU6 → Linear.
-#[derive(Module, Debug)]
-pub struct FaceMlp<B: Backend> {
-    fc1: Linear<B>,
-    fc2: Linear<B>,
-}
-
-/// Pre-LN transformer block.
-#[derive(Module, Debug)]
-pub struct FaceBlock<B: Backend> {
-    norm1: LayerNorm<B>,
-    attn: FaceAttention<B>,
-    norm2: LayerNorm<B>,
-    mlp: FaceMlp<B>,
-}
-
-impl<B: Backend> FaceBlock<B> {
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = x.clone() + self.attn.forward(self.norm1.forward(x));
-        let h = self
-            .mlp
-            .fc1
-            .forward(self.norm2.forward(x.clone()))
-            .clamp(0.0, 6.0);
-        x + self.mlp.fc2.forward(h)
-    }
-}
-
 /// Flattened tokens → Linear → BN → Linear → BN.
 #[derive(Module, Debug)]
 pub struct FeatureHead<B: Backend> {
@@ -242,7 +193,7 @@ pub struct FeatureHead<B: Backend> {
 pub struct FaceVit<B: Backend> {
     patch_embed: PatchEmbed<B>,
     pos_embed: Param<Tensor<B, 3>>,
-    blocks: Vec<FaceBlock<B>>,
+    blocks: Vec<TransformerBlock<B>>,
     norm: LayerNorm<B>,
     feature: FeatureHead<B>,
     mask_token: Param<Tensor<B, 3>>,

@@ -24,8 +24,8 @@ use burn::tensor::ops::PadMode;
 use burn::tensor::Tensor;
 
 use super::Backbone;
+use crate::blocks::{bn, conv, global_avg_pool, l2_normalize};
 use crate::error::{NetsError, Result};
-use crate::layers::{bn, conv, global_avg_pool, l2_normalize};
 use crate::weights::{load_pytorch, LoadReport};
 
 /// Checkpoint tensors a model without classifier leaves unused.

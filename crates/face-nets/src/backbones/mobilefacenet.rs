@@ -16,8 +16,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use super::Backbone;
+use crate::blocks::{bn, conv};
 use crate::error::{NetsError, Result};
-use crate::layers::{bn, conv};
 use crate::weights::{load_pytorch, LoadReport};
 
 /// Checkpoint-key remaps from arcface_torch's `mbf` to this module, in order. The first rule

@@ -11,6 +11,7 @@ pub mod inception_resnet_v1;
 pub mod iresnet;
 pub mod mobilefacenet;
 pub mod resnet;
+pub mod token_vit;
 
 pub use clip_vit::{ClipCheckpoint, ClipVit, ClipVitConfig};
 pub use face_vit::{FaceVit, FaceVitConfig};
@@ -18,6 +19,7 @@ pub use inception_resnet_v1::{InceptionResnetV1, InceptionResnetV1Config};
 pub use iresnet::{IResNet, IResNetConfig};
 pub use mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};
 pub use resnet::{ResNet, ResNetConfig};
+pub use token_vit::{dense, TokenBatch, TokenInput, TokenLayout, TokenVit, TokenVitConfig};
 
 /// What heads need from a backbone: a global feature vector per image, with no task head.
 pub trait Backbone<B: Backend>: Module<B> {

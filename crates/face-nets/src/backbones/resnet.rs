@@ -16,8 +16,8 @@ use burn::tensor::ops::PadMode;
 use burn::tensor::Tensor;
 
 use super::Backbone;
+use crate::blocks::{bn, conv, global_avg_pool};
 use crate::error::{NetsError, Result};
-use crate::layers::{bn, conv, global_avg_pool};
 use crate::weights::{load_pytorch, LoadReport};
 
 /// Checkpoint-key remaps from torchvision to this module (regex → replacement).

@@ -1,12 +1,15 @@
 //! Backend selection at run time: the CPU backends for tests and small runs, CUDA (feature
 //! `cuda`) for training on GPUs. Choosing CUDA where it is not available is an error, never a
-//! panic.
+//! panic. The trainers and the `facekit` program pick their backend through [`DeviceChoice`].
 
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DistillError, Result};
+use crate::error::{NetsError, Result};
+
+/// NdArray on the CPU (f32), for inference.
+pub type NdArrayCpu = burn::backend::NdArray<f32>;
 
 /// Autodiff over Burn's NdArray CPU backend (f32).
 pub type NdArrayTrain = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
@@ -30,7 +33,7 @@ pub enum DeviceChoice {
 }
 
 impl FromStr for DeviceChoice {
-    type Err = DistillError;
+    type Err = NetsError;
 
     fn from_str(s: &str) -> Result<Self> {
         match s.trim() {
@@ -39,7 +42,7 @@ impl FromStr for DeviceChoice {
             "cuda" => Ok(Self::Cuda(vec![0])),
             other => {
                 let ids = other.strip_prefix("cuda:").ok_or_else(|| {
-                    DistillError::Device(format!(
+                    NetsError::Device(format!(
                         "unknown device `{other}` (expected cpu, ndarray, candle, cuda or cuda:0,1,…)"
                     ))
                 })?;
@@ -47,7 +50,7 @@ impl FromStr for DeviceChoice {
                     ids.split(',').map(|i| i.trim().parse()).collect();
                 match ids {
                     Ok(v) if !v.is_empty() => Ok(Self::Cuda(v)),
-                    _ => Err(DistillError::Device(format!("bad GPU list in `{other}`"))),
+                    _ => Err(NetsError::Device(format!("bad GPU list in `{other}`"))),
                 }
             }
         }
@@ -60,14 +63,14 @@ impl FromStr for DeviceChoice {
 /// Built without `cuda`, no NVIDIA device node, or the CUDA runtime failing to start.
 pub fn check_cuda(ids: &[usize]) -> Result<()> {
     if !cfg!(feature = "cuda") {
-        return Err(DistillError::Device(
+        return Err(NetsError::Device(
             "this build has no CUDA support; rebuild with `--features cuda` (needs the CUDA toolkit)".into(),
         ));
     }
     for id in ids {
         let node = format!("/dev/nvidia{id}");
         if !std::path::Path::new(&node).exists() {
-            return Err(DistillError::Device(format!(
+            return Err(NetsError::Device(format!(
                 "GPU {id} requested but {node} does not exist (no NVIDIA GPU or driver on this machine)"
             )));
         }
@@ -84,9 +87,9 @@ pub fn check_cuda(ids: &[usize]) -> Result<()> {
             });
             match probe {
                 Ok(v) if (v - 3.0).abs() < 1e-6 => {}
-                Ok(v) => return Err(DistillError::Device(format!("GPU {id} computed 1 + 2 = {v}"))),
+                Ok(v) => return Err(NetsError::Device(format!("GPU {id} computed 1 + 2 = {v}"))),
                 Err(_) => {
-                    return Err(DistillError::Device(format!(
+                    return Err(NetsError::Device(format!(
                         "the CUDA runtime failed to start on GPU {id}"
                     )))
                 }
@@ -122,6 +125,6 @@ mod tests {
             return; // a real GPU: nothing to refuse
         }
         let err = check_cuda(&[0]).unwrap_err();
-        assert!(matches!(err, DistillError::Device(_)), "{err}");
+        assert!(matches!(err, NetsError::Device(_)), "{err}");
     }
 }

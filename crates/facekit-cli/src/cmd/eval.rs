@@ -12,10 +12,10 @@ use face_eval::Embeddings;
 use face_metrics::{VerificationReport, DEFAULT_FAR_TARGETS};
 use serde_json::json;
 
-use crate::commands::{write_json, Outcome};
-use crate::engine::{bar, embed_items, Embedder, Engine};
-use crate::error::{bad, Classify, CliError, Res};
-use crate::ModelArgs;
+use crate::args::ModelArgs;
+use crate::engine::{embed_items, Embedder, Engine};
+use crate::error::{bad, Classify, Res};
+use crate::output::{bar, write_json, Outcome};
 
 /// Where the embeddings of a protocol come from.
 #[derive(Debug, Clone, Args)]
@@ -201,7 +201,7 @@ fn embeddings(engine: &Engine, source: &SourceArgs, needed: &[String], quiet: bo
 
 /// roc.svg, det.svg and report.json (last) of a verification report.
 fn write_verification(out: &Path, report: &VerificationReport, extra: serde_json::Value) -> Res<()> {
-    std::fs::create_dir_all(out).map_err(|e| CliError::Failure(format!("{}: {e}", out.display())))?;
+    crate::output::ensure_parent(&out.join("report.json"))?;
     let mut doc = serde_json::to_value(report).failure()?;
     if let (Some(map), serde_json::Value::Object(more)) = (doc.as_object_mut(), extra) {
         map.extend(more);
@@ -450,7 +450,7 @@ fn identify(
     };
     let identity: Vec<String> = match labels {
         Some(p) => {
-            let map = face_distill::data::read_labels(p).input()?;
+            let map = face_data::read_identity_labels(p).input()?;
             e.ids()
                 .iter()
                 .map(|id| {

@@ -1,4 +1,11 @@
-//! Small constructors shared by the backbones, so each model file reads like its PyTorch original.
+//! Building blocks shared by the backbones, so each model file reads like its PyTorch original:
+//! small constructors (convolution, BatchNorm with PyTorch's epsilon), pooling, L2
+//! normalisation, multi-head attention, and the one pre-LN [`TransformerBlock`] every ViT here
+//! (arcface_torch's, CLIP's and the token ViT of LAFS/DINO) is built from.
+
+mod transformer;
+
+pub use transformer::{Activation, LinearInit, Mlp, SelfAttention, TransformerBlock, TransformerBlockConfig};
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};

@@ -1,0 +1,274 @@
+//! The pre-LN transformer block (Vaswani et al., 2017; the pre-norm form of ViT, Dosovitskiy et
+//! al., 2021): `x + attn(norm1(x))`, then `x + mlp(norm2(x))`. The ViTs of this crate differ
+//! only in settings, which are fields here rather than copies of the block:
+//!
+//! | network | MLP activation | qkv bias | LayerNorm ε | weights |
+//! |---|---|---|---|---|
+//! | arcface_torch ViT ([`crate::FaceVit`]) | ReLU6 | no | 1e-5 | Burn's default |
+//! | CLIP / FaRL ([`crate::ClipVit`]) | QuickGELU (or GELU) | yes | 1e-5 | N(0, width^−½), zero biases |
+//! | LAFS / DINO token ViT ([`crate::TokenVit`]) | GELU | yes | 1e-6 | N(0, 0.02), zero biases |
+//!
+//! Parameter names follow timm/arcface_torch (`norm1`, `attn.qkv`, `attn.proj`, `norm2`,
+//! `mlp.fc1`, `mlp.fc2`); other layouts (CLIP's `in_proj_weight`, `c_fc`, …) load through their
+//! model's key table.
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+use super::multi_head_attention;
+
+/// The MLP's activation.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// `min(max(x, 0), 6)` (arcface_torch's ViT).
+    Relu6,
+    /// Exact GELU (timm, DINO).
+    Gelu,
+    /// `x·σ(1.702·x)` (OpenAI CLIP, FaRL).
+    QuickGelu,
+}
+
+impl Activation {
+    fn apply<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
+        match self {
+            Self::Relu6 => x.clamp(0.0, 6.0),
+            Self::Gelu => gelu(x),
+            Self::QuickGelu => x.clone() * sigmoid(x.mul_scalar(1.702)),
+        }
+    }
+}
+
+/// How the block's linear layers are initialised.
+#[derive(Config, Debug, Copy, PartialEq)]
+pub enum LinearInit {
+    /// Burn's default (Kaiming-uniform weights and biases).
+    Default,
+    /// Weights N(0, std²), biases zero (DINO uses std 0.02; CLIP width^−½ for the projections).
+    Normal {
+        /// Standard deviation of the weights.
+        std: f64,
+    },
+}
+
+/// Configuration of a [`TransformerBlock`].
+#[derive(Config, Debug, PartialEq)]
+pub struct TransformerBlockConfig {
+    /// Token width.
+    pub dim: usize,
+    /// Attention heads (must divide `dim`).
+    pub heads: usize,
+    /// Hidden width of the MLP.
+    pub mlp_hidden: usize,
+    /// The MLP's activation.
+    #[config(default = "Activation::Gelu")]
+    pub activation: Activation,
+    /// Bias on the packed q, k, v projection.
+    #[config(default = true)]
+    pub qkv_bias: bool,
+    /// LayerNorm ε.
+    #[config(default = 1e-5)]
+    pub layer_norm_eps: f64,
+    /// Run each linear layer over `[n, t, d]` as one `[n·t, d]` matrix product (faster on
+    /// Burn's CPU backends than `n` small products against a broadcast weight; the result is
+    /// the same up to float rounding).
+    #[config(default = true)]
+    pub tokenwise: bool,
+    /// Initialisation of the linear layers.
+    #[config(default = "LinearInit::Default")]
+    pub init: LinearInit,
+}
+
+impl TransformerBlockConfig {
+    fn linear<B: Backend>(&self, input: usize, output: usize, bias: bool, device: &B::Device) -> Linear<B> {
+        match self.init {
+            LinearInit::Default => LinearConfig::new(input, output).with_bias(bias).init(device),
+            LinearInit::Normal { std } => {
+                let mut l = LinearConfig::new(input, output)
+                    .with_bias(false)
+                    .with_initializer(Initializer::Normal { mean: 0.0, std })
+                    .init(device);
+                if bias {
+                    l.bias = Some(Param::from_tensor(Tensor::zeros([output], device)));
+                }
+                l
+            }
+        }
+    }
+
+    /// Builds the block with random weights.
+    ///
+    /// # Panics
+    /// When `heads` is zero or does not divide `dim` (the backbones' configs check this first).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> TransformerBlock<B> {
+        assert!(
+            self.heads > 0 && self.dim.is_multiple_of(self.heads),
+            "{} heads do not divide width {}",
+            self.heads,
+            self.dim
+        );
+        let d = self.dim;
+        let ln = || {
+            LayerNormConfig::new(d)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device)
+        };
+        TransformerBlock {
+            norm1: ln(),
+            attn: SelfAttention {
+                qkv: self.linear(d, 3 * d, self.qkv_bias, device),
+                proj: self.linear(d, d, true, device),
+                heads: self.heads,
+                tokenwise: self.tokenwise,
+            },
+            norm2: ln(),
+            mlp: Mlp {
+                fc1: self.linear(d, self.mlp_hidden, true, device),
+                fc2: self.linear(self.mlp_hidden, d, true, device),
+                activation: self.activation,
+                tokenwise: self.tokenwise,
+            },
+        }
+    }
+}
+
+/// A linear layer over every token of `[n, t, d]`, as one `[n·t, d]` product when `tokenwise`.
+fn over_tokens<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>, tokenwise: bool) -> Tensor<B, 3> {
+    if !tokenwise {
+        return layer.forward(x);
+    }
+    let [n, t, d] = x.dims();
+    let y: Tensor<B, 2> = layer.forward(x.reshape([n * t, d]));
+    let out = y.dims()[1];
+    y.reshape([n, t, out])
+}
+
+/// Multi-head self-attention with a packed q, k, v projection.
+#[derive(Module, Debug)]
+pub struct SelfAttention<B: Backend> {
+    /// `d → 3d`: q, k and v side by side.
+    pub qkv: Linear<B>,
+    /// The output projection.
+    pub proj: Linear<B>,
+    heads: usize,
+    tokenwise: bool,
+}
+
+impl<B: Backend> SelfAttention<B> {
+    /// `[n, t, d]` → `[n, t, d]`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let qkv = over_tokens(&self.qkv, x, self.tokenwise);
+        over_tokens(&self.proj, multi_head_attention(qkv, self.heads), self.tokenwise)
+    }
+}
+
+/// Linear → activation → Linear.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    /// `d → hidden`.
+    pub fc1: Linear<B>,
+    /// `hidden → d`.
+    pub fc2: Linear<B>,
+    #[module(skip)]
+    activation: Activation,
+    tokenwise: bool,
+}
+
+impl<B: Backend> Mlp<B> {
+    /// `[n, t, d]` → `[n, t, d]`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let h = self.activation.apply(over_tokens(&self.fc1, x, self.tokenwise));
+        over_tokens(&self.fc2, h, self.tokenwise)
+    }
+}
+
+/// Pre-LN transformer block (see the module documentation).
+#[derive(Module, Debug)]
+pub struct TransformerBlock<B: Backend> {
+    /// LayerNorm before attention.
+    pub norm1: LayerNorm<B>,
+    /// Self-attention.
+    pub attn: SelfAttention<B>,
+    /// LayerNorm before the MLP.
+    pub norm2: LayerNorm<B>,
+    /// The MLP.
+    pub mlp: Mlp<B>,
+}
+
+impl<B: Backend> TransformerBlock<B> {
+    /// One block over a token sequence.
+    ///
+    /// # Shapes
+    /// `[n, t, d]` → `[n, t, d]`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let x = x.clone() + self.attn.forward(self.norm1.forward(x));
+        x.clone() + self.mlp.forward(self.norm2.forward(x))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::tensor::{Distribution, TensorData};
+
+    type B = NdArray<f32>;
+
+    #[test]
+    fn tokenwise_products_equal_batched_ones() {
+        let device = Default::default();
+        let config = TransformerBlockConfig::new(16, 4, 32).with_activation(Activation::QuickGelu);
+        let block = config.init::<B>(&device);
+        // Lazy parameters: materialise them so the copy below shares their values.
+        crate::record::materialize(&block);
+        let batched = TransformerBlock {
+            attn: SelfAttention {
+                tokenwise: false,
+                ..block.attn.clone()
+            },
+            mlp: Mlp {
+                tokenwise: false,
+                ..block.mlp.clone()
+            },
+            ..block.clone()
+        };
+        let x = Tensor::<B, 3>::random([3, 5, 16], Distribution::Normal(0.0, 1.0), &device);
+        let a = block.forward(x.clone());
+        let b = batched.forward(x);
+        let diff = (a - b).abs().max().into_scalar();
+        assert!(diff < 1e-5, "token-wise and batched products differ by {diff}");
+    }
+
+    #[test]
+    fn activations_match_their_formulas() {
+        let device = Default::default();
+        let x = Tensor::<B, 1>::from_data(TensorData::from([-1.0f32, 0.5, 7.0]), &device);
+        let v = |a: Activation| a.apply(x.clone()).into_data().to_vec::<f32>().unwrap();
+        assert_eq!(v(Activation::Relu6), vec![0.0, 0.5, 6.0]);
+        let q = v(Activation::QuickGelu);
+        let want = |x: f32| x / (1.0 + (-1.702 * x).exp());
+        for (got, x) in q.iter().zip([-1.0f32, 0.5, 7.0]) {
+            assert!((got - want(x)).abs() < 1e-6, "{got} vs {}", want(x));
+        }
+        // GELU(0.5) = 0.5·Φ(0.5) = 0.345731…
+        assert!((v(Activation::Gelu)[1] - 0.345_731).abs() < 1e-5);
+    }
+
+    #[test]
+    fn normal_init_has_zero_biases_and_no_qkv_bias_when_asked() {
+        let device = Default::default();
+        let block = TransformerBlockConfig::new(8, 2, 16)
+            .with_qkv_bias(false)
+            .with_init(LinearInit::Normal { std: 0.02 })
+            .init::<B>(&device);
+        assert!(block.attn.qkv.bias.is_none());
+        let bias = block.attn.proj.bias.as_ref().unwrap().val();
+        assert_eq!(bias.abs().sum().into_scalar(), 0.0);
+        let w = block.mlp.fc1.weight.val();
+        let std = w.clone().powi_scalar(2).mean().sqrt().into_scalar();
+        assert!((0.01..0.03).contains(&std), "weight std {std}");
+    }
+}
