@@ -146,6 +146,57 @@ pub fn with_extra_key<T: Serialize>(config: &T, section: &str, key: &str) -> Res
     Ok(v.to_string())
 }
 
+/// Checks that `T` refuses an unknown key in every section of `config` and names it by its full
+/// dotted path, both in a file and as an override — the "test per config section" of a
+/// configuration type. Externally tagged enums (`{"Window": {"n": 8}}`) are a choice, not a
+/// section: serde refuses a second key there itself. Returns the sections checked.
+///
+/// # Errors
+/// The first section that let an unknown key through or did not name it, with what it said.
+pub fn check_every_section<T>(config: &T) -> std::result::Result<Vec<String>, String>
+where
+    T: Serialize + DeserializeOwned + PartialEq,
+{
+    let tree = serde_json::to_value(config).map_err(|e| e.to_string())?;
+    let at = |section: &str| {
+        section
+            .split('.')
+            .filter(|p| !p.is_empty())
+            .fold(&tree, |v, p| &v[p])
+    };
+    let is_enum = |section: &str| {
+        at(section).as_object().is_some_and(|m| {
+            m.len() == 1 && m.keys().all(|k| k.starts_with(|c: char| c.is_ascii_uppercase()))
+        })
+    };
+    let source = Path::new("config.json");
+    let sections: Vec<String> = sections(config)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|s| !is_enum(s))
+        .collect();
+    for section in &sections {
+        let key = join(section, "typo_key");
+        let text = with_extra_key(config, section, "typo_key").map_err(|e| e.to_string())?;
+        match parse_config::<T>(&text, source) {
+            Err(IoError::UnknownKey { key: k, .. }) if k == key => {}
+            Err(e) => return Err(format!("section `{section}`: {e}")),
+            Ok(_) => return Err(format!("section `{section}` accepted `{key}`")),
+        }
+        match apply_overrides(config, &[format!("{key}=1")]) {
+            Err(IoError::UnknownKey { key: k, .. }) if k == key => {}
+            Err(e) => return Err(format!("override in `{section}`: {e}")),
+            Ok(_) => return Err(format!("override `{key}` accepted")),
+        }
+    }
+    let text = serde_json::to_string(config).map_err(|e| e.to_string())?;
+    match parse_config::<T>(&text, source) {
+        Ok(back) if back == *config => Ok(sections),
+        Ok(_) => Err("the configuration does not read back as written".into()),
+        Err(e) => Err(format!("the configuration does not read back: {e}")),
+    }
+}
+
 /// Deserialises `value` into `T` and refuses any key `T` does not have, at any depth.
 ///
 /// # Errors
@@ -558,6 +609,12 @@ mod tests {
         assert!(matches!(o(&["lr"]), Err(IoError::Override { .. })));
         assert!(matches!(o(&["lr=fast"]), Err(IoError::Override { .. })));
         assert!(matches!(o(&["backbone..width=1"]), Err(IoError::Override { .. })));
+    }
+
+    #[test]
+    fn every_section_of_the_test_config_is_strict() {
+        let s = check_every_section(&Config::default()).unwrap();
+        assert_eq!(s, ["", "backbone"]);
     }
 
     #[test]

@@ -31,8 +31,8 @@ mod fingerprint;
 
 pub use checkpoint::CheckpointDir;
 pub use config::{
-    apply_overrides, from_value_strict, parse_config, read_config, sections, with_extra_key, write_config,
-    OVERRIDE_SOURCE,
+    apply_overrides, check_every_section, from_value_strict, parse_config, read_config, sections,
+    with_extra_key, write_config, OVERRIDE_SOURCE,
 };
 pub use error::{IoError, Result};
 pub use file::{ensure_parent, partial_path, read_json, sync_dir, write_atomic, write_json};

@@ -609,20 +609,23 @@ fn pretrain_lafs_on_four_faces_writes_the_run() {
     )
     .unwrap();
     let out = dir.join("run");
-    let o = facekit(&[
-        "pretrain",
-        "--images",
-        s(&images),
-        "--out",
-        s(&out),
-        "--preset",
-        "tiny",
-        "--set",
-        "optim.epochs=3",
-        "--labels",
-        s(&labels),
-        "--json",
-    ]);
+    let tiny_run = |extra: &[&str]| {
+        let mut args = vec![
+            "pretrain",
+            "--images",
+            s(&images),
+            "--out",
+            s(&out),
+            "--preset",
+            "tiny",
+            "--set",
+            "optim.epochs=3",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        facekit(&args)
+    };
+    let o = tiny_run(&["--labels", s(&labels)]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let j = json_of(&o);
     assert!(j["faces"].as_u64().unwrap() >= 4, "{j}");
@@ -650,18 +653,7 @@ fn pretrain_lafs_on_four_faces_writes_the_run() {
     assert_eq!(backbone["arch"], "token_vit");
     assert_eq!(backbone["input"]["layout"]["dense"]["n"], 7);
     // A rerun resumes from the last checkpoint and changes nothing.
-    let again = facekit(&[
-        "pretrain",
-        "--images",
-        s(&images),
-        "--out",
-        s(&out),
-        "--preset",
-        "tiny",
-        "--set",
-        "optim.epochs=3",
-        "--json",
-    ]);
+    let again = tiny_run(&[]);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     let again = json_of(&again);
     assert!(
