@@ -23,6 +23,7 @@
 
 pub mod attributes;
 mod embeddings;
+pub mod enrol;
 mod error;
 pub mod identify;
 pub mod ijb;

@@ -160,35 +160,3 @@ pub fn transfer<B1: Backend, B2: Backend, M1: Module<B1>, M2: Module<B2>>(
     }
     Ok(moved)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use burn::backend::NdArray;
-    use burn::nn::{Linear, LinearConfig};
-
-    type B = NdArray<f32>;
-
-    #[test]
-    fn round_trip_and_corrupt_files_are_named() {
-        let dir = std::env::temp_dir().join(format!("face-nets-record-{}", std::process::id()));
-        let device = Default::default();
-        let a: Linear<B> = LinearConfig::new(3, 2).init(&device);
-        let path = dir.join("a.bin");
-        save_module(&a, &path).unwrap();
-        let b = load_module(LinearConfig::new(3, 2).init::<B>(&device), &path, &device).unwrap();
-        let (wa, wb) = (a.weight.val().into_data(), b.weight.val().into_data());
-        assert_eq!(wa, wb);
-        let bytes = std::fs::read(&path).unwrap();
-        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-        let err = load_module(LinearConfig::new(3, 2).init::<B>(&device), &path, &device).unwrap_err();
-        assert!(err.to_string().contains("a.bin"), "{err}");
-        // Same structure, other widths: the shapes are compared.
-        save_module(&LinearConfig::new(4, 2).init::<B>(&device), &path).unwrap();
-        let err = load_module(LinearConfig::new(3, 2).init::<B>(&device), &path, &device).unwrap_err();
-        assert!(err.to_string().contains("shape"), "{err}");
-        let missing = load_module(a, &dir.join("none.bin"), &device).unwrap_err();
-        assert!(missing.to_string().contains("none.bin"), "{missing}");
-        let _ = std::fs::remove_dir_all(dir);
-    }
-}

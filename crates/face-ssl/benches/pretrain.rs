@@ -4,7 +4,7 @@
 //! The anchor is `tools/bench_ssl_torch.py` (the same model and step in PyTorch), run in the same
 //! sitting.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/ssl/common.rs"]
 mod common;
 
 use burn::backend::{Autodiff, NdArray};

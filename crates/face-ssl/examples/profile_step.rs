@@ -1,4 +1,4 @@
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/ssl/common.rs"]
 mod common;
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;

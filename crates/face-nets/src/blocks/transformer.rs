@@ -33,7 +33,8 @@ pub enum Activation {
 }
 
 impl Activation {
-    fn apply<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
+    /// The activation, elementwise.
+    pub fn apply<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
         match self {
             Self::Relu6 => x.clamp(0.0, 6.0),
             Self::Gelu => gelu(x),
@@ -206,69 +207,5 @@ impl<B: Backend> TransformerBlock<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = x.clone() + self.attn.forward(self.norm1.forward(x));
         x.clone() + self.mlp.forward(self.norm2.forward(x))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use burn::backend::NdArray;
-    use burn::tensor::{Distribution, TensorData};
-
-    type B = NdArray<f32>;
-
-    #[test]
-    fn tokenwise_products_equal_batched_ones() {
-        let device = Default::default();
-        let config = TransformerBlockConfig::new(16, 4, 32).with_activation(Activation::QuickGelu);
-        let block = config.init::<B>(&device);
-        // Lazy parameters: materialise them so the copy below shares their values.
-        crate::record::materialize(&block);
-        let batched = TransformerBlock {
-            attn: SelfAttention {
-                tokenwise: false,
-                ..block.attn.clone()
-            },
-            mlp: Mlp {
-                tokenwise: false,
-                ..block.mlp.clone()
-            },
-            ..block.clone()
-        };
-        let x = Tensor::<B, 3>::random([3, 5, 16], Distribution::Normal(0.0, 1.0), &device);
-        let a = block.forward(x.clone());
-        let b = batched.forward(x);
-        let diff = (a - b).abs().max().into_scalar();
-        assert!(diff < 1e-5, "token-wise and batched products differ by {diff}");
-    }
-
-    #[test]
-    fn activations_match_their_formulas() {
-        let device = Default::default();
-        let x = Tensor::<B, 1>::from_data(TensorData::from([-1.0f32, 0.5, 7.0]), &device);
-        let v = |a: Activation| a.apply(x.clone()).into_data().to_vec::<f32>().unwrap();
-        assert_eq!(v(Activation::Relu6), vec![0.0, 0.5, 6.0]);
-        let q = v(Activation::QuickGelu);
-        let want = |x: f32| x / (1.0 + (-1.702 * x).exp());
-        for (got, x) in q.iter().zip([-1.0f32, 0.5, 7.0]) {
-            assert!((got - want(x)).abs() < 1e-6, "{got} vs {}", want(x));
-        }
-        // GELU(0.5) = 0.5·Φ(0.5) = 0.345731…
-        assert!((v(Activation::Gelu)[1] - 0.345_731).abs() < 1e-5);
-    }
-
-    #[test]
-    fn normal_init_has_zero_biases_and_no_qkv_bias_when_asked() {
-        let device = Default::default();
-        let block = TransformerBlockConfig::new(8, 2, 16)
-            .with_qkv_bias(false)
-            .with_init(LinearInit::Normal { std: 0.02 })
-            .init::<B>(&device);
-        assert!(block.attn.qkv.bias.is_none());
-        let bias = block.attn.proj.bias.as_ref().unwrap().val();
-        assert_eq!(bias.abs().sum().into_scalar(), 0.0);
-        let w = block.mlp.fc1.weight.val();
-        let std = w.clone().powi_scalar(2).mean().sqrt().into_scalar();
-        assert!((0.01..0.03).contains(&std), "weight std {std}");
     }
 }

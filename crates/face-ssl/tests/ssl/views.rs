@@ -1,6 +1,6 @@
 //! Multi-crop views and the LAFS augmentations on real aligned faces.
 
-mod common;
+use crate::common;
 
 use burn::backend::NdArray;
 use face_data::augment::DataRng;

@@ -1,7 +1,7 @@
 //! A tiny LAFS run on the bundled real faces (CPU, seconds): the loss falls, the monitors show
 //! no collapse, the run saves and loads, and the 1-shot protocol and ArcFace fine-tune run.
 
-mod common;
+use crate::common;
 
 use burn::backend::{Autodiff, NdArray};
 use face_ssl::fewshot::transfer;

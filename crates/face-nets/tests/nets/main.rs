@@ -1,0 +1,13 @@
+//! face-nets' f32 tests in one binary: Burn's CPU kernels are generic over the element type, so
+//! every test binary that runs a network compiles them again; one binary compiles them once.
+//! (`tests/losses_heads.rs` stays apart: it runs NdArray in f64, and Burn 0.21 keeps one default
+//! float type per device for the whole process.)
+//!
+//! - `parity_torch`: every backbone against PyTorch fixtures on NdArray, Candle and Flex;
+//! - `train_step`: one ArcFace SGD step;
+//! - `units`: the shared transformer block, the token ViT's tokens, the face model and its
+//!   files, weight records.
+
+mod parity_torch;
+mod train_step;
+mod units;
