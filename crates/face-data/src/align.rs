@@ -405,14 +405,117 @@ pub fn align_face(
     flip: bool,
 ) -> Result<Chw> {
     let m = template.transform_for(landmarks)?;
-    let (w, h) = (template.width as usize, template.height as usize);
+    warp_normalized(src, &m, template.width, template.height, normalize, flip)
+}
+
+/// As [`align_face`], but a face much larger than the crop is first reduced through an image
+/// pyramid ([`pyramid_level`]), as dlib's `extract_image_chip` does, instead of being sampled
+/// bilinearly from the full-resolution photo (which aliases: at 4× reduction bilinear sampling
+/// reads 1 pixel in 16). The dlib-trained networks (the age/gender teacher) saw such chips.
+///
+/// # Errors
+/// Degenerate landmarks (see [`Affine2::estimate_similarity`]).
+pub fn align_face_pyramid(
+    src: &RgbImage,
+    landmarks: &[[f32; 2]],
+    template: &FaceTemplate,
+    normalize: &Normalize,
+    flip: bool,
+) -> Result<Chw> {
+    let m = template.transform_for(landmarks)?;
+    let (level, m) = pyramid_level(src, &m, template.width, template.height);
+    warp_normalized(&level, &m, template.width, template.height, normalize, flip)
+}
+
+/// Halves an image: a separable `[1 4 6 4 1] / 16` binomial low-pass (edge pixels repeated),
+/// then every other pixel from the first; level pixel `k` sits at source pixel `2k`. Values are
+/// rounded to 8 bits, as each level of dlib's `pyramid_down<2>` is.
+pub fn pyramid_down(src: &RgbImage) -> RgbImage {
+    const K: [f32; 5] = [1.0 / 16.0, 4.0 / 16.0, 6.0 / 16.0, 4.0 / 16.0, 1.0 / 16.0];
+    let (w, h) = (src.width() as usize, src.height() as usize);
+    let (ow, oh) = (w.div_ceil(2), h.div_ceil(2));
+    let raw = src.as_raw();
+    let clamp = |i: isize, n: usize| i.clamp(0, n as isize - 1) as usize;
+    // Vertical pass on the kept rows, then horizontal on the kept columns.
+    let mut rows = vec![0f32; oh * w * 3];
+    for (oy, row) in rows.chunks_exact_mut(w * 3).enumerate() {
+        for (k, wk) in K.iter().enumerate() {
+            let y = clamp(2 * oy as isize + k as isize - 2, h);
+            let line = &raw[y * w * 3..(y + 1) * w * 3];
+            row.iter_mut()
+                .zip(line)
+                .for_each(|(r, &v)| *r += wk * f32::from(v));
+        }
+    }
+    let mut out = RgbImage::new(ow as u32, oh as u32);
+    let buf: &mut [u8] = &mut out;
+    for oy in 0..oh {
+        let row = &rows[oy * w * 3..(oy + 1) * w * 3];
+        for ox in 0..ow {
+            let mut px = [0f32; 3];
+            for (k, wk) in K.iter().enumerate() {
+                let x = clamp(2 * ox as isize + k as isize - 2, w);
+                for c in 0..3 {
+                    px[c] += wk * row[x * 3 + c];
+                }
+            }
+            let o = (oy * ow + ox) * 3;
+            for c in 0..3 {
+                buf[o + c] = round_u8(px[c]);
+            }
+        }
+    }
+    out
+}
+
+/// The pyramid level to sample an `out_w × out_h` crop from, with the map from that level:
+/// the source is halved while the region the crop covers would still span more than the
+/// crop's area after halving (dlib's `extract_image_chips` rule). A crop at or above the
+/// source's scale uses the source itself.
+pub fn pyramid_level<'a>(
+    src: &'a RgbImage,
+    to_dst: &Affine2,
+    out_w: u32,
+    out_h: u32,
+) -> (std::borrow::Cow<'a, RgbImage>, Affine2) {
+    let s = to_dst.scale();
+    let area = f64::from(out_w) * f64::from(out_h);
+    if !(s.is_finite() && s > 0.0) {
+        return (std::borrow::Cow::Borrowed(src), *to_dst);
+    }
+    // The covered region's area in source pixels.
+    let mut covered = area / (s * s);
+    let mut level = std::borrow::Cow::Borrowed(src);
+    let mut m = *to_dst;
+    while covered / 4.0 > area && level.width() > 1 && level.height() > 1 {
+        level = std::borrow::Cow::Owned(pyramid_down(&level));
+        // A level point q is the source point 2q.
+        for row in &mut m.m {
+            row[0] *= 2.0;
+            row[1] *= 2.0;
+        }
+        covered /= 4.0;
+    }
+    (level, m)
+}
+
+/// Warps and normalises into planar floats (the shared body of the `align_face` variants).
+fn warp_normalized(
+    src: &RgbImage,
+    m: &Affine2,
+    out_w: u32,
+    out_h: u32,
+    normalize: &Normalize,
+    flip: bool,
+) -> Result<Chw> {
+    let (w, h) = (out_w as usize, out_h as usize);
     let mut out = Chw::zeros(3, h, w);
     let (scale, shift) = normalize.affine();
     let order = normalize.order.indices();
     let (p0, rest) = out.data.split_at_mut(w * h);
     let (p1, p2) = rest.split_at_mut(w * h);
     let mut planes = [p0, p1, p2];
-    warp_rows(src, &m, template.width, template.height, |v, row| {
+    warp_rows(src, m, out_w, out_h, |v, row| {
         for (k, plane) in planes.iter_mut().enumerate() {
             let ch = order[k];
             let (s, t) = (scale[ch], shift[ch]);

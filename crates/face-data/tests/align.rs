@@ -296,3 +296,39 @@ fn degenerate_landmarks_are_errors() {
     let out = align_face(&RgbImage::new(0, 0), &ARCFACE_112, &t, &norm, false).unwrap();
     assert!(out.data.iter().all(|v| *v == -1.0));
 }
+
+#[test]
+fn pyramid_halves_with_the_binomial_filter_and_picks_dlibs_level() {
+    // One row of a vertical edge: columns 0–3 at 0, 4–7 at 160; rows identical.
+    let img = RgbImage::from_fn(8, 4, |x, _| {
+        if x < 4 {
+            Rgb([0, 0, 0])
+        } else {
+            Rgb([160, 160, 160])
+        }
+    });
+    let half = face_data::pyramid_down(&img);
+    assert_eq!(half.dimensions(), (4, 2));
+    // Output column k sits at source column 2k: taps 2k−2 … 2k+2 with [1 4 6 4 1]/16.
+    // k = 1 (source 2): 0,0,0,0,160·1/16 → 10; k = 2 (source 4): 0·1+0·4+160·(6+4+1)/16 → 110.
+    let row: Vec<u8> = (0..4).map(|x| half.get_pixel(x, 0)[0]).collect();
+    assert_eq!(row, vec![0, 10, 110, 160]);
+    assert_eq!(half.get_pixel(2, 1), half.get_pixel(2, 0));
+
+    // A 64-px crop of a face at scale 0.2 (the face spans 320 px): 25× the crop's area, so two
+    // halvings (6.25×, then 1.56×: a third would fall below the crop), and the map from the
+    // level is the source map scaled by 4.
+    let big = RgbImage::new(800, 600);
+    let m = Affine2 {
+        m: [[0.2, 0.0, -10.0], [0.0, 0.2, -5.0]],
+    };
+    let (level, lm) = face_data::pyramid_level(&big, &m, 64, 64);
+    assert_eq!(level.dimensions(), (200, 150));
+    assert_eq!(lm.m, [[0.8, 0.0, -10.0], [0.0, 0.8, -5.0]]);
+    // At or above the source's scale, the source itself.
+    let up = Affine2 {
+        m: [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]],
+    };
+    let (level, lm) = face_data::pyramid_level(&big, &up, 64, 64);
+    assert_eq!((level.dimensions(), lm), ((800, 600), up));
+}

@@ -249,23 +249,53 @@ pub fn read_npy_f32(path: &Path) -> Result<(usize, usize, Vec<f32>)> {
 /// # Errors
 /// I/O failure, or `data.len() != rows × cols`.
 pub fn write_npy_f32(path: &Path, rows: usize, cols: usize, data: &[f32]) -> Result<()> {
-    if data.len() != rows * cols {
+    write_npy(
+        path,
+        "<f4",
+        rows,
+        cols,
+        data.len(),
+        data.iter().flat_map(|v| v.to_le_bytes()),
+    )
+}
+
+/// Writes a 2-D `<i8` (64-bit integer) `.npy` matrix.
+///
+/// # Errors
+/// I/O failure, or `data.len() != rows × cols`.
+pub fn write_npy_i64(path: &Path, rows: usize, cols: usize, data: &[i64]) -> Result<()> {
+    write_npy(
+        path,
+        "<i8",
+        rows,
+        cols,
+        data.len(),
+        data.iter().flat_map(|v| v.to_le_bytes()),
+    )
+}
+
+fn write_npy(
+    path: &Path,
+    descr: &str,
+    rows: usize,
+    cols: usize,
+    len: usize,
+    bytes: impl Iterator<Item = u8>,
+) -> Result<()> {
+    if len != rows * cols {
         return Err(EvalError::Inconsistent(format!(
-            "{} values for {rows} × {cols}",
-            data.len()
+            "{len} values for {rows} × {cols}"
         )));
     }
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
     header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + 4 * data.len());
+    let mut out = Vec::with_capacity(10 + header.len() + 8 * len);
     out.extend_from_slice(b"\x93NUMPY\x01\x00");
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for v in data {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    out.extend(bytes);
     Ok(face_io::write_atomic(path, &out)?)
 }

@@ -18,6 +18,10 @@ pub struct IdentifyReport {
     pub gallery: usize,
     /// Probes (images of enrolled identities beyond the first).
     pub probes: usize,
+    /// Images that failed to enrol and count as probes never identified (the `reject`
+    /// policy; 0 otherwise). Top-N accuracy is over `probes + rejected`.
+    #[serde(default)]
+    pub rejected: usize,
     /// `(N, top-N accuracy)`.
     pub top_n: Vec<(usize, f64)>,
 }
@@ -30,8 +34,13 @@ impl IdentifyReport {
             .iter()
             .map(|(n, a)| format!("top-{n} {:.2}%", 100.0 * a))
             .collect();
+        let rejected = if self.rejected > 0 {
+            format!(" (+{} failed to enrol, counted as misses)", self.rejected)
+        } else {
+            String::new()
+        };
         format!(
-            "{} identities enrolled, {} probes: {}",
+            "{} identities enrolled, {} probes{rejected}: {}",
             self.gallery,
             self.probes,
             acc.join(", ")
@@ -45,6 +54,20 @@ impl IdentifyReport {
 /// A label count ≠ row count, an empty `ns` or an `N` of 0, or no identity with
 /// at least two images (no probes).
 pub fn identify(embeddings: &Embeddings, labels: &[String], ns: &[usize]) -> Result<IdentifyReport> {
+    identify_with_rejected(embeddings, labels, ns, 0)
+}
+
+/// [`identify`] where `rejected` more images failed to enrol: under the `reject` policy each
+/// counts as a probe that is never identified, at any rank.
+///
+/// # Errors
+/// As [`identify`].
+pub fn identify_with_rejected(
+    embeddings: &Embeddings,
+    labels: &[String],
+    ns: &[usize],
+    rejected: usize,
+) -> Result<IdentifyReport> {
     if labels.len() != embeddings.len() {
         return Err(EvalError::Inconsistent(format!(
             "{} labels for {} embeddings",
@@ -96,12 +119,13 @@ pub fn identify(embeddings: &Embeddings, labels: &[String], ns: &[usize]) -> Res
                         .any(|x| x.index as usize == enrolled[labels[p].as_str()])
                 })
                 .count();
-            (n, ok as f64 / probes.len() as f64)
+            (n, ok as f64 / (probes.len() + rejected) as f64)
         })
         .collect();
     Ok(IdentifyReport {
         gallery: gallery_rows.len(),
         probes: probes.len(),
+        rejected,
         top_n,
     })
 }

@@ -173,6 +173,33 @@ pub fn template_features(
 }
 
 impl TemplateFeatures {
+    /// Dot-product score of each template pair whose two templates have images; `None` for a
+    /// pair naming a template none of whose images enrolled (a failure to enrol).
+    ///
+    /// # Errors
+    /// A dimension mismatch in scoring.
+    pub fn score_available(&self, pairs: &[TemplatePair]) -> Result<Vec<Option<f32>>> {
+        let row: HashMap<u32, u32> = self
+            .templates
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| (t, i as u32))
+            .collect();
+        let (mut idx, mut at) = (Vec::with_capacity(pairs.len()), Vec::with_capacity(pairs.len()));
+        for (i, p) in pairs.iter().enumerate() {
+            if let (Some(&a), Some(&b)) = (row.get(&p.a), row.get(&p.b)) {
+                idx.push((a, b));
+                at.push(i);
+            }
+        }
+        let scored = face_search::score_pairs(&self.data, self.dim, &idx)?;
+        let mut out = vec![None; pairs.len()];
+        for (i, s) in at.into_iter().zip(scored) {
+            out[i] = Some(s);
+        }
+        Ok(out)
+    }
+
     /// Dot-product score of each template pair.
     ///
     /// # Errors
@@ -200,6 +227,65 @@ impl TemplateFeatures {
         }
         Ok(face_search::score_pairs(&self.data, self.dim, &idx)?)
     }
+}
+
+/// The IJB 1:1 evaluation when some images failed to enrol (`enrolled[i]` false: no face, an
+/// unreadable image, a zero or non-finite feature row). Templates are aggregated from the
+/// images that enrolled; a pair naming a template none of whose images did is scored under
+/// `policy`. Returns the report, each pair's score (`None` where a template is missing) and the
+/// number of such pairs.
+///
+/// # Errors
+/// As [`evaluate`]; `enrolled` of another length; `Fail` with a missing pair.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_enrolled(
+    name: &str,
+    faces: &[IjbFace],
+    faceness: &[f32],
+    features: ImageFeatures<'_>,
+    enrolled: &[bool],
+    pairs: &[TemplatePair],
+    options: TemplateOptions,
+    far_targets: &[f64],
+    policy: crate::enrol::MissingPolicy,
+) -> Result<(VerificationReport, Vec<Option<f32>>, usize)> {
+    if enrolled.len() != faces.len() {
+        return Err(EvalError::Inconsistent(format!(
+            "{} enrolment flags for {} faces",
+            enrolled.len(),
+            faces.len()
+        )));
+    }
+    let w = features.width;
+    let keep: Vec<usize> = (0..faces.len()).filter(|&i| enrolled[i]).collect();
+    let kept_faces: Vec<IjbFace> = keep.iter().map(|&i| faces[i].clone()).collect();
+    let kept_faceness: Vec<f32> = keep.iter().map(|&i| faceness[i]).collect();
+    let mut kept_data = Vec::with_capacity(keep.len() * w);
+    for &i in &keep {
+        kept_data.extend_from_slice(features.data.get(i * w..(i + 1) * w).ok_or_else(|| {
+            EvalError::Inconsistent(format!(
+                "{} faces × width {w} do not match {} feature values",
+                faces.len(),
+                features.data.len()
+            ))
+        })?);
+    }
+    let t = template_features(
+        &kept_faces,
+        &kept_faceness,
+        ImageFeatures {
+            data: &kept_data,
+            ..features
+        },
+        options,
+    )?;
+    let scores = t.score_available(pairs)?;
+    let raw: Vec<Option<f64>> = scores.iter().map(|s| s.map(f64::from)).collect();
+    let genuine: Vec<bool> = pairs.iter().map(|p| p.genuine).collect();
+    let applied = crate::enrol::apply_policy(&raw, &genuine, policy)?;
+    let v = VerificationScores::from_pairs(applied.scores, applied.genuine)?;
+    let report = VerificationReport::new(format!("{name} {}", options.label()), &v, far_targets)?;
+    Ok((report, scores, applied.missing))
 }
 
 /// The whole 1:1 evaluation: aggregate, score every pair, report AUC, EER and

@@ -6,7 +6,9 @@
 //! - [`pairs`]: any pair list, per group (e.g. demographic-balanced lists) with
 //!   the largest gap between groups;
 //! - [`attributes`]: the CelebA attribute-paired threshold-accuracy table;
-//! - [`identify`]: top-N identification on a gallery/probe split.
+//! - [`identify`]: top-N identification on a gallery/probe split;
+//! - [`enrol`]: the failure-to-enrol policy every protocol applies (`reject`, `skip`, `fail`);
+//! - [`scores`]: per-pair score files (`scores.tsv`, or `scores.npy` at IJB sizes).
 //!
 //! Embeddings come from a facekit gallery file or a numpy `.npy` matrix
 //! ([`Embeddings`]); scores and metrics come from `face-search` and
@@ -29,6 +31,7 @@ pub mod identify;
 pub mod ijb;
 pub mod lfw;
 pub mod pairs;
+pub mod scores;
 
-pub use embeddings::{read_npy_f32, write_npy_f32, Embeddings};
+pub use embeddings::{read_npy_f32, write_npy_f32, write_npy_i64, Embeddings};
 pub use error::{EvalError, Result};

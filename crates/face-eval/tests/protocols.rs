@@ -189,27 +189,82 @@ fn grouped_pairs_report_per_group_and_gap() {
         list.pairs.push(mk("b", false, i));
         scores.push([0.3, 0.6, 0.1, 0.5][i]);
     }
-    let r = pairs_report("balanced", &list, &scores, &[0.25]).unwrap();
+    let r = pairs_report("balanced", &list, &scores, &[0.25], 0.25).unwrap();
     assert_eq!(r.groups.len(), 2);
     let (a, b) = (&r.groups[0], &r.groups[1]);
     assert_eq!((a.group.as_str(), a.n_genuine, a.n_impostor), ("a", 4, 4));
-    assert_eq!(a.auc, 1.0);
+    assert_eq!(a.auc, Some(1.0));
     // Group b: genuine {0.9,0.4,0.7,0.2} vs impostor {0.3,0.6,0.1,0.5}: 11 of 16 pairs ordered right.
-    assert!((b.auc - 11.0 / 16.0).abs() < 1e-12);
+    assert!((b.auc.unwrap() - 11.0 / 16.0).abs() < 1e-12);
     let gap = &r.spread["auc"];
     assert_eq!(gap.max.0, "a");
     assert!((gap.gap - (1.0 - 11.0 / 16.0)).abs() < 1e-12);
     assert!(r.summary().contains("largest gap in auc"));
-    // Accuracy at the common threshold, by hand.
+    // Accuracy at the common threshold, by hand (a pair matches at or above it).
     let t = r.threshold;
-    let acc_b = (0..4).filter(|&i| [0.9, 0.4, 0.7, 0.2][i] > t).count()
-        + (0..4).filter(|&i| [0.3, 0.6, 0.1, 0.5][i] <= t).count();
+    let acc_b = (0..4).filter(|&i| [0.9, 0.4, 0.7, 0.2][i] >= t).count()
+        + (0..4).filter(|&i| [0.3, 0.6, 0.1, 0.5][i] < t).count();
     assert!((b.accuracy - acc_b as f64 / 8.0).abs() < 1e-12);
-    // A group without impostors is named.
-    list.pairs.push(mk("c", true, 0));
-    scores.push(0.5);
-    let e = pairs_report("x", &list, &scores, &[0.25]).unwrap_err();
-    assert!(e.to_string().contains("group \"c\""), "{e}");
+
+    // Groups of one class get the rates that exist for them, at the same global thresholds.
+    for (i, s) in [0.5, 0.95, 0.6].into_iter().enumerate() {
+        list.pairs.push(mk("c", true, i)); // c: genuine pairs only
+        scores.push(s);
+    }
+    for (i, s) in [0.65, 0.05, 0.61].into_iter().enumerate() {
+        list.pairs.push(mk("x", false, i)); // x: cross-group impostors only
+        scores.push(s);
+    }
+    let r = pairs_report("with one-class groups", &list, &scores, &[0.25], 0.3).unwrap();
+    let by = |name: &str| r.groups.iter().find(|g| g.group == name).unwrap().clone();
+    let (c, x) = (by("c"), by("x"));
+    assert_eq!(
+        (c.n_genuine, c.n_impostor, x.n_genuine, x.n_impostor),
+        (3, 0, 0, 3)
+    );
+    assert_eq!(
+        (c.auc, c.eer, c.fmr, x.auc, x.fnmr),
+        (None, None, None, None, None)
+    );
+    assert!(c.tar_at_far.is_empty() && x.tar_at_far.is_empty());
+    // The FAR threshold is the overall AtMost threshold: of the 11 impostors, 3 reach 0.6
+    // (0.65, 0.61, 0.6: FAR 0.27 ≤ 0.3), 4 reach the next genuine score down, 0.5 (0.36).
+    let genuine: Vec<bool> = list.pairs.iter().map(|p| p.genuine).collect();
+    let all = face_metrics::VerificationScores::from_pairs(&scores[..], &genuine[..]).unwrap();
+    let at_most = all
+        .tar_at_far(&[0.3], face_metrics::FarConvention::AtMost)
+        .unwrap();
+    assert_eq!((r.far_threshold, at_most[0].threshold), (0.6, 0.6));
+    // At 0.6: x's 0.65 and 0.61 match → FMR 2/3; c's 0.5 does not → FNMR 1/3; b's impostor 0.6
+    // matches → FMR 1/4, its genuine 0.4 and 0.2 do not → FNMR 1/2; a makes no error.
+    assert_eq!(x.fmr_at_far, Some(2.0 / 3.0));
+    assert_eq!(c.fnmr_at_far, Some(1.0 / 3.0));
+    assert_eq!((by("b").fmr_at_far, by("b").fnmr_at_far), (Some(0.25), Some(0.5)));
+    assert_eq!((by("a").fmr_at_far, by("a").fnmr_at_far), (Some(0.0), Some(0.0)));
+    let d = &r.differentials;
+    let fmr = d.fmr_at_far.as_ref().unwrap();
+    assert_eq!(
+        (fmr.max.0.as_str(), fmr.min.0.as_str(), fmr.groups),
+        ("x", "a", 3)
+    );
+    assert_eq!(
+        fmr.ratio, None,
+        "group a has FMR 0: the max/min ratio is unbounded"
+    );
+    let fnmr = d.fnmr_at_far.as_ref().unwrap();
+    assert_eq!((fnmr.max.0.as_str(), fnmr.max.1, fnmr.groups), ("b", 0.5, 3));
+    assert!(r.summary().contains("FMR at the FAR threshold"));
+    // Without group a, the FNMR spread has a bounded ratio: b 1/2 over c 1/3.
+    let keep: Vec<usize> = (0..list.pairs.len())
+        .filter(|&i| list.pairs[i].group != "a")
+        .collect();
+    let sub = PairList {
+        pairs: keep.iter().map(|&i| list.pairs[i].clone()).collect(),
+    };
+    let sub_scores: Vec<f64> = keep.iter().map(|&i| scores[i]).collect();
+    let r2 = pairs_report("no a", &sub, &sub_scores, &[0.25], 0.3).unwrap();
+    let f = r2.differentials.fnmr_at_far.unwrap();
+    assert!(f.ratio.is_some_and(|q| q >= 1.0), "{f:?}");
 }
 
 #[test]

@@ -3,26 +3,31 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use face_data::{align_face, Chw, FaceTemplate, Normalize};
+use face_data::{align_face, align_face_pyramid, Chw, FaceTemplate, Normalize};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TeacherError};
 
-/// The ArcFace template carried into dlib's unit-square chip frame, in MTCNN's landmark order
-/// (left eye, right eye, nose tip, left and right mouth corner, as seen in the image).
+/// Where MTCNN's 5 landmarks fall in dlib's unit-square chip frame (`get_face_chip_details`),
+/// in MTCNN's order (left eye, right eye, nose tip, left and right mouth corner, as seen in the
+/// image): the mean over the 60 dev faces (data/dev-faces) of MTCNN's points carried through
+/// dlib's own chip mapping of the same face (dlib's HOG detection, its 5-point landmarks, padding
+/// 0.2). Fitted by `tools/reference_age_gender_e2e.py --fit`.
 ///
-/// dlib's 5-point shape marks eye *corners* and the nose base, not MTCNN's points, so the
-/// age/gender teacher's chip geometry (`get_face_chip_details`, padding 0.2) is reached from MTCNN
-/// landmarks through the similarity that puts the ArcFace eye centres onto the midpoints of
-/// dlib's eye-corner pairs; the other three ArcFace points follow by the same map (the nose tip
-/// lands 0.0001 from dlib's nose base in x). Derived in `tools/reference_teachers.py`.
+/// dlib's 5-point shape marks eye *corners* and the nose base, not MTCNN's points, and the
+/// age/gender networks were trained on dlib chips, so this is the template that puts an MTCNN
+/// face where dlib would have put it. The earlier, analytic template (the ArcFace eye centres
+/// placed on dlib's eye-corner midpoints) put the eyes 5 % closer together and 0.014 lower, and
+/// the mouth 0.065 lower, than MTCNN's points really fall; with plain bilinear sampling it missed
+/// the package's expected age by more than 1.5 years on 2 photos in 3 (docs/BENCHMARKS.md,
+/// "End-to-end age/gender").
 pub const DLIB_MTCNN_5: [[f64; 2]; 5] = [
-    [0.227_330_061_7, 0.221_395_846_5],
-    [0.752_813_968_0, 0.221_232_796_3],
-    [0.490_174_388_0, 0.521_623_801_8],
-    [0.272_698_953_5, 0.828_121_744_1],
-    [0.707_862_237_6, 0.827_986_725_4],
+    [0.220_878_249_2, 0.207_184_881_3],
+    [0.772_560_590_3, 0.205_050_773_4],
+    [0.490_305_502_3, 0.530_078_102_5],
+    [0.244_220_524_1, 0.764_286_127_6],
+    [0.756_445_531_2, 0.762_912_580_7],
 ];
 
 /// Which landmark template a recipe aligns to.
@@ -32,7 +37,8 @@ pub enum Alignment {
     /// multiples of 112 or 128, `FaceTemplate::arcface_scaled`).
     ArcFace,
     /// dlib's face-chip geometry with `padding` (fraction of the face width per side), reached
-    /// from MTCNN landmarks via [`DLIB_MTCNN_5`].
+    /// from MTCNN landmarks via [`DLIB_MTCNN_5`], sampled through an image pyramid as dlib's
+    /// chips are.
     DlibChip {
         /// dlib's chip padding (0.2 for the age/gender teacher).
         padding: f64,
@@ -71,7 +77,16 @@ impl InputRecipe {
     pub fn template(&self) -> Result<FaceTemplate> {
         Ok(match self.alignment {
             Alignment::ArcFace => FaceTemplate::arcface_scaled(self.size)?,
-            Alignment::DlibChip { padding } => FaceTemplate::dlib_chip(&DLIB_MTCNN_5, self.size, padding)?,
+            Alignment::DlibChip { padding } => {
+                // dlib maps its chip rectangle's corners onto pixels 0 and size − 1, so a unit
+                // point `p` lands at (padding + p) / (1 + 2·padding) · (size − 1).
+                let span = f64::from(self.size.saturating_sub(1));
+                let points = DLIB_MTCNN_5
+                    .iter()
+                    .map(|p| p.map(|v| ((padding + v) / (1.0 + 2.0 * padding) * span) as f32))
+                    .collect();
+                FaceTemplate::custom(points, self.size, self.size)?
+            }
         })
     }
 
@@ -87,7 +102,14 @@ impl InputRecipe {
         let s = self.size as usize;
         let mut data = Vec::with_capacity(faces.len() * 3 * s * s);
         for f in faces {
-            data.extend(align_face(f.image, &f.landmarks, &template, &self.normalize, false)?.data);
+            let crop = match self.alignment {
+                Alignment::ArcFace => align_face(f.image, &f.landmarks, &template, &self.normalize, false)?,
+                // dlib's chips come through its image pyramid; so do ours.
+                Alignment::DlibChip { .. } => {
+                    align_face_pyramid(f.image, &f.landmarks, &template, &self.normalize, false)?
+                }
+            };
+            data.extend(crop.data);
         }
         Ok(self.wrap(data, faces.len(), device))
     }

@@ -219,7 +219,7 @@ impl<B: Backend> DlibAgeGenderTeacher<B> {
     /// The age network's recipe (64 px dlib chip).
     pub fn age_input_recipe() -> InputRecipe {
         InputRecipe {
-            name: "dlibchip64-pad0.2-rgb-mean-256".into(),
+            name: "dlibchip64-pad0.2-mtcnnfit-pyramid-rgb-mean-256".into(),
             size: 64,
             alignment: Alignment::DlibChip { padding: 0.2 },
             normalize: Normalize::dlib_age_gender(),
@@ -229,7 +229,7 @@ impl<B: Backend> DlibAgeGenderTeacher<B> {
     /// The gender network's recipe (32 px dlib chip).
     pub fn gender_input_recipe() -> InputRecipe {
         InputRecipe {
-            name: "dlibchip32-pad0.2-rgb-mean-256".into(),
+            name: "dlibchip32-pad0.2-mtcnnfit-pyramid-rgb-mean-256".into(),
             size: 32,
             ..Self::age_input_recipe()
         }

@@ -70,3 +70,25 @@ pub enum PresetArg {
 pub fn device(s: &str) -> Result<face_nets::DeviceChoice, String> {
     s.parse().map_err(|e: face_nets::NetsError| e.to_string())
 }
+
+/// What an evaluation does with pairs whose image failed to enrol (no face, unreadable, no
+/// embedding in the file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MissingArg {
+    /// A non-match at every threshold (ISO/IEC 19795-1): counts against TAR, never as a match.
+    Reject,
+    /// Leave those pairs out, and say how many.
+    Skip,
+    /// Stop with an error naming the failures.
+    Fail,
+}
+
+impl From<MissingArg> for face_eval::enrol::MissingPolicy {
+    fn from(m: MissingArg) -> Self {
+        match m {
+            MissingArg::Reject => Self::Reject,
+            MissingArg::Skip => Self::Skip,
+            MissingArg::Fail => Self::Fail,
+        }
+    }
+}

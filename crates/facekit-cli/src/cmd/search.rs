@@ -74,7 +74,7 @@ fn search(
             let embedder = Embedder::load(engine, &model.model)?;
             let (ids, data, misses) = embed_items(engine, &embedder, model.aligned, false, &items, quiet)?;
             if ids.is_empty() {
-                return Err(bad(misses.join("; ")));
+                return Err(bad(crate::engine::describe(&misses)));
             }
             (ids, data)
         }

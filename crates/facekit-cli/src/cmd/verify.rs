@@ -116,16 +116,26 @@ fn verify(
             };
             let far = far.unwrap_or(1e-2);
             let (t, entry, impostors) = calibrated_threshold(&path, far)?;
-            if impostors > 0 && far * (impostors as f64) < 1.0 {
+            // The finest FAR a calibration set can show is one impostor in all of them.
+            let resolved = if impostors > 0 {
+                1.0 / impostors as f64
+            } else {
+                f64::NAN
+            };
+            if impostors > 0 && far < resolved {
                 eprintln!(
-                    "facekit: note: {} has {impostors} impostor pairs, too few to resolve FAR {far:e}; \
-                     the threshold accepts none of them",
+                    "facekit: warning: {} has {impostors} impostor pairs, so it resolves FAR down to \
+                     1/{impostors} = {resolved:.1e}, not the {far:e} asked for; the threshold accepts none of them. \
+                     Calibrate on more pairs with `facekit eval pairs` and pass --calibration.",
                     path.display()
                 );
             }
             (
                 t,
-                json!({ "calibration": path, "far": far, "entry": entry, "calibration_impostors": impostors }),
+                json!({
+                    "calibration": path, "far": far, "entry": entry, "calibration_impostors": impostors,
+                    "resolved_far": (impostors > 0).then_some(resolved),
+                }),
             )
         }
     };
@@ -135,7 +145,7 @@ fn verify(
     ];
     let (ids, data, misses) = embed_items(engine, &embedder, model.aligned, false, &items, true)?;
     if ids.len() != 2 {
-        return Err(bad(misses.join("; ")));
+        return Err(bad(crate::engine::describe(&misses)));
     }
     let e = face_eval::Embeddings::new(ids, data.len() / 2, data).input()?;
     let score = e.cosine(0, 1);
@@ -149,7 +159,12 @@ fn verify(
         if same { "same person" } else { "different persons" },
         if same { "≥" } else { "<" },
         match (source.get("calibration"), source.get("far")) {
-            (Some(c), Some(f)) => format!("FAR {} per {}", f, c.as_str().unwrap_or_default()),
+            (Some(c), Some(f)) => format!(
+                "FAR {} per {}, which resolves FAR down to 1/{} impostor pairs",
+                f,
+                c.as_str().unwrap_or_default(),
+                source["calibration_impostors"]
+            ),
             _ => "given threshold".to_owned(),
         }
     );
