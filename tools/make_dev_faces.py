@@ -5,14 +5,14 @@ Step 1 (`copy`): every photo whose longer side exceeds 640 px is resized to 640 
 unchanged (its paths are relative to images/). SHA256SUMS lists the committed files.
 
 Step 2 (`tight`, after `facekit detect data/dev-faces/images --out DET.json`): for each photo,
-the largest MTCNN box, squared around its centre with 10 % margin per side, clipped to the
-frame, is cropped and resized to 150 × 150 px (Lanczos) into data/dev-faces/tight/, and a
-greyscale copy (ITU-R 601 luma, saved as 3-channel RGB JPEG) into data/dev-faces/tight-grey/.
-These stand for the "tight 150-px crop" inputs that MTCNN's pyramid used to lose.
+the largest MTCNN box, squared around its centre (no margin; `--margin -0.1` shrinks it to
+80 %, cutting forehead and chin), clipped to the frame, is cropped and resized to 150 × 150 px
+(Lanczos) into DST/tight/, and a greyscale copy (ITU-R 601 luma, saved as 3-channel RGB JPEG)
+into DST/tight-grey/. These stand for the "tight 150-px crop" inputs that MTCNN used to lose.
 
 Usage:
     python tools/make_dev_faces.py copy  [--src ../shared/dev-faces] [--dst data/dev-faces]
-    python tools/make_dev_faces.py tight --detections DET.json [--dst data/dev-faces]
+    python tools/make_dev_faces.py tight --detections DET.json [--dst data/dev-faces] [--margin M]
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from PIL import Image
 
 MAX_SIDE = 640
 TIGHT_SIDE = 150
-TIGHT_MARGIN = 0.10
 
 
 def sha256(path: Path) -> str:
@@ -54,7 +53,7 @@ def copy(src: Path, dst: Path) -> None:
     print(f"{len(images)} photos ({resized} resized to {MAX_SIDE} px) → {dst}")
 
 
-def tight(detections: Path, dst: Path) -> None:
+def tight(detections: Path, dst: Path, margin: float) -> None:
     doc = json.loads(detections.read_text())
     made = 0
     for entry in doc["images"]:
@@ -66,7 +65,7 @@ def tight(detections: Path, dst: Path) -> None:
         box = max(faces, key=lambda f: (f["bbox"][2] - f["bbox"][0]) * (f["bbox"][3] - f["bbox"][1]))["bbox"]
         x1, y1, x2, y2 = box[:4]
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-        side = max(x2 - x1, y2 - y1) * (1 + 2 * TIGHT_MARGIN)
+        side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
         src = dst / "images" / rel
         with Image.open(src) as im:
             im = im.convert("RGB")
@@ -96,13 +95,14 @@ def main() -> None:
     ap.add_argument("--src", type=Path, default=Path("../shared/dev-faces"))
     ap.add_argument("--dst", type=Path, default=Path("data/dev-faces"))
     ap.add_argument("--detections", type=Path)
+    ap.add_argument("--margin", type=float, default=0.0, help="per side, as a fraction of the box")
     a = ap.parse_args()
     if a.step == "copy":
         copy(a.src, a.dst)
     else:
         if a.detections is None:
             ap.error("tight needs --detections (from `facekit detect`)")
-        tight(a.detections, a.dst)
+        tight(a.detections, a.dst, a.margin)
     sums(a.dst)
 
 

@@ -57,6 +57,14 @@ pub struct MtcnnConfig {
     pub factor: f64,
     /// Candidates per R-/O-Net forward pass (bounds memory on large images).
     pub max_batch: usize,
+    /// When the frame yields no face, or a largest face whose box spans more than half the
+    /// frame's shorter side (a tight crop), detect again in the frame surrounded by a border of
+    /// this fraction of its longer side, filled with its edge pixels, and keep that pass
+    /// (0: never; facenet-pytorch's behaviour). A face that fills or overflows its frame gives
+    /// P-Net no context and O-Net a box cut at the border, and the landmarks drift; the border
+    /// restores both. Boxes and landmarks are given in the original frame.
+    #[serde(default)]
+    pub retry_padding: f64,
 }
 
 impl Default for MtcnnConfig {
@@ -66,6 +74,7 @@ impl Default for MtcnnConfig {
             thresholds: [0.6, 0.7, 0.7],
             factor: 0.709,
             max_batch: 512,
+            retry_padding: 0.0,
         }
     }
 }
@@ -89,6 +98,12 @@ impl MtcnnConfig {
         }
         if self.max_batch == 0 {
             return param("max_batch", "must be positive".into());
+        }
+        if !(self.retry_padding.is_finite() && (0.0..=2.0).contains(&self.retry_padding)) {
+            return param(
+                "retry_padding",
+                format!("{} must lie in [0, 2]", self.retry_padding),
+            );
         }
         Ok(())
     }
@@ -170,8 +185,48 @@ impl<B: Backend> Mtcnn<B> {
         self.detect_with_stats(img).0
     }
 
-    /// As [`Mtcnn::detect`], with the time and candidate count of each stage.
+    /// As [`Mtcnn::detect`], with the time and candidate count of each stage (of the last
+    /// pass, when the padded retry ran).
     pub fn detect_with_stats(&self, img: &RgbImage) -> (Vec<Detection>, DetectStats) {
+        let (faces, stats) = self.detect_frame(img);
+        if self.config.retry_padding <= 0.0 {
+            return (faces, stats);
+        }
+        let shorter = img.width().min(img.height()) as f32;
+        let fills = |d: &Detection| (d.bbox[2] - d.bbox[0]).max(d.bbox[3] - d.bbox[1]) > 0.5 * shorter;
+        match faces.first() {
+            Some(d) if !fills(d) => (faces, stats),
+            _ => self.detect_padded(img, self.config.retry_padding),
+        }
+    }
+
+    /// Detects in `img` framed by a border of `padding` × its longer side on every side (edge
+    /// pixels repeated), with boxes and landmarks mapped back to `img`'s frame.
+    pub fn detect_padded(&self, img: &RgbImage, padding: f64) -> (Vec<Detection>, DetectStats) {
+        let (w, h) = img.dimensions();
+        let border = (padding.max(0.0) * f64::from(w.max(h))).round() as u32;
+        if border == 0 || w == 0 || h == 0 {
+            return self.detect_frame(img);
+        }
+        let framed = RgbImage::from_fn(w + 2 * border, h + 2 * border, |x, y| {
+            let sx = x.saturating_sub(border).min(w - 1);
+            let sy = y.saturating_sub(border).min(h - 1);
+            *img.get_pixel(sx, sy)
+        });
+        let (mut faces, stats) = self.detect_frame(&framed);
+        let b = border as f32;
+        for f in &mut faces {
+            f.bbox.iter_mut().for_each(|v| *v -= b);
+            for p in &mut f.landmarks {
+                p[0] -= b;
+                p[1] -= b;
+            }
+        }
+        (faces, stats)
+    }
+
+    /// One detection pass over the frame as given (facenet-pytorch's `MTCNN.detect`).
+    fn detect_frame(&self, img: &RgbImage) -> (Vec<Detection>, DetectStats) {
         let mut stats = DetectStats::default();
         let (h, w) = (img.height() as usize, img.width() as usize);
         if h == 0 || w == 0 {

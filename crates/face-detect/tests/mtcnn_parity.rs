@@ -305,3 +305,68 @@ fn no_faces_in_a_blank_image() {
     // Smaller than one P-Net window at the first scale.
     assert!(mtcnn.detect(&image::RgbImage::new(10, 10)).is_empty());
 }
+
+/// A tight crop (the face's MTCNN box shrunk to 80 %, resized to 150 px: forehead and chin cut)
+/// against the same face in the full photo. Without the padded pass the landmarks drift; with
+/// `retry_padding` they land where the full-photo landmarks fall in the crop. On an ordinary
+/// photo the padded pass never runs, so facenet-pytorch parity is untouched.
+#[test]
+fn padded_retry_recovers_tight_crops_and_leaves_ordinary_photos_alone() {
+    let img = face_data::read_rgb(&root().join("data/faces/obama.jpg")).unwrap();
+    let plain = detector();
+    let full = plain.detect(&img);
+    let face = full[0].clone();
+    let (cx, cy) = (
+        (face.bbox[0] + face.bbox[2]) / 2.0,
+        (face.bbox[1] + face.bbox[3]) / 2.0,
+    );
+    let side = 0.8 * (face.bbox[2] - face.bbox[0]).max(face.bbox[3] - face.bbox[1]);
+    let (x0, y0) = ((cx - side / 2.0).round(), (cy - side / 2.0).round());
+    let cut = image::imageops::crop_imm(&img, x0 as u32, y0 as u32, side as u32, side as u32).to_image();
+    let tight = image::imageops::resize(&cut, 150, 150, image::imageops::FilterType::Lanczos3);
+    let k = 150.0 / (side as u32) as f32;
+    let expected: Vec<[f32; 2]> = face
+        .landmarks
+        .iter()
+        .map(|p| [(p[0] - x0) * k, (p[1] - y0) * k])
+        .collect();
+    let error = |found: Option<&face_detect::Detection>| -> f32 {
+        found.map_or(f32::INFINITY, |d| {
+            d.landmarks
+                .iter()
+                .zip(&expected)
+                .map(|(a, b)| (a[0] - b[0]).hypot(a[1] - b[1]))
+                .sum::<f32>()
+                / 5.0
+        })
+    };
+    let padded = Mtcnn::<B>::load(
+        &root().join("models"),
+        MtcnnConfig {
+            retry_padding: 0.25,
+            ..MtcnnConfig::default()
+        },
+        &Default::default(),
+    )
+    .unwrap();
+    let before = error(plain.detect(&tight).first());
+    let after = error(padded.detect(&tight).first());
+    println!("tight crop: mean landmark error {before:.2} px unpadded, {after:.2} px with the padded pass");
+    assert!(
+        after < 3.0,
+        "padded landmarks {after} px from the full-photo ones"
+    );
+    assert!(after < before, "padding must help: {after} vs {before}");
+    // The ordinary photo: identical detections (the largest face is far below half the frame).
+    let again = padded.detect(&img);
+    assert_eq!(again.len(), full.len());
+    for (a, b) in again.iter().zip(&full) {
+        assert_eq!((a.bbox, a.landmarks), (b.bbox, b.landmarks));
+    }
+    // Out-of-range padding is refused.
+    let bad = MtcnnConfig {
+        retry_padding: f64::NAN,
+        ..MtcnnConfig::default()
+    };
+    assert!(Mtcnn::<B>::load(&root().join("models"), bad, &Default::default()).is_err());
+}

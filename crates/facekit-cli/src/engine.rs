@@ -21,8 +21,14 @@ pub struct Engine {
     /// Folder of the bundled models.
     pub models: PathBuf,
     min_face: f64,
+    retry_padding: f64,
     mtcnn: OnceCell<Mtcnn<NdArray>>,
 }
+
+/// The border the detector retries with when a frame shows no face, or a face that fills it
+/// (a fraction of the longer side; `MtcnnConfig::retry_padding`, docs/BENCHMARKS.md, "Tight
+/// crops"). The library's default stays 0, facenet-pytorch's behaviour.
+pub const RETRY_PADDING: f64 = 0.25;
 
 impl Engine {
     /// An engine over `models` (default: `$FACEKIT_MODELS` or the repository's `models/`).
@@ -30,6 +36,7 @@ impl Engine {
         Self {
             models: models.unwrap_or_else(face_teachers::default_models_dir),
             min_face: 20.0,
+            retry_padding: RETRY_PADDING,
             mtcnn: OnceCell::new(),
         }
     }
@@ -47,6 +54,7 @@ impl Engine {
         }
         let config = MtcnnConfig {
             min_face_size: self.min_face,
+            retry_padding: self.retry_padding,
             ..MtcnnConfig::default()
         };
         let m = Mtcnn::<NdArray>::load(&self.models, config, &Default::default())
