@@ -173,18 +173,22 @@ pub fn template_features(
 }
 
 impl TemplateFeatures {
+    /// Template id → row.
+    fn rows(&self) -> HashMap<u32, u32> {
+        self.templates
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| (t, i as u32))
+            .collect()
+    }
+
     /// Dot-product score of each template pair whose two templates have images; `None` for a
     /// pair naming a template none of whose images enrolled (a failure to enrol).
     ///
     /// # Errors
     /// A dimension mismatch in scoring.
     pub fn score_available(&self, pairs: &[TemplatePair]) -> Result<Vec<Option<f32>>> {
-        let row: HashMap<u32, u32> = self
-            .templates
-            .iter()
-            .enumerate()
-            .map(|(i, &t)| (t, i as u32))
-            .collect();
+        let row = self.rows();
         let (mut idx, mut at) = (Vec::with_capacity(pairs.len()), Vec::with_capacity(pairs.len()));
         for (i, p) in pairs.iter().enumerate() {
             if let (Some(&a), Some(&b)) = (row.get(&p.a), row.get(&p.b)) {
@@ -205,12 +209,7 @@ impl TemplateFeatures {
     /// # Errors
     /// A pair naming a template that has no images (the first such pair is named).
     pub fn score(&self, pairs: &[TemplatePair]) -> Result<Vec<f32>> {
-        let row: HashMap<u32, u32> = self
-            .templates
-            .iter()
-            .enumerate()
-            .map(|(i, &t)| (t, i as u32))
-            .collect();
+        let row = self.rows();
         let mut idx = Vec::with_capacity(pairs.len());
         for (i, p) in pairs.iter().enumerate() {
             match (row.get(&p.a), row.get(&p.b)) {

@@ -1088,3 +1088,75 @@ fn pretrain_lafs_on_four_faces_writes_the_run() {
         assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     }
 }
+
+/// `eval lfw` from an .npy matrix that lacks one image (in one genuine and one impostor pair of
+/// fold 2): reject keeps all 8 pairs (the genuine one is a non-match, the impostor a correct
+/// rejection), skip drops both, fail stops; scores.tsv marks them.
+#[test]
+fn eval_lfw_with_an_image_missing_from_the_embeddings() {
+    let dir = tmp("lfw");
+    // 2 folds of 2 matched + 2 mismatched pairs over people a…d (images 1 and 2 each).
+    let pairs = dir.join("pairs.txt");
+    std::fs::write(
+        &pairs,
+        "2\t2\na\t1\t2\nb\t1\t2\na\t1\tc\t1\nb\t2\td\t1\nc\t1\t2\nd\t1\t2\nc\t2\ta\t2\nd\t2\tb\t1\n",
+    )
+    .unwrap();
+    // Unit vectors: person k at angle k·40°, image 2 tilted by 5°. d_0002 is missing.
+    let mut ids = Vec::new();
+    let mut data = Vec::new();
+    for (k, who) in ["a", "b", "c", "d"].iter().enumerate() {
+        for n in 1..=2 {
+            if (*who, n) == ("d", 2) {
+                continue;
+            }
+            let t = (40.0 * k as f32 + 5.0 * (n - 1) as f32).to_radians();
+            ids.push(format!("{who}/{who}_{n:04}.jpg"));
+            data.extend([t.cos(), t.sin()]);
+        }
+    }
+    let npy = dir.join("e.npy");
+    face_eval_npy(&npy, ids.len(), 2, &data);
+    let ids_file = dir.join("ids.txt");
+    std::fs::write(&ids_file, ids.join("\n") + "\n").unwrap();
+    let run = |missing: &str| {
+        let out = dir.join(missing);
+        let o = facekit(&[
+            "--json",
+            "eval",
+            "lfw",
+            "--pairs",
+            s(&pairs),
+            "--embeddings",
+            s(&npy),
+            "--ids",
+            s(&ids_file),
+            "--missing",
+            missing,
+            "--far",
+            "0.5",
+            "--out",
+            s(&out),
+        ]);
+        (o, out)
+    };
+    let (o, out) = run("reject");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    assert_eq!(j["failure_to_enrol"]["failed"][0]["id"], "d/d_0002.jpg");
+    assert_eq!(j["failure_to_enrol"]["rejected"], 2);
+    let tsv = std::fs::read_to_string(out.join("scores.tsv")).unwrap();
+    assert_eq!(tsv.lines().count(), 1 + 8);
+    assert!(tsv.contains("d/d_0001.jpg\td/d_0002.jpg\t\t1\t\tb"), "{tsv}");
+    // Fold 2 holds the missing pair: its accuracy is 3/4 under reject.
+    assert_eq!(j["report"]["folds"][1]["accuracy"], 0.75, "{}", j["report"]);
+    let (o, _) = run("skip");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    assert_eq!(j["failure_to_enrol"]["skipped"], 2);
+    assert_eq!(j["report"]["folds"][1]["accuracy"], 1.0, "{}", j["report"]);
+    let (o, _) = run("fail");
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("d/d_0002.jpg"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
