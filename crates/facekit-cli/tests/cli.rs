@@ -43,6 +43,15 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// A folder `into` holding copies of the named bundled faces.
+fn bundled_faces(into: &Path, names: &[&str]) -> PathBuf {
+    std::fs::create_dir_all(into).unwrap();
+    for f in names {
+        std::fs::copy(faces(f), into.join(f)).unwrap();
+    }
+    into.to_path_buf()
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -328,11 +337,10 @@ fn eval_pairs_on_the_bundled_faces_writes_report_and_pictures() {
     assert_eq!(r["top_n"][0][1], 1.0, "{r}");
     // Identification from a folder with a faceless image of obama: under reject it is a probe
     // never identified (top-1 over 3), under skip it is left out (over 2).
-    let people = dir.join("people/obama");
-    std::fs::create_dir_all(&people).unwrap();
-    for f in ["obama.jpg", "obama2.jpg", "obama3.jpg"] {
-        std::fs::copy(faces(f), people.join(f)).unwrap();
-    }
+    let people = bundled_faces(
+        &dir.join("people/obama"),
+        &["obama.jpg", "obama2.jpg", "obama3.jpg"],
+    );
     std::fs::create_dir_all(dir.join("people/biden")).unwrap();
     std::fs::copy(faces("biden.jpg"), dir.join("people/biden/biden.jpg")).unwrap();
     image::RgbImage::from_pixel(120, 120, image::Rgb([90, 90, 90]))
@@ -385,11 +393,10 @@ fn eval_pairs_on_the_bundled_faces_writes_report_and_pictures() {
 #[test]
 fn eval_survives_failures_to_enrol_and_one_class_groups() {
     let dir = tmp("fte");
-    let images = dir.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    for f in ["obama.jpg", "obama2.jpg", "biden.jpg", "astronaut.png"] {
-        std::fs::copy(faces(f), images.join(f)).unwrap();
-    }
+    let images = bundled_faces(
+        &dir.join("images"),
+        &["obama.jpg", "obama2.jpg", "biden.jpg", "astronaut.png"],
+    );
     image::RgbImage::from_pixel(160, 160, image::Rgb([128, 128, 128]))
         .save(images.join("blank.png"))
         .unwrap();
@@ -921,11 +928,10 @@ fn eval_ijbc_embeds_loose_crops_with_the_model() {
 #[test]
 fn pretrain_lafs_on_four_faces_writes_the_run() {
     let dir = tmp("pretrain");
-    let images = dir.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    for f in ["obama.jpg", "obama2.jpg", "biden.jpg", "Tom_Hanks_54745.png"] {
-        std::fs::copy(faces(f), images.join(f)).unwrap();
-    }
+    let images = bundled_faces(
+        &dir.join("images"),
+        &["obama.jpg", "obama2.jpg", "biden.jpg", "Tom_Hanks_54745.png"],
+    );
     let labels = dir.join("labels.csv");
     std::fs::write(
         &labels,
