@@ -32,7 +32,7 @@ mod resample;
 mod scan;
 
 pub use error::{DetectError, Result};
-pub use mtcnn::{DetectStats, Detection, Mtcnn, MtcnnConfig};
+pub use mtcnn::{DetectStats, Detection, Mtcnn, MtcnnConfig, RETRY_PADDING};
 pub use nets::{FixColumnMajor, ONet, PNet, RNet};
 pub use scan::{ScanReport, ScannedFace};
 

@@ -46,6 +46,10 @@ impl Detection {
     }
 }
 
+/// The padded-retry border the facekit program and the distillation pipeline detect with
+/// ([`MtcnnConfig::retry_padding`]; measured in docs/BENCHMARKS.md, "Tight crops").
+pub const RETRY_PADDING: f64 = 0.25;
+
 /// Detector settings (facenet-pytorch's defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MtcnnConfig {
@@ -80,6 +84,15 @@ impl Default for MtcnnConfig {
 }
 
 impl MtcnnConfig {
+    /// facenet-pytorch's defaults plus the padded retry for faces that fill their frame
+    /// ([`RETRY_PADDING`]): what the facekit program and the distillation pipeline use.
+    pub fn with_tight_crops() -> Self {
+        Self {
+            retry_padding: RETRY_PADDING,
+            ..Self::default()
+        }
+    }
+
     /// Checks the ranges.
     ///
     /// # Errors

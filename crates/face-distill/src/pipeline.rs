@@ -105,7 +105,8 @@ pub fn build_targets(
     progress: bool,
 ) -> Result<(TargetCache, Vec<CacheItem>, BuildReport)> {
     let cpu = Default::default();
-    let mtcnn = Mtcnn::<NdArray>::load(models, MtcnnConfig::default(), &cpu)?;
+    // The crops are cut with a margin, but a large face can still fill one: the padded retry.
+    let mtcnn = Mtcnn::<NdArray>::load(models, MtcnnConfig::with_tight_crops(), &cpu)?;
     let identity = FrFeatureTeacher::<NdArray>::load(models, &cpu)?;
     let age_gender = DlibAgeGenderTeacher::<NdArray>::load(models, &cpu)?;
     let items = CacheItem::from_folder(faces_dir)?;
@@ -125,14 +126,15 @@ pub fn build_targets(
     Ok((TargetCache::read(cache_path)?, items, report))
 }
 
-/// The MTCNN detector on NdArray (for [`cut_faces`]).
+/// The MTCNN detector on NdArray (for [`cut_faces`]), with the padded retry for faces that
+/// fill their frame ([`MtcnnConfig::with_tight_crops`]), as the facekit program detects.
 ///
 /// # Errors
 /// Missing or corrupt weights.
 pub fn load_mtcnn(models: &Path) -> Result<Mtcnn<NdArray>> {
     Ok(Mtcnn::<NdArray>::load(
         models,
-        MtcnnConfig::default(),
+        MtcnnConfig::with_tight_crops(),
         &Default::default(),
     )?)
 }

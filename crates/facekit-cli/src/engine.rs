@@ -21,14 +21,8 @@ pub struct Engine {
     /// Folder of the bundled models.
     pub models: PathBuf,
     min_face: f64,
-    retry_padding: f64,
     mtcnn: OnceCell<Mtcnn<NdArray>>,
 }
-
-/// The border the detector retries with when a frame shows no face, or a face that fills it
-/// (a fraction of the longer side; `MtcnnConfig::retry_padding`, docs/BENCHMARKS.md, "Tight
-/// crops"). The library's default stays 0, facenet-pytorch's behaviour.
-pub const RETRY_PADDING: f64 = 0.25;
 
 impl Engine {
     /// An engine over `models` (default: `$FACEKIT_MODELS` or the repository's `models/`).
@@ -36,7 +30,6 @@ impl Engine {
         Self {
             models: models.unwrap_or_else(face_teachers::default_models_dir),
             min_face: 20.0,
-            retry_padding: RETRY_PADDING,
             mtcnn: OnceCell::new(),
         }
     }
@@ -54,8 +47,8 @@ impl Engine {
         }
         let config = MtcnnConfig {
             min_face_size: self.min_face,
-            retry_padding: self.retry_padding,
-            ..MtcnnConfig::default()
+            // Tight crops get the padded retry (docs/BENCHMARKS.md, "Tight crops").
+            ..MtcnnConfig::with_tight_crops()
         };
         let m = Mtcnn::<NdArray>::load(&self.models, config, &Default::default())
             .map_err(|e| bad(format!("cannot load MTCNN from {}: {e}", self.models.display())))?;
