@@ -57,3 +57,12 @@ pub fn bundled_faces() -> Vec<Bundled> {
         })
         .collect()
 }
+
+/// Held by every test that seeds or draws from Burn's backend RNG (module initialisation,
+/// training). NdArray's RNG is one per process, so a test that seeds it and then initialises a
+/// network is only reproducible when no other test draws from it in between — and the resume
+/// test compares two runs of one seed. A panicking holder does not block the others.
+pub fn burn_rng() -> std::sync::MutexGuard<'static, ()> {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -15,6 +15,7 @@ type T = Autodiff<B>;
 
 #[test]
 fn tiny_lafs_run_learns_without_collapse() {
+    let _rng = crate::common::burn_rng();
     let bundled = common::bundled_faces();
     let faces: Vec<Face> = bundled.iter().map(|b| b.face.clone()).collect();
     let config = PretrainConfig::tiny(Tokenizer::Landmarks);
@@ -189,6 +190,7 @@ fn one_shot_by_hand(emb: &[Vec<f32>], ids: &[String]) -> (f64, f64) {
 
 #[test]
 fn killed_pretraining_resumes_step_exactly() {
+    let _rng = crate::common::burn_rng();
     // What is exact: the resumed run continues at the checkpoint's step with the same data
     // order, views, schedules (learning rate, weight decay, momentum at every step) and
     // optimizer state. What is not bitwise: the DINO step on Burn 0.21's NdArray is not
@@ -286,6 +288,7 @@ fn killed_pretraining_resumes_step_exactly() {
 
 #[test]
 fn collapse_is_reported() {
+    let _rng = crate::common::burn_rng();
     // A teacher that follows the student too closely (EMA momentum 0.9 instead of 0.99) lets
     // every image settle on one prototype within a few epochs; the monitors must say so.
     let faces: Vec<Face> = common::bundled_faces().into_iter().map(|b| b.face).collect();
@@ -305,6 +308,7 @@ fn collapse_is_reported() {
 
 #[test]
 fn tiny_dino_grid_run_and_bad_input() {
+    let _rng = crate::common::burn_rng();
     let faces: Vec<Face> = common::bundled_faces()
         .into_iter()
         .take(8)

@@ -52,6 +52,7 @@ fn scalar(t: Tensor<B, 1>) -> f64 {
 
 #[test]
 fn head_matches_numpy() {
+    let _rng = crate::common::burn_rng();
     let f = fixture();
     let h = &f["head"];
     let widths: Vec<usize> = h["widths"]
@@ -89,6 +90,7 @@ fn head_matches_numpy() {
 
 #[test]
 fn loss_targets_and_centre_match_numpy() {
+    let _rng = crate::common::burn_rng();
     let f = fixture();
     let l = &f["loss"];
     let n = l["n"].as_u64().unwrap() as usize;
@@ -138,6 +140,7 @@ fn loss_targets_and_centre_match_numpy() {
 
 #[test]
 fn normalised_std_matches_numpy() {
+    let _rng = crate::common::burn_rng();
     let f = fixture();
     let s = &f["std"];
     let x = t2(&s["features"], 6, 5);
@@ -152,6 +155,7 @@ fn normalised_std_matches_numpy() {
 
 #[test]
 fn schedules_match_numpy() {
+    let _rng = crate::common::burn_rng();
     let f = fixture();
     let s = &f["schedule"];
     let total = s["total"].as_u64().unwrap();
@@ -191,6 +195,7 @@ fn flat(m: &DinoModel<B>) -> Vec<f32> {
 
 #[test]
 fn ema_moves_every_parameter() {
+    let _rng = crate::common::burn_rng();
     let f = fixture();
     let e = &f["ema"];
     let m = e["momentum"].as_f64().unwrap();

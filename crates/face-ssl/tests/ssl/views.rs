@@ -267,6 +267,7 @@ fn bad_settings_are_named() {
 
 #[test]
 fn token_order_alone_carries_no_position() {
+    let _rng = crate::common::burn_rng();
     // With coordinates as the only position information, a ViT with a class token is blind to
     // token order: the landmark shuffle changes nothing. Slot embeddings make it matter.
     let face = first_face();
@@ -311,6 +312,7 @@ fn token_order_alone_carries_no_position() {
 
 #[test]
 fn as_a_backbone_the_token_vit_sees_what_pretraining_evaluates() {
+    let _rng = crate::common::burn_rng();
     // face-nets' `Backbone::features` cuts the tokens of an aligned face from the tensor; face-ssl's
     // evaluation view cuts them from the image at the landmarks. On template-aligned faces (the
     // student's crops) both must give the same representation, for LAFS' dense landmarks, for
