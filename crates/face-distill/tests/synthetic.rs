@@ -160,8 +160,17 @@ fn student(c: &DistillConfig) -> FaceModel<NdArrayTrain> {
     c.model_config(DIM, &bins()).init(&NdArrayDevice::Cpu).unwrap()
 }
 
+/// Held by every test that trains or initialises a student: NdArray's RNG is one per process,
+/// so a seeded run is reproducible only when no other test draws from it in between (the resume
+/// test compares two runs of one seed bit for bit).
+fn burn_rng() -> std::sync::MutexGuard<'static, ()> {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn student_learns_the_teachers() {
+    let _rng = burn_rng();
     let teacher = RandomTeacher::new(7);
     let train = world(8, 6, 1, &teacher);
     // Ground truth for validation: the teacher's own ages and genders, one face unknown.
@@ -246,6 +255,7 @@ fn student_learns_the_teachers() {
 
 #[test]
 fn killed_run_resumes_bit_identically() {
+    let _rng = burn_rng();
     let teacher = RandomTeacher::new(3);
     let train = world(4, 6, 5, &teacher);
     let val = world(4, 2, 6, &teacher);
@@ -337,6 +347,7 @@ fn killed_run_resumes_bit_identically() {
 
 #[test]
 fn two_devices_equal_gradient_accumulation() {
+    let _rng = burn_rng();
     // One device accumulating two micro-batches of 4 and two devices splitting a batch of 8
     // see the same faces in the same 4-face groups (BatchNorm statistics included), so the
     // weighted per-device gradients must sum to the accumulated ones.
@@ -378,6 +389,7 @@ fn two_devices_equal_gradient_accumulation() {
 
 #[test]
 fn early_stopping_ends_a_run_without_progress() {
+    let _rng = burn_rng();
     let teacher = RandomTeacher::new(5);
     let train = world(3, 4, 3, &teacher);
     let val = world(3, 2, 4, &teacher);
@@ -401,6 +413,7 @@ fn early_stopping_ends_a_run_without_progress() {
 
 #[test]
 fn bad_inputs_are_refused() {
+    let _rng = burn_rng();
     let teacher = RandomTeacher::new(1);
     let train = world(2, 2, 1, &teacher);
     let c = config(1);
@@ -501,6 +514,7 @@ fn config_overrides_and_round_trip() {
 
 #[test]
 fn student_init_starts_from_a_pretrained_backbone_folder() {
+    let _rng = burn_rng();
     use burn::tensor::{Distribution, Tensor};
     use face_nets::{Backbone, TokenInput, TokenLayout, TokenVitConfig};
     type Nd = burn::backend::NdArray;
