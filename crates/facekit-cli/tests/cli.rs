@@ -1166,3 +1166,73 @@ fn eval_lfw_with_an_image_missing_from_the_embeddings() {
     assert!(stderr(&o).contains("d/d_0002.jpg"), "{}", stderr(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `eval celeba-attr` with an image missing from the embeddings: under reject its genuine pair
+/// stays in the table and fails at every threshold (even a negative one); skip drops it.
+#[test]
+fn eval_celeba_attr_with_an_image_missing_from_the_embeddings() {
+    let dir = tmp("celeba");
+    let attrs = dir.join("list_attr_celeba.txt");
+    std::fs::write(
+        &attrs,
+        "4\nSmiling Eyeglasses\n000001.jpg 1 -1\n000002.jpg 1 -1\n000003.jpg 1 1\n000004.jpg 1 1\n",
+    )
+    .unwrap();
+    let pairs = dir.join("pairs.tsv");
+    std::fs::write(
+        &pairs,
+        "# facekit pairs v1\ngroup\tlabel\tpath_a\tpath_b\n\
+         \t1\t000001.jpg\t000002.jpg\n\
+         \t1\t000003.jpg\t000004.jpg\n\
+         \t0\t000001.jpg\t000003.jpg\n",
+    )
+    .unwrap();
+    // 000004 has no embedding; 1 and 2 are one person, 3 another.
+    let ids = dir.join("ids.txt");
+    std::fs::write(&ids, "000001.jpg\n000002.jpg\n000003.jpg\n").unwrap();
+    let npy = dir.join("e.npy");
+    face_eval_npy(&npy, 3, 2, &[1.0, 0.0, 0.96, 0.28, 0.0, 1.0]);
+    let run = |missing: &str| {
+        facekit(&[
+            "--json",
+            "eval",
+            "celeba-attr",
+            "--attributes",
+            s(&attrs),
+            "--pairs",
+            s(&pairs),
+            "--embeddings",
+            s(&npy),
+            "--ids",
+            s(&ids),
+            "--thresholds=-0.5,0.5",
+            "--missing",
+            missing,
+            "--out",
+            s(&dir.join(missing)),
+        ])
+    };
+    let o = run("reject");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    assert_eq!(j["failure_to_enrol"]["failed"][0]["id"], "000004.jpg");
+    let all = &j["table"][0];
+    assert_eq!(all["pairs"], 3, "{all}");
+    // At −0.5 the impostor (cosine 0) is accepted, the rejected genuine pair is not: 1 of 3.
+    // At 0.5: the real genuine pair passes, the impostor fails, the rejected one fails: 2 of 3.
+    let acc: Vec<f64> = all["accuracy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a[1].as_f64().unwrap())
+        .collect();
+    assert!(
+        (acc[0] - 1.0 / 3.0).abs() < 1e-12 && (acc[1] - 2.0 / 3.0).abs() < 1e-12,
+        "{acc:?}"
+    );
+    let o = run("skip");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["table"][0]["pairs"], 2);
+    assert_eq!(run("fail").status.code(), Some(3));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
