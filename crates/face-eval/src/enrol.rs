@@ -144,6 +144,24 @@ pub struct PolicyScores {
     pub floor: f64,
 }
 
+impl PolicyScores {
+    /// Moves the floor of the rejected pairs below `bound` too (to `bound − 1` when it is not
+    /// already below), for a protocol that also decides at fixed thresholds (CelebA's
+    /// 0.6/0.7/0.8), so a rejected pair stays a non-match at every one of them. Real scores are
+    /// untouched: they all lie at least 1 above the old floor.
+    pub fn lower_floor(&mut self, bound: f64) {
+        if self.floor < bound {
+            return;
+        }
+        let (old, floor) = (self.floor, bound - 1.0);
+        self.scores
+            .iter_mut()
+            .filter(|s| **s == old)
+            .for_each(|s| *s = floor);
+        self.floor = floor;
+    }
+}
+
 /// Applies `policy` to pair scores whose `None` entries have a missing side.
 ///
 /// # Errors
@@ -247,6 +265,12 @@ mod tests {
 
     #[test]
     fn bad_inputs() {
+        // A floor lowered below a fixed threshold moves the rejected pairs only.
+        let mut r = apply_policy(&[Some(0.9), None], &[true, true], MissingPolicy::Reject).unwrap();
+        r.lower_floor(-0.5);
+        assert_eq!((r.scores.clone(), r.floor), (vec![0.9, -1.5], -1.5));
+        r.lower_floor(0.6); // already below
+        assert_eq!(r.scores, vec![0.9, -1.5]);
         assert!(apply_policy(&[Some(1.0)], &[true, false], MissingPolicy::Reject).is_err());
         assert!(apply_policy(&[Some(f64::NAN)], &[true], MissingPolicy::Reject).is_err());
         assert!(apply_policy(&[None, None], &[true, false], MissingPolicy::Reject).is_err());

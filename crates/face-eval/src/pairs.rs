@@ -188,12 +188,17 @@ fn rate(count: usize, of: u64) -> Option<f64> {
     (of > 0).then(|| count as f64 / of as f64)
 }
 
-/// The max/min of a rate over the groups that have it (none with fewer than two).
-fn differential(groups: &[GroupMetrics], f: Metric) -> Option<Differential> {
-    let have: Vec<(&str, f64)> = groups
+/// `(group, value)` for the groups that have the metric.
+fn values_of(groups: &[GroupMetrics], f: Metric) -> Vec<(&str, f64)> {
+    groups
         .iter()
         .filter_map(|g| f(g).map(|v| (g.group.as_str(), v)))
-        .collect();
+        .collect()
+}
+
+/// The max/min of a rate over the groups that have it (none with fewer than two).
+fn differential(groups: &[GroupMetrics], f: Metric) -> Option<Differential> {
+    let have = values_of(groups, f);
     if have.len() < 2 {
         return None;
     }
@@ -283,10 +288,7 @@ pub fn pairs_report(
         ("fnmr", |g| g.fnmr),
     ];
     for (metric, f) in metrics {
-        let have: Vec<(&str, f64)> = groups
-            .iter()
-            .filter_map(|g| f(g).map(|v| (g.group.as_str(), v)))
-            .collect();
+        let have = values_of(&groups, f);
         if have.len() >= 2 {
             let names: Vec<&str> = have.iter().map(|(n, _)| *n).collect();
             let b = per_group(&names, |idx| Ok(have[idx[0]].1))?;

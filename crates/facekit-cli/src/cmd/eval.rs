@@ -600,17 +600,10 @@ fn celeba(
 ) -> Res<Outcome> {
     let attrs = face_data::formats::celeba::CelebaAttributes::read(attributes).input()?;
     let list = PairList::read(pairs).input()?;
-    let en = enrol_list(engine, &list, source, out, quiet)?;
+    let mut en = enrol_list(engine, &list, source, out, quiet)?;
     // A rejected pair must stay below every fixed threshold too, not only below the real scores.
-    let lowest = thresholds.iter().copied().fold(en.applied.floor, f64::min);
-    let floor = lowest.min(en.applied.floor) - 1.0;
-    let scores: Vec<f64> = en
-        .applied
-        .kept
-        .iter()
-        .zip(&en.applied.scores)
-        .map(|(&i, &s)| if en.scored[i].score.is_none() { floor } else { s })
-        .collect();
+    en.applied
+        .lower_floor(thresholds.iter().copied().fold(f64::INFINITY, f64::min));
     let named: Vec<face_eval::attributes::NamedPair> = en
         .applied
         .kept
@@ -629,7 +622,8 @@ fn celeba(
             }
         })
         .collect();
-    let table = face_eval::attributes::attribute_table(&named, &scores, &attrs, thresholds).input()?;
+    let table =
+        face_eval::attributes::attribute_table(&named, &en.applied.scores, &attrs, thresholds).input()?;
     write_json(
         &out.join("report.json"),
         &json!({ "attributes": table, "failure_to_enrol": en.fte }),
