@@ -54,7 +54,11 @@ fn one_arcface_step_reduces_the_loss() {
         finite: &mut finite,
     });
     assert!(finite, "a gradient is not finite");
-    net = optim.step(0.05, net, grads);
+    // The step must be small for the first-order decrease to hold whatever the initial weights:
+    // other tests in this binary draw from Burn's process-wide RNG in parallel, so the seed above
+    // does not fix the init. Measured over 200 seeds: lr 0.05 raised the loss for 27 of 40,
+    // 3e-3 for 1 of 40, 1e-3 for none of 200.
+    net = optim.step(1e-3, net, grads);
     let after: f32 = loss_of(&net).into_scalar();
     eprintln!("ArcFace loss {before_value} → {after}");
     assert!(after < before_value, "{before_value} → {after}");
