@@ -80,6 +80,7 @@ fn image_labels(args: &Args) -> Result<HashMap<String, String>, Error> {
 }
 
 fn main() -> Result<(), Error> {
+    facekit::nets::keep_freed_memory();
     let t_all = Instant::now();
     let args = parse_args()?;
     let models = default_models_dir();

@@ -1,6 +1,7 @@
 """Anchor for face-nets' forward bench: onnxruntime on the same networks.
 
     python tools/reference_nets.py crates/face-nets/tests/fixtures   # writes the .onnx files
+    python tools/make_nets_onnx.py          # or this, without PyTorch (the same graphs)
     python tools/bench_nets_onnxruntime.py [--cache DIR] [--threads 2]
 
 Batch 32, 112×112, eval mode; images/s over repeated runs after a warm-up, and the GFLOP/s that

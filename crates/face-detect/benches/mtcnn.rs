@@ -10,6 +10,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use face_detect::{Mtcnn, MtcnnConfig};
 
 fn mtcnn(c: &mut Criterion) {
+    face_nets::keep_freed_memory();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let device = Default::default();
     let det =

@@ -22,6 +22,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::PadMode;
 use burn::tensor::Tensor;
+use face_nets::ops::{conv2d, conv2d_fused, Activation};
 use face_nets::weights::{load_pytorch, LoadReport};
 use sha2::Digest;
 
@@ -196,13 +197,19 @@ impl<B: Backend> PNet<B> {
     /// `x`: `[N, 3, H, W]` normalised as `(RGB − 127.5) / 128`. Returns the box regression
     /// `[N, 4, H', W']` and the face probability `[N, H', W']` (softmax over the two classes).
     pub fn forward(&self, x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 3>) {
-        let x = self.pool1.forward(self.prelu1.forward(self.conv1.forward(x)));
-        let x = self.prelu2.forward(self.conv2.forward(x));
-        let x = self.prelu3.forward(self.conv3.forward(x));
-        let prob = softmax(self.conv4_1.forward(x.clone()), 1);
+        let x = self.pool1.forward(conv2d_fused(
+            &self.conv1,
+            None,
+            x,
+            None,
+            Activation::PRelu(&self.prelu1),
+        ));
+        let x = conv2d_fused(&self.conv2, None, x, None, Activation::PRelu(&self.prelu2));
+        let x = conv2d_fused(&self.conv3, None, x, None, Activation::PRelu(&self.prelu3));
+        let prob = softmax(conv2d(&self.conv4_1, x.clone()), 1);
         let [n, _, h, w] = prob.dims();
         let face = prob.slice([0..n, 1..2, 0..h, 0..w]).reshape([n, h, w]);
-        (self.conv4_2.forward(x), face)
+        (conv2d(&self.conv4_2, x), face)
     }
 }
 
@@ -254,9 +261,21 @@ impl<B: Backend> RNet<B> {
 
     /// `x`: `[N, 3, 24, 24]`. Returns the box regression `[N, 4]` and the face probability `[N]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> (Tensor<B, 2>, Tensor<B, 1>) {
-        let x = self.pool1.forward(self.prelu1.forward(self.conv1.forward(x)));
-        let x = self.pool2.forward(self.prelu2.forward(self.conv2.forward(x)));
-        let x = self.prelu3.forward(self.conv3.forward(x));
+        let x = self.pool1.forward(conv2d_fused(
+            &self.conv1,
+            None,
+            x,
+            None,
+            Activation::PRelu(&self.prelu1),
+        ));
+        let x = self.pool2.forward(conv2d_fused(
+            &self.conv2,
+            None,
+            x,
+            None,
+            Activation::PRelu(&self.prelu2),
+        ));
+        let x = conv2d_fused(&self.conv3, None, x, None, Activation::PRelu(&self.prelu3));
         let x = self.prelu4.forward(self.dense4.forward(flatten_whc(x)));
         let prob = softmax(self.dense5_1.forward(x.clone()), 1);
         let n = prob.dims()[0];
@@ -321,10 +340,28 @@ impl<B: Backend> ONet<B> {
     /// `x`: `[N, 3, 48, 48]`. Returns the box regression `[N, 4]`, the landmarks `[N, 10]`
     /// (five x fractions of the box width, then five y fractions) and the face probability `[N]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> (Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 1>) {
-        let x = self.pool1.forward(self.prelu1.forward(self.conv1.forward(x)));
-        let x = self.pool2.forward(self.prelu2.forward(self.conv2.forward(x)));
-        let x = self.pool3.forward(self.prelu3.forward(self.conv3.forward(x)));
-        let x = self.prelu4.forward(self.conv4.forward(x));
+        let x = self.pool1.forward(conv2d_fused(
+            &self.conv1,
+            None,
+            x,
+            None,
+            Activation::PRelu(&self.prelu1),
+        ));
+        let x = self.pool2.forward(conv2d_fused(
+            &self.conv2,
+            None,
+            x,
+            None,
+            Activation::PRelu(&self.prelu2),
+        ));
+        let x = self.pool3.forward(conv2d_fused(
+            &self.conv3,
+            None,
+            x,
+            None,
+            Activation::PRelu(&self.prelu3),
+        ));
+        let x = conv2d_fused(&self.conv4, None, x, None, Activation::PRelu(&self.prelu4));
         let x = self.prelu5.forward(self.dense5.forward(flatten_whc(x)));
         let prob = softmax(self.dense6_1.forward(x.clone()), 1);
         let n = prob.dims()[0];

@@ -3,7 +3,9 @@
 //! networks exported by tools/reference_nets.py, is measured by tools/bench_nets_onnxruntime.py
 //! in the same sitting; docs/BENCHMARKS.md has the ratios.
 //!
-//! `FACEKIT_BENCH_NETS=iresnet50,mbf` picks networks (default both).
+//! NdArray runs the fused fast path (`face_nets::ops`), the other two Burn's own convolutions.
+//! `FACEKIT_BENCH_NETS=iresnet50,mbf` picks networks (default both),
+//! `FACEKIT_BENCH_BACKENDS=ndarray,candle,flex` backends (default all three).
 // burn-candle is marked deprecated in Burn 0.21 but is the Candle CPU backend the parity
 // requirement names; it stays until Burn drops it.
 #![allow(deprecated)]
@@ -39,14 +41,23 @@ fn run<B: Backend>(c: &mut Criterion, backend: &str, nets: &[String]) {
 }
 
 fn forward(c: &mut Criterion) {
+    face_nets::keep_freed_memory();
     let nets: Vec<String> = std::env::var("FACEKIT_BENCH_NETS")
         .unwrap_or_else(|_| "iresnet50,mbf".into())
         .split(',')
         .map(str::to_owned)
         .collect();
-    run::<NdArray<f32>>(c, "ndarray", &nets);
-    run::<Candle<f32, i64>>(c, "candle", &nets);
-    run::<Flex<f32>>(c, "flex", &nets);
+    let backends = std::env::var("FACEKIT_BENCH_BACKENDS").unwrap_or_else(|_| "ndarray,candle,flex".into());
+    let wanted = |b: &str| backends.split(',').any(|x| x.trim() == b);
+    if wanted("ndarray") {
+        run::<NdArray<f32>>(c, "ndarray", &nets);
+    }
+    if wanted("candle") {
+        run::<Candle<f32, i64>>(c, "candle", &nets);
+    }
+    if wanted("flex") {
+        run::<Flex<f32>>(c, "flex", &nets);
+    }
 }
 
 criterion_group!(benches, forward);

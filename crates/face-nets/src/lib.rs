@@ -28,6 +28,7 @@ pub mod heads;
 mod host;
 pub mod losses;
 pub mod model;
+pub mod ops;
 pub mod record;
 pub mod runtime;
 pub mod weights;
@@ -45,4 +46,4 @@ pub use losses::{cross_entropy, CombinedMargin, CombinedMarginConfig, NormLinear
 pub use model::{
     load_backbone, load_model, save_backbone, BackboneConfig, FaceBackbone, FaceModel, FaceModelConfig,
 };
-pub use runtime::{check_cuda, CandleTrain, DeviceChoice, NdArrayCpu, NdArrayTrain};
+pub use runtime::{check_cuda, keep_freed_memory, CandleTrain, DeviceChoice, NdArrayCpu, NdArrayTrain};

@@ -99,6 +99,31 @@ pub fn check_cuda(ids: &[usize]) -> Result<()> {
     Ok(())
 }
 
+/// Makes the C allocator keep freed memory for reuse instead of handing it back to the OS.
+///
+/// CPU inference allocates a fresh tensor of tens of MB per layer (a batch of 32 at 56² × 64
+/// channels is 26 MB). glibc serves such blocks with `mmap` and returns them with `munmap` on
+/// every free, so each layer pays page faults on first touch and a TLB shootdown across the
+/// worker threads; measured on MobileFaceNet at batch 32 (docs/BENCHMARKS.md) that is about
+/// half the time. After this call large blocks come from the heap and stay there, so the
+/// process's memory stays at its high-water mark. Programs call it once at start (the `facekit`
+/// program, the examples and benches do); a library never calls it for you. It does nothing
+/// outside glibc, and returns whether the allocator accepted the settings.
+pub fn keep_freed_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only changes two of glibc's tuning parameters; it is safe to call at
+        // any time (glibc takes its own lock).
+        unsafe {
+            libc::mallopt(libc::M_MMAP_MAX, 0) == 1 && libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,6 +77,7 @@ fn run<B: Backend>(c: &mut Criterion, backend: &str, age_gender: bool) {
 }
 
 fn teachers(c: &mut Criterion) {
+    face_nets::keep_freed_memory();
     run::<NdArray<f32>>(c, "ndarray", true);
     run::<Candle<f32, i64>>(c, "candle", false);
 }

@@ -94,6 +94,7 @@ fn run(cli: Cli) -> Res<Outcome> {
 }
 
 fn main() -> ExitCode {
+    face_nets::keep_freed_memory();
     let cli = Cli::parse();
     let json = cli.json;
     match run(cli) {

@@ -7,15 +7,23 @@
 //! For each `models/<name>.onnx` it writes `<out>/<name>.rs` (the graph as a Burn module, weights
 //! loaded at run time through `from_bytes`) and `models/<name>.bpk` (the weights in Burn's
 //! burnpack format). Kept outside the workspace so the heavy code generator never enters CI.
+//! The generated convolutions are then routed through face-nets' fused operations (`fuse.rs`);
+//! `onnx-codegen --fuse FILE…` applies that pass alone to files already generated.
 
 use std::path::{Path, PathBuf};
 
 use burn_onnx::{LoadStrategy, ModelGen};
 
+mod fuse;
+
 const MODELS: [&str; 3] = ["fr_feature", "age-v1", "gender-v1"];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--fuse") {
+        args[1..].iter().for_each(|f| fuse_file(Path::new(f)));
+        return;
+    }
     let (models, out) = match args.as_slice() {
         [m, o] => (PathBuf::from(m), PathBuf::from(o)),
         _ => {
@@ -46,6 +54,7 @@ fn main() {
         if name == "fr_feature" {
             make_batchable(&code);
         }
+        fuse_file(&code);
         move_file(&code, &out.join(format!("{module}.rs")));
         let bpk = models.join(format!("{name}.bpk"));
         move_file(&scratch.join(format!("{name}.bpk")), &bpk);
@@ -74,6 +83,14 @@ fn make_batchable(code: &Path) {
         std::process::exit(1);
     }
     std::fs::write(code, src.replace(from, to)).expect("write generated code");
+}
+
+/// Rewrites a generated file's convolutions to face-nets' fused operations, in place.
+fn fuse_file(code: &Path) {
+    let src = std::fs::read_to_string(code).expect("generated code");
+    let (fused_src, routed, fused) = fuse::fuse(&src);
+    std::fs::write(code, fused_src).expect("write generated code");
+    println!("{}: {fused} conv + PReLU fused, {routed} conv routed", code.display());
 }
 
 fn sha256(path: &Path) -> String {

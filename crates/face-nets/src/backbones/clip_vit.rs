@@ -237,7 +237,7 @@ pub struct ClipVit<B: Backend> {
 impl<B: Backend> ClipVit<B> {
     /// All tokens after the last block, `[N, 3, S, S]` → `[N, 1 + (S/P)², width]` (class token first).
     pub fn tokens(&self, x: Tensor<B, 4>) -> Tensor<B, 3> {
-        let patches: Tensor<B, 3> = self.conv1.forward(x).flatten(2, 3);
+        let patches: Tensor<B, 3> = crate::ops::conv2d(&self.conv1, x).flatten(2, 3);
         let patches = patches.swap_dims(1, 2);
         let [n, _, w] = patches.dims();
         let cls = self.class_embedding.val().reshape([1, 1, w]).expand([n, 1, w]);

@@ -204,7 +204,7 @@ pub struct FaceVit<B: Backend> {
 
 impl<B: Backend> FaceVit<B> {
     fn tokens(&self, x: Tensor<B, 4>) -> Tensor<B, 3> {
-        let t: Tensor<B, 3> = self.patch_embed.proj.forward(x).flatten(2, 3);
+        let t: Tensor<B, 3> = crate::ops::conv2d(&self.patch_embed.proj, x).flatten(2, 3);
         t.swap_dims(1, 2) + self.pos_embed.val()
     }
 

@@ -15,6 +15,8 @@ use std::path::Path;
 
 use burn::config::Config;
 use burn::module::Module;
+
+use crate::ops::{conv2d, conv2d_fused, Activation};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, Dropout, DropoutConfig, Linear, LinearConfig};
@@ -192,7 +194,7 @@ impl<B: Backend> BasicConv2d<B> {
             Some([h, w]) => x.pad((w, w, h, h), PadMode::Constant(0.0)),
             None => x,
         };
-        relu(self.bn.forward(self.conv.forward(x)))
+        conv2d_fused(&self.conv, Some(&self.bn), x, None, Activation::Relu)
     }
 }
 
@@ -257,11 +259,7 @@ impl<B: Backend> Block<B> {
         if !self.branch2.is_empty() {
             branches.push(chain(&self.branch2, x.clone()));
         }
-        let out = self
-            .conv2d
-            .forward(Tensor::cat(branches, 1))
-            .mul_scalar(self.scale)
-            + x;
+        let out = conv2d(&self.conv2d, Tensor::cat(branches, 1)).mul_scalar(self.scale) + x;
         if self.relu {
             relu(out)
         } else {

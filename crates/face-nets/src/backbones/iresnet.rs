@@ -11,6 +11,8 @@ use std::path::Path;
 
 use burn::config::Config;
 use burn::module::Module;
+
+use crate::ops::{conv2d_fused, Activation};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PRelu, PReluConfig,
@@ -216,14 +218,24 @@ impl<B: Backend> IBasicBlock<B> {
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let out = self.bn1.forward(x.clone());
-        let out = self.conv1.forward(out);
-        let out = self.prelu.forward(self.bn2.forward(out));
-        let out = self.bn3.forward(self.conv2.forward(out));
+        let out = conv2d_fused(
+            &self.conv1,
+            Some(&self.bn2),
+            out,
+            None,
+            Activation::PRelu(&self.prelu),
+        );
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x)),
+            Some(d) => conv2d_fused(&d.conv, Some(&d.bn), x, None, Activation::Identity),
             None => x,
         };
-        out + identity
+        conv2d_fused(
+            &self.conv2,
+            Some(&self.bn3),
+            out,
+            Some(identity),
+            Activation::Identity,
+        )
     }
 }
 
@@ -251,7 +263,13 @@ impl<B: Backend> IResNet<B> {
     /// # Shapes
     /// `[N, 3, S, S]` → `[N, 8·base_width, ⌈S/16⌉, ⌈S/16⌉]`.
     pub fn feature_map(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut x = self.prelu.forward(self.bn1.forward(self.conv1.forward(x)));
+        let mut x = conv2d_fused(
+            &self.conv1,
+            Some(&self.bn1),
+            x,
+            None,
+            Activation::PRelu(&self.prelu),
+        );
         for block in self
             .layer1
             .iter()

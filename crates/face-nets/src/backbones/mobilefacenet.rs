@@ -10,6 +10,8 @@ use std::path::Path;
 
 use burn::config::Config;
 use burn::module::Module;
+
+use crate::ops::{conv2d_fused, Activation};
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, LinearConfig, PRelu, PReluConfig};
 use burn::tensor::backend::Backend;
@@ -176,11 +178,17 @@ impl<B: Backend> ConvBlock<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = self.bn.forward(self.conv.forward(x));
-        match &self.prelu {
-            Some(p) => p.forward(x),
-            None => x,
-        }
+        self.forward_add(x, None)
+    }
+
+    /// `forward(x) + residual`, the add fused into the convolution (before the PReLU, where
+    /// there is one: the blocks that add have none).
+    fn forward_add(&self, x: Tensor<B, 4>, residual: Option<Tensor<B, 4>>) -> Tensor<B, 4> {
+        let act = match &self.prelu {
+            Some(p) => Activation::PRelu(p),
+            None => Activation::Identity,
+        };
+        conv2d_fused(&self.conv, Some(&self.bn), x, residual, act)
     }
 }
 
@@ -211,12 +219,11 @@ impl<B: Backend> DepthWise<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let y = self.layers.iter().fold(x.clone(), |y, l| l.forward(y));
-        if self.residual {
-            x + y
-        } else {
-            y
-        }
+        let Some((last, first)) = self.layers.split_last() else {
+            return x;
+        };
+        let y = first.iter().fold(x.clone(), |y, l| l.forward(y));
+        last.forward_add(y, self.residual.then_some(x))
     }
 }
 

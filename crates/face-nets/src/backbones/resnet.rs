@@ -7,10 +7,11 @@ use std::path::Path;
 
 use burn::config::Config;
 use burn::module::Module;
+
+use crate::ops::{conv2d_fused, Activation};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::PadMode;
 use burn::tensor::Tensor;
@@ -166,14 +167,19 @@ impl<B: Backend> Bottleneck<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = relu(self.bn2.forward(self.conv2.forward(out)));
-        let out = self.bn3.forward(self.conv3.forward(out));
+        let out = conv2d_fused(&self.conv1, Some(&self.bn1), x.clone(), None, Activation::Relu);
+        let out = conv2d_fused(&self.conv2, Some(&self.bn2), out, None, Activation::Relu);
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x)),
+            Some(d) => conv2d_fused(&d.conv, Some(&d.bn), x, None, Activation::Identity),
             None => x,
         };
-        relu(out + identity)
+        conv2d_fused(
+            &self.conv3,
+            Some(&self.bn3),
+            out,
+            Some(identity),
+            Activation::Relu,
+        )
     }
 }
 
@@ -194,7 +200,7 @@ pub struct ResNet<B: Backend> {
 impl<B: Backend> ResNet<B> {
     /// The last feature map, `[N, 3, H, W]` → `[N, 32·base_width, ⌈H/32⌉, ⌈W/32⌉]`.
     pub fn feature_map(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let x = conv2d_fused(&self.conv1, Some(&self.bn1), x, None, Activation::Relu);
         let x = x.pad((1, 1, 1, 1), PadMode::Constant(f32::NEG_INFINITY));
         let mut x = self.maxpool.forward(x);
         for block in self

@@ -4,10 +4,12 @@
 //! float type per device for the whole process.)
 //!
 //! - `parity_torch`: every backbone against PyTorch fixtures on NdArray, Candle and Flex;
+//! - `ops`: the fused convolutions' fast NdArray path against the composed Burn ops;
 //! - `train_step`: one ArcFace SGD step;
 //! - `units`: the shared transformer block, the token ViT's tokens, the face model and its
 //!   files, weight records.
 
+mod ops;
 mod parity_torch;
 mod train_step;
 mod units;

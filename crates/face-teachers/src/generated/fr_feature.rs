@@ -590,101 +590,266 @@ impl<B: Backend> Model<B> {
 
     #[allow(clippy::let_and_return, clippy::approx_constant)]
     pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 2> {
-        let conv2d1_out1 = self.conv2d1.forward(input);
-        let prelu1_out1 = self.prelu1.forward(conv2d1_out1);
-        let conv2d2_out1 = self.conv2d2.forward(prelu1_out1);
-        let prelu2_out1 = self.prelu2.forward(conv2d2_out1);
-        let conv2d3_out1 = self.conv2d3.forward(prelu2_out1);
-        let prelu3_out1 = self.prelu3.forward(conv2d3_out1);
-        let conv2d4_out1 = self.conv2d4.forward(prelu3_out1);
-        let prelu4_out1 = self.prelu4.forward(conv2d4_out1);
-        let conv2d5_out1 = self.conv2d5.forward(prelu4_out1);
-        let conv2d6_out1 = self.conv2d6.forward(conv2d5_out1.clone());
-        let prelu5_out1 = self.prelu5.forward(conv2d6_out1);
-        let conv2d7_out1 = self.conv2d7.forward(prelu5_out1);
-        let prelu6_out1 = self.prelu6.forward(conv2d7_out1);
-        let conv2d8_out1 = self.conv2d8.forward(prelu6_out1);
+        let prelu1_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d1,
+            None,
+            input,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu1),
+        );
+        let prelu2_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d2,
+            None,
+            prelu1_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu2),
+        );
+        let prelu3_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d3,
+            None,
+            prelu2_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu3),
+        );
+        let prelu4_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d4,
+            None,
+            prelu3_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu4),
+        );
+        let conv2d5_out1 = face_nets::ops::conv2d(&self.conv2d5, prelu4_out1);
+        let prelu5_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d6,
+            None,
+            conv2d5_out1.clone(),
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu5),
+        );
+        let prelu6_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d7,
+            None,
+            prelu5_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu6),
+        );
+        let conv2d8_out1 = face_nets::ops::conv2d(&self.conv2d8, prelu6_out1);
         let add1_out1 = conv2d5_out1.add(conv2d8_out1);
-        let conv2d9_out1 = self.conv2d9.forward(add1_out1.clone());
-        let prelu7_out1 = self.prelu7.forward(conv2d9_out1);
-        let conv2d10_out1 = self.conv2d10.forward(prelu7_out1);
-        let prelu8_out1 = self.prelu8.forward(conv2d10_out1);
-        let conv2d11_out1 = self.conv2d11.forward(prelu8_out1);
+        let prelu7_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d9,
+            None,
+            add1_out1.clone(),
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu7),
+        );
+        let prelu8_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d10,
+            None,
+            prelu7_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu8),
+        );
+        let conv2d11_out1 = face_nets::ops::conv2d(&self.conv2d11, prelu8_out1);
         let add2_out1 = add1_out1.add(conv2d11_out1);
-        let conv2d12_out1 = self.conv2d12.forward(add2_out1.clone());
-        let prelu9_out1 = self.prelu9.forward(conv2d12_out1);
-        let conv2d13_out1 = self.conv2d13.forward(prelu9_out1);
-        let prelu10_out1 = self.prelu10.forward(conv2d13_out1);
-        let conv2d14_out1 = self.conv2d14.forward(prelu10_out1);
+        let prelu9_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d12,
+            None,
+            add2_out1.clone(),
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu9),
+        );
+        let prelu10_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d13,
+            None,
+            prelu9_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu10),
+        );
+        let conv2d14_out1 = face_nets::ops::conv2d(&self.conv2d14, prelu10_out1);
         let add3_out1 = add2_out1.add(conv2d14_out1);
-        let conv2d15_out1 = self.conv2d15.forward(add3_out1.clone());
-        let prelu11_out1 = self.prelu11.forward(conv2d15_out1);
-        let conv2d16_out1 = self.conv2d16.forward(prelu11_out1);
-        let prelu12_out1 = self.prelu12.forward(conv2d16_out1);
-        let conv2d17_out1 = self.conv2d17.forward(prelu12_out1);
+        let prelu11_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d15,
+            None,
+            add3_out1.clone(),
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu11),
+        );
+        let prelu12_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d16,
+            None,
+            prelu11_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu12),
+        );
+        let conv2d17_out1 = face_nets::ops::conv2d(&self.conv2d17, prelu12_out1);
         let add4_out1 = add3_out1.add(conv2d17_out1);
-        let conv2d18_out1 = self.conv2d18.forward(add4_out1);
-        let prelu13_out1 = self.prelu13.forward(conv2d18_out1);
-        let conv2d19_out1 = self.conv2d19.forward(prelu13_out1);
-        let prelu14_out1 = self.prelu14.forward(conv2d19_out1);
-        let conv2d20_out1 = self.conv2d20.forward(prelu14_out1);
-        let conv2d21_out1 = self.conv2d21.forward(conv2d20_out1.clone());
-        let prelu15_out1 = self.prelu15.forward(conv2d21_out1);
-        let conv2d22_out1 = self.conv2d22.forward(prelu15_out1);
-        let prelu16_out1 = self.prelu16.forward(conv2d22_out1);
-        let conv2d23_out1 = self.conv2d23.forward(prelu16_out1);
+        let prelu13_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d18,
+            None,
+            add4_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu13),
+        );
+        let prelu14_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d19,
+            None,
+            prelu13_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu14),
+        );
+        let conv2d20_out1 = face_nets::ops::conv2d(&self.conv2d20, prelu14_out1);
+        let prelu15_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d21,
+            None,
+            conv2d20_out1.clone(),
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu15),
+        );
+        let prelu16_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d22,
+            None,
+            prelu15_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu16),
+        );
+        let conv2d23_out1 = face_nets::ops::conv2d(&self.conv2d23, prelu16_out1);
         let add5_out1 = conv2d20_out1.add(conv2d23_out1);
-        let conv2d24_out1 = self.conv2d24.forward(add5_out1.clone());
-        let prelu17_out1 = self.prelu17.forward(conv2d24_out1);
-        let conv2d25_out1 = self.conv2d25.forward(prelu17_out1);
-        let prelu18_out1 = self.prelu18.forward(conv2d25_out1);
-        let conv2d26_out1 = self.conv2d26.forward(prelu18_out1);
+        let prelu17_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d24,
+            None,
+            add5_out1.clone(),
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu17),
+        );
+        let prelu18_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d25,
+            None,
+            prelu17_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu18),
+        );
+        let conv2d26_out1 = face_nets::ops::conv2d(&self.conv2d26, prelu18_out1);
         let add6_out1 = add5_out1.add(conv2d26_out1);
-        let conv2d27_out1 = self.conv2d27.forward(add6_out1.clone());
-        let prelu19_out1 = self.prelu19.forward(conv2d27_out1);
-        let conv2d28_out1 = self.conv2d28.forward(prelu19_out1);
-        let prelu20_out1 = self.prelu20.forward(conv2d28_out1);
-        let conv2d29_out1 = self.conv2d29.forward(prelu20_out1);
+        let prelu19_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d27,
+            None,
+            add6_out1.clone(),
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu19),
+        );
+        let prelu20_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d28,
+            None,
+            prelu19_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu20),
+        );
+        let conv2d29_out1 = face_nets::ops::conv2d(&self.conv2d29, prelu20_out1);
         let add7_out1 = add6_out1.add(conv2d29_out1);
-        let conv2d30_out1 = self.conv2d30.forward(add7_out1.clone());
-        let prelu21_out1 = self.prelu21.forward(conv2d30_out1);
-        let conv2d31_out1 = self.conv2d31.forward(prelu21_out1);
-        let prelu22_out1 = self.prelu22.forward(conv2d31_out1);
-        let conv2d32_out1 = self.conv2d32.forward(prelu22_out1);
+        let prelu21_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d30,
+            None,
+            add7_out1.clone(),
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu21),
+        );
+        let prelu22_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d31,
+            None,
+            prelu21_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu22),
+        );
+        let conv2d32_out1 = face_nets::ops::conv2d(&self.conv2d32, prelu22_out1);
         let add8_out1 = add7_out1.add(conv2d32_out1);
-        let conv2d33_out1 = self.conv2d33.forward(add8_out1.clone());
-        let prelu23_out1 = self.prelu23.forward(conv2d33_out1);
-        let conv2d34_out1 = self.conv2d34.forward(prelu23_out1);
-        let prelu24_out1 = self.prelu24.forward(conv2d34_out1);
-        let conv2d35_out1 = self.conv2d35.forward(prelu24_out1);
+        let prelu23_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d33,
+            None,
+            add8_out1.clone(),
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu23),
+        );
+        let prelu24_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d34,
+            None,
+            prelu23_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu24),
+        );
+        let conv2d35_out1 = face_nets::ops::conv2d(&self.conv2d35, prelu24_out1);
         let add9_out1 = add8_out1.add(conv2d35_out1);
-        let conv2d36_out1 = self.conv2d36.forward(add9_out1.clone());
-        let prelu25_out1 = self.prelu25.forward(conv2d36_out1);
-        let conv2d37_out1 = self.conv2d37.forward(prelu25_out1);
-        let prelu26_out1 = self.prelu26.forward(conv2d37_out1);
-        let conv2d38_out1 = self.conv2d38.forward(prelu26_out1);
+        let prelu25_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d36,
+            None,
+            add9_out1.clone(),
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu25),
+        );
+        let prelu26_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d37,
+            None,
+            prelu25_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu26),
+        );
+        let conv2d38_out1 = face_nets::ops::conv2d(&self.conv2d38, prelu26_out1);
         let add10_out1 = add9_out1.add(conv2d38_out1);
-        let conv2d39_out1 = self.conv2d39.forward(add10_out1);
-        let prelu27_out1 = self.prelu27.forward(conv2d39_out1);
-        let conv2d40_out1 = self.conv2d40.forward(prelu27_out1);
-        let prelu28_out1 = self.prelu28.forward(conv2d40_out1);
-        let conv2d41_out1 = self.conv2d41.forward(prelu28_out1);
-        let conv2d42_out1 = self.conv2d42.forward(conv2d41_out1.clone());
-        let prelu29_out1 = self.prelu29.forward(conv2d42_out1);
-        let conv2d43_out1 = self.conv2d43.forward(prelu29_out1);
-        let prelu30_out1 = self.prelu30.forward(conv2d43_out1);
-        let conv2d44_out1 = self.conv2d44.forward(prelu30_out1);
+        let prelu27_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d39,
+            None,
+            add10_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu27),
+        );
+        let prelu28_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d40,
+            None,
+            prelu27_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu28),
+        );
+        let conv2d41_out1 = face_nets::ops::conv2d(&self.conv2d41, prelu28_out1);
+        let prelu29_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d42,
+            None,
+            conv2d41_out1.clone(),
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu29),
+        );
+        let prelu30_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d43,
+            None,
+            prelu29_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu30),
+        );
+        let conv2d44_out1 = face_nets::ops::conv2d(&self.conv2d44, prelu30_out1);
         let add11_out1 = conv2d41_out1.add(conv2d44_out1);
-        let conv2d45_out1 = self.conv2d45.forward(add11_out1.clone());
-        let prelu31_out1 = self.prelu31.forward(conv2d45_out1);
-        let conv2d46_out1 = self.conv2d46.forward(prelu31_out1);
-        let prelu32_out1 = self.prelu32.forward(conv2d46_out1);
-        let conv2d47_out1 = self.conv2d47.forward(prelu32_out1);
+        let prelu31_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d45,
+            None,
+            add11_out1.clone(),
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu31),
+        );
+        let prelu32_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d46,
+            None,
+            prelu31_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu32),
+        );
+        let conv2d47_out1 = face_nets::ops::conv2d(&self.conv2d47, prelu32_out1);
         let add12_out1 = add11_out1.add(conv2d47_out1);
-        let conv2d48_out1 = self.conv2d48.forward(add12_out1);
-        let prelu33_out1 = self.prelu33.forward(conv2d48_out1);
-        let conv2d49_out1 = self.conv2d49.forward(prelu33_out1);
-        let conv2d50_out1 = self.conv2d50.forward(conv2d49_out1);
+        let prelu33_out1 = face_nets::ops::conv2d_fused(
+            &self.conv2d48,
+            None,
+            add12_out1,
+            None,
+            face_nets::ops::Activation::PRelu(&self.prelu33),
+        );
+        let conv2d49_out1 = face_nets::ops::conv2d(&self.conv2d49, prelu33_out1);
+        let conv2d50_out1 = face_nets::ops::conv2d(&self.conv2d50, conv2d49_out1);
         let batch = conv2d50_out1.dims()[0] as i32;
         let reshape1_out1 = conv2d50_out1.reshape([batch, -1]);
         reshape1_out1
