@@ -147,6 +147,11 @@ pub trait FixColumnMajor {
     fn fix_column_major(self) -> Self;
 }
 
+/// `prelu(conv(x))` in one fused call: every convolution of the three nets is followed by its PReLU.
+fn conv_prelu<B: Backend>(conv: &Conv2d<B>, prelu: &PRelu<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    conv2d_fused(conv, None, x, None, Activation::PRelu(prelu))
+}
+
 /// Flattens `[N, C, H, W]` in facenet-pytorch's `(W, H, C)` order.
 fn flatten_whc<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
     let n = x.dims()[0];
@@ -197,15 +202,9 @@ impl<B: Backend> PNet<B> {
     /// `x`: `[N, 3, H, W]` normalised as `(RGB − 127.5) / 128`. Returns the box regression
     /// `[N, 4, H', W']` and the face probability `[N, H', W']` (softmax over the two classes).
     pub fn forward(&self, x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 3>) {
-        let x = self.pool1.forward(conv2d_fused(
-            &self.conv1,
-            None,
-            x,
-            None,
-            Activation::PRelu(&self.prelu1),
-        ));
-        let x = conv2d_fused(&self.conv2, None, x, None, Activation::PRelu(&self.prelu2));
-        let x = conv2d_fused(&self.conv3, None, x, None, Activation::PRelu(&self.prelu3));
+        let x = self.pool1.forward(conv_prelu(&self.conv1, &self.prelu1, x));
+        let x = conv_prelu(&self.conv2, &self.prelu2, x);
+        let x = conv_prelu(&self.conv3, &self.prelu3, x);
         let prob = softmax(conv2d(&self.conv4_1, x.clone()), 1);
         let [n, _, h, w] = prob.dims();
         let face = prob.slice([0..n, 1..2, 0..h, 0..w]).reshape([n, h, w]);
@@ -261,21 +260,9 @@ impl<B: Backend> RNet<B> {
 
     /// `x`: `[N, 3, 24, 24]`. Returns the box regression `[N, 4]` and the face probability `[N]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> (Tensor<B, 2>, Tensor<B, 1>) {
-        let x = self.pool1.forward(conv2d_fused(
-            &self.conv1,
-            None,
-            x,
-            None,
-            Activation::PRelu(&self.prelu1),
-        ));
-        let x = self.pool2.forward(conv2d_fused(
-            &self.conv2,
-            None,
-            x,
-            None,
-            Activation::PRelu(&self.prelu2),
-        ));
-        let x = conv2d_fused(&self.conv3, None, x, None, Activation::PRelu(&self.prelu3));
+        let x = self.pool1.forward(conv_prelu(&self.conv1, &self.prelu1, x));
+        let x = self.pool2.forward(conv_prelu(&self.conv2, &self.prelu2, x));
+        let x = conv_prelu(&self.conv3, &self.prelu3, x);
         let x = self.prelu4.forward(self.dense4.forward(flatten_whc(x)));
         let prob = softmax(self.dense5_1.forward(x.clone()), 1);
         let n = prob.dims()[0];
@@ -340,28 +327,10 @@ impl<B: Backend> ONet<B> {
     /// `x`: `[N, 3, 48, 48]`. Returns the box regression `[N, 4]`, the landmarks `[N, 10]`
     /// (five x fractions of the box width, then five y fractions) and the face probability `[N]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> (Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 1>) {
-        let x = self.pool1.forward(conv2d_fused(
-            &self.conv1,
-            None,
-            x,
-            None,
-            Activation::PRelu(&self.prelu1),
-        ));
-        let x = self.pool2.forward(conv2d_fused(
-            &self.conv2,
-            None,
-            x,
-            None,
-            Activation::PRelu(&self.prelu2),
-        ));
-        let x = self.pool3.forward(conv2d_fused(
-            &self.conv3,
-            None,
-            x,
-            None,
-            Activation::PRelu(&self.prelu3),
-        ));
-        let x = conv2d_fused(&self.conv4, None, x, None, Activation::PRelu(&self.prelu4));
+        let x = self.pool1.forward(conv_prelu(&self.conv1, &self.prelu1, x));
+        let x = self.pool2.forward(conv_prelu(&self.conv2, &self.prelu2, x));
+        let x = self.pool3.forward(conv_prelu(&self.conv3, &self.prelu3, x));
+        let x = conv_prelu(&self.conv4, &self.prelu4, x);
         let x = self.prelu5.forward(self.dense5.forward(flatten_whc(x)));
         let prob = softmax(self.dense6_1.forward(x.clone()), 1);
         let n = prob.dims()[0];
