@@ -107,16 +107,20 @@ pub fn check_cuda(ids: &[usize]) -> Result<()> {
 /// worker threads; measured on MobileFaceNet at batch 32 (docs/BENCHMARKS.md) that is about
 /// half the time. After this call large blocks come from the heap and stay there, so the
 /// process's memory stays at its high-water mark. Programs call it once at start (the `facekit`
-/// program, the examples and benches do); a library never calls it for you. It does nothing
+/// program, the quickstart and the benches do); a library never calls it for you. It does nothing
 /// outside glibc, and returns whether the allocator accepted the settings.
 pub fn keep_freed_memory() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: mallopt only changes two of glibc's tuning parameters; it is safe to call at
         // any time (glibc takes its own lock).
-        unsafe {
-            libc::mallopt(libc::M_MMAP_MAX, 0) == 1 && libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1
-        }
+        let (no_mmap, no_trim) = unsafe {
+            (
+                libc::mallopt(libc::M_MMAP_MAX, 0),
+                libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX),
+            )
+        };
+        no_mmap == 1 && no_trim == 1
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     {

@@ -2,12 +2,14 @@
 //!
 //! - Grouped and ordinary convolutions lower to one GEMM per image and group: the image's
 //!   patches are unfolded (im2col) into a `[K, P]` matrix (`K = C/g·kh·kw`, `P = Ho·Wo`) and
-//!   multiplied by the `[Co/g, K]` weights with the `gemm` crate's packed AVX2/FMA kernels. A 1×1
-//!   convolution with stride 1 and no padding skips the unfolding: the image already is `[C, H·W]`.
-//! - Depthwise convolutions (one input channel per group) are a direct kernel whose inner loop
-//!   runs over contiguous output columns, with the padding bounds computed once per row.
-//! - The epilogue — bias, residual add, activation, in that order — runs in the same pass over
-//!   each output plane while it is still in cache.
+//!   multiplied by the `[Co/g, K]` weights with the `gemm` crate's packed kernels (AVX-512 or
+//!   AVX2/FMA, chosen at run time), in bands of output rows ([`TILE_BYTES`]). A 1×1 convolution
+//!   with stride 1 and no padding skips the unfolding: the image already is `[C, H·W]`.
+//! - Depthwise and thin grouped convolutions (≤ 4 input channels per group) are a direct kernel
+//!   whose inner loop runs over contiguous output columns, with the padding bounds computed once
+//!   per kernel tap.
+//! - The epilogue — per-channel scale and shift (folded BatchNorm, bias), residual add,
+//!   activation, in that order — runs over each output plane while it is still in cache.
 //!
 //! Images run in parallel on rayon's pool; a batch of one runs the GEMM itself in parallel.
 

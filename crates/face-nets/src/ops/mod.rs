@@ -5,8 +5,9 @@
 //! are. Two implementations sit behind it:
 //!
 //! - **NdArray f32, inference** (the CPU device of the `facekit` program): the fast kernels of
-//!   `cpu.rs` — im2col + packed GEMM (the `gemm` crate's AVX2/FMA kernels) per image and group, a
-//!   direct depthwise kernel, and one epilogue pass that applies the BatchNorm (folded into a
+//!   `cpu.rs` — im2col + packed GEMM (the `gemm` crate's AVX-512 or AVX2/FMA kernels, chosen at
+//!   run time) per image and group, a direct kernel for depthwise and thin grouped convolutions,
+//!   and one epilogue pass that applies the BatchNorm (folded into a
 //!   per-channel scale and shift with its running statistics), the bias, the residual and the
 //!   activation. The tensors are read in place, with no copy in.
 //! - **Every other backend**, Autodiff included (training keeps Burn's gradients): the same
@@ -15,7 +16,7 @@
 //!
 //! The choice is made per call from the tensor's type, not by a trait bound, so every generic
 //! `B: Backend` function keeps its signature (see docs/ARCHITECTURE.md, "fused operations").
-//! The fast path is checked against the composed one by the tests in `tests/ops.rs`.
+//! The fast path is checked against the composed one by `tests/nets/ops.rs`.
 
 mod cpu;
 
@@ -27,6 +28,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use burn_ndarray::NdArrayTensor;
 
+use crate::to_f32_vec;
 use cpu::{Act, Affine, ConvShape};
 
 /// The activation that ends a fused convolution.
@@ -52,7 +54,7 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
 /// On NdArray f32 it runs in one pass of the fast kernels with the BatchNorm's running
 /// statistics (what `BatchNorm::forward` uses on a backend without autodiff); on any other
 /// backend it is composed of the modules' own `forward`s, so the result is the same either way
-/// (to float rounding; `tests/ops.rs` bounds it).
+/// (to float rounding; `tests/nets/ops.rs` bounds it).
 pub fn conv2d_fused<B: Backend>(
     conv: &Conv2d<B>,
     bn: Option<&BatchNorm<B>>,
@@ -61,7 +63,9 @@ pub fn conv2d_fused<B: Backend>(
     act: Activation<'_, B>,
 ) -> Tensor<B, 4> {
     if let Some(shape) = fast_shape(conv, &x, residual.as_ref()) {
-        return fast(conv, bn, x, residual, act, &shape);
+        if let Some(params) = EpilogueParams::read(conv, bn, &act, shape.co) {
+            return fast(conv, x, residual, &params, &shape);
+        }
     }
     let mut y = conv.forward(x);
     if let Some(bn) = bn {
@@ -117,42 +121,85 @@ fn is_ndarray<B: Backend>() -> bool {
     std::any::TypeId::of::<B::FloatTensorPrimitive>() == std::any::TypeId::of::<NdArrayTensor>()
 }
 
+/// The per-channel numbers of the epilogue, read to the host: the affine map (BatchNorm
+/// folded from its running statistics, then the bias) and the activation's slopes.
+struct EpilogueParams {
+    scale: Option<Vec<f32>>,
+    shift: Option<Vec<f32>>,
+    act: EpilogueAct,
+}
+
+enum EpilogueAct {
+    Identity,
+    Relu,
+    PRelu(Vec<f32>),
+}
+
+impl EpilogueParams {
+    /// `None` when a tensor cannot be read back or its length does not match the `co` output
+    /// channels (a BatchNorm, bias or slope built for another width): the composed body then
+    /// runs, and Burn's own ops report the mismatch, rather than the kernels indexing past it.
+    fn read<B: Backend>(
+        conv: &Conv2d<B>,
+        bn: Option<&BatchNorm<B>>,
+        act: &Activation<'_, B>,
+        co: usize,
+    ) -> Option<Self> {
+        let channels = |t: Tensor<B, 1>| to_f32_vec(t).ok().filter(|v| v.len() == co);
+        let bias = match &conv.bias {
+            Some(b) => Some(channels(b.val())?),
+            None => None,
+        };
+        let (scale, shift) = match bn {
+            Some(bn) => {
+                let gamma = channels(bn.gamma.val())?;
+                let beta = channels(bn.beta.val())?;
+                let mean = channels(bn.running_mean.value())?;
+                let var = channels(bn.running_var.value())?;
+                let scale: Vec<f32> = gamma
+                    .iter()
+                    .zip(&var)
+                    .map(|(g, v)| (f64::from(*g) / (f64::from(*v) + bn.epsilon).sqrt()) as f32)
+                    .collect();
+                // (conv + bias)·scale + β − μ·scale
+                let shift = (0..co)
+                    .map(|c| beta[c] - mean[c] * scale[c] + bias.as_ref().map_or(0.0, |b| b[c] * scale[c]))
+                    .collect();
+                (Some(scale), Some(shift))
+            }
+            None => (None, bias),
+        };
+        let act = match act {
+            Activation::Identity => EpilogueAct::Identity,
+            Activation::Relu => EpilogueAct::Relu,
+            Activation::PRelu(p) => {
+                let slope = to_f32_vec(p.alpha.val()).ok()?;
+                if slope.len() != 1 && slope.len() != co {
+                    return None;
+                }
+                EpilogueAct::PRelu(slope)
+            }
+        };
+        Some(Self { scale, shift, act })
+    }
+}
+
 fn fast<B: Backend>(
     conv: &Conv2d<B>,
-    bn: Option<&BatchNorm<B>>,
     x: Tensor<B, 4>,
     residual: Option<Tensor<B, 4>>,
-    act: Activation<'_, B>,
+    params: &EpilogueParams,
     shape: &ConvShape,
 ) -> Tensor<B, 4> {
     let device = x.device();
-    let bias = conv.bias.as_ref().map(|b| small(b.val()));
-    let (scale, shift) = match bn {
-        Some(bn) => {
-            let (scale, mut shift) = fold(bn);
-            if let Some(bias) = &bias {
-                shift
-                    .iter_mut()
-                    .zip(&scale)
-                    .zip(bias)
-                    .for_each(|((s, a), b)| *s += a * b);
-            }
-            (Some(scale), Some(shift))
-        }
-        None => (None, bias),
-    };
-    let slope = match act {
-        Activation::PRelu(p) => Some(small(p.alpha.val())),
-        _ => None,
-    };
-    let act = match (&act, &slope) {
-        (Activation::PRelu(_), Some(s)) => Act::PRelu(s),
-        (Activation::Relu, _) => Act::Relu,
-        _ => Act::Identity,
+    let act = match &params.act {
+        EpilogueAct::Identity => Act::Identity,
+        EpilogueAct::Relu => Act::Relu,
+        EpilogueAct::PRelu(slope) => Act::PRelu(slope),
     };
     let affine = Affine {
-        scale: scale.as_deref(),
-        shift: shift.as_deref(),
+        scale: params.scale.as_deref(),
+        shift: params.shift.as_deref(),
     };
     let x = Host::new(x);
     let w = Host::new(conv.weight.val());
@@ -165,31 +212,6 @@ fn fast<B: Backend>(
     });
     let [ho, wo] = shape.output().unwrap_or([0, 0]);
     Tensor::from_data(TensorData::new(out, [shape.n, shape.co, ho, wo]), &device)
-}
-
-/// A BatchNorm's running statistics as `(scale, shift)`: `γ/√(σ²+ε)` and `β − μ·scale`.
-fn fold<B: Backend>(bn: &BatchNorm<B>) -> (Vec<f32>, Vec<f32>) {
-    let gamma = small(bn.gamma.val());
-    let beta = small(bn.beta.val());
-    let mean = small(bn.running_mean.value());
-    let var = small(bn.running_var.value());
-    let scale: Vec<f32> = gamma
-        .iter()
-        .zip(&var)
-        .map(|(g, v)| (f64::from(*g) / (f64::from(*v) + bn.epsilon).sqrt()) as f32)
-        .collect();
-    let shift = beta
-        .iter()
-        .zip(&mean)
-        .zip(&scale)
-        .map(|((b, m), s)| b - m * s)
-        .collect();
-    (scale, shift)
-}
-
-/// A small tensor (a bias, a BatchNorm statistic, a slope) copied to the host.
-fn small<B: Backend>(t: Tensor<B, 1>) -> Vec<f32> {
-    t.into_data().convert::<f32>().into_vec().unwrap_or_default()
 }
 
 /// An NdArray f32 tensor held for reading in place.
