@@ -146,6 +146,8 @@ fn teachers(c: &mut Criterion) {
 }
 
 fn all(c: &mut Criterion) {
+    // As the `facekit` program and the quickstart do (glibc: freed blocks stay mapped).
+    face_nets::keep_freed_memory();
     data(c);
     student_step::<NdArrayTrain>(c, "ndarray");
     student_step::<CandleTrain>(c, "candle");

@@ -54,7 +54,7 @@ impl<B: Backend> EmbeddingHead<B> {
     pub fn raw(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
         let x = self.linear.forward(features);
         match &self.bn {
-            Some(bn) => bn.forward(x),
+            Some(bn) => crate::ops::batch_norm(bn, x),
             None => x,
         }
     }

@@ -210,8 +210,8 @@ impl<B: Backend> FaceVit<B> {
 
     fn head(&self, t: Tensor<B, 3>) -> Tensor<B, 2> {
         let f = &self.feature;
-        let x = f.bn1.forward(f.fc1.forward(t.flatten(1, 2)));
-        f.bn2.forward(f.fc2.forward(x))
+        let x = crate::ops::batch_norm(&f.bn1, f.fc1.forward(t.flatten(1, 2)));
+        crate::ops::batch_norm(&f.bn2, f.fc2.forward(x))
     }
 
     /// The blocks and the final norm over a token sequence (all tokens, or the kept ones).

@@ -12,7 +12,7 @@ use std::path::Path;
 use burn::config::Config;
 use burn::module::Module;
 
-use crate::ops::{conv2d_fused, Activation};
+use crate::ops::{batch_norm, conv2d_fused, Activation};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PRelu, PReluConfig,
@@ -217,7 +217,7 @@ impl<B: Backend> IBasicBlock<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let out = self.bn1.forward(x.clone());
+        let out = batch_norm(&self.bn1, x.clone());
         let out = conv2d_fused(
             &self.conv1,
             Some(&self.bn2),
@@ -279,7 +279,7 @@ impl<B: Backend> IResNet<B> {
         {
             x = block.forward(x);
         }
-        self.bn2.forward(x)
+        batch_norm(&self.bn2, x)
     }
 
     /// The embedding (not L2-normalised, as arcface_torch returns it).
@@ -289,7 +289,7 @@ impl<B: Backend> IResNet<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         let x: Tensor<B, 2> = self.feature_map(x).flatten(1, 3);
         let x = self.fc.forward(self.dropout.forward(x));
-        self.features.forward(x)
+        batch_norm(&self.features, x)
     }
 }
 

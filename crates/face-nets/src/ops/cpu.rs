@@ -107,7 +107,7 @@ pub(crate) fn conv2d(
     let mut out = vec![0f32; s.n * per_image_out];
     // Grouped convolutions with few input channels per group (depthwise: one) are too thin for
     // GEMM (one call per group of an `og × k` product with k ≤ 36); they run direct.
-    let direct = s.groups > 1 && s.cin_per_group() <= 4;
+    let direct = is_direct(s);
     let parallel_gemm = s.n == 1 && rayon::current_num_threads() > 1;
     out.par_chunks_mut(per_image_out)
         .zip(x.par_chunks(per_image_in))
@@ -124,6 +124,255 @@ pub(crate) fn conv2d(
     out
 }
 
+/// Whether [`conv2d`] runs this shape with its direct kernel (depthwise and thin grouped
+/// convolutions) rather than im2col + GEMM. [`conv2d_backward`] takes only the GEMM shapes.
+pub(crate) fn is_direct(s: &ConvShape) -> bool {
+    s.groups > 1 && s.cin_per_group() <= 4
+}
+
+/// The gradients of `y = conv(x, weight)` (no bias, no epilogue) from `dy = ∂L/∂y`:
+/// `(∂L/∂x, ∂L/∂weight)`, each computed only when asked for.
+///
+/// Both are GEMMs over the same unfolded patches as the forward pass, in the same bands of
+/// output rows: per image and group, `∂W += dY·colsᵀ` (`[og, P]·[P, K]`) and
+/// `dcols = Wᵀ·dY` (`[K, og]·[og, P]`) folded back onto the input (col2im, adding where
+/// windows overlap). The weight gradient is summed per contiguous chunk of images, one chunk
+/// per thread, and the chunks are added in order, so the result does not depend on scheduling.
+/// The caller has checked the shapes as for [`conv2d`] and that it is not a direct-kernel shape.
+pub(crate) fn conv2d_backward(
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    s: &ConvShape,
+    need_dx: bool,
+    need_dw: bool,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    let Some([ho, wo]) = s.output() else {
+        return (
+            need_dx.then(|| vec![0.0; x.len()]),
+            need_dw.then(|| vec![0.0; weight.len()]),
+        );
+    };
+    let per_image_out = s.co * ho * wo;
+    let per_image_in = s.c * s.h * s.w;
+    let par = s.n == 1 && rayon::current_num_threads() > 1;
+    let dx = need_dx.then(|| {
+        let mut dx = vec![0f32; x.len()];
+        dx.par_chunks_mut(per_image_in)
+            .zip(dy.par_chunks(per_image_out))
+            .for_each(|(dx, dy)| input_grad_image(dy, weight, dx, s, [ho, wo], par));
+        dx
+    });
+    let dw = need_dw.then(|| {
+        let chunk = s.n.div_ceil(rayon::current_num_threads().max(1)).max(1);
+        let partial: Vec<Vec<f32>> = x
+            .par_chunks(chunk * per_image_in)
+            .zip(dy.par_chunks(chunk * per_image_out))
+            .map(|(x, dy)| {
+                let mut dw = vec![0f32; weight.len()];
+                for (x, dy) in x.chunks(per_image_in).zip(dy.chunks(per_image_out)) {
+                    weight_grad_image(x, dy, &mut dw, s, [ho, wo], par);
+                }
+                dw
+            })
+            .collect();
+        let mut parts = partial.into_iter();
+        let mut dw = parts.next().unwrap_or_else(|| vec![0f32; weight.len()]);
+        for part in parts {
+            dw.iter_mut().zip(&part).for_each(|(a, b)| *a += b);
+        }
+        dw
+    });
+    (dx, dw)
+}
+
+/// The band of output rows per GEMM call and whether the convolution needs no unfolding.
+fn bands(s: &ConvShape, k: usize, [ho, wo]: [usize; 2]) -> (usize, bool) {
+    let pointwise = s.kh == 1 && s.kw == 1 && s.stride == [1, 1] && s.pad == [0, 0, 0, 0];
+    let band = if pointwise {
+        ho
+    } else {
+        (TILE_BYTES / (4 * k * wo)).clamp(1, ho)
+    };
+    (band, pointwise)
+}
+
+fn parallelism(par: bool) -> Parallelism {
+    if par {
+        Parallelism::Rayon(0)
+    } else {
+        Parallelism::None
+    }
+}
+
+/// `dw += dY·colsᵀ` for one image, group by group and band by band.
+fn weight_grad_image(x: &[f32], dy: &[f32], dw: &mut [f32], s: &ConvShape, [ho, wo]: [usize; 2], par: bool) {
+    let cg = s.cin_per_group();
+    let og = s.cout_per_group();
+    let k = cg * s.kh * s.kw;
+    let p = ho * wo;
+    let (band, pointwise) = bands(s, k, [ho, wo]);
+    let mut cols = if pointwise {
+        Vec::new()
+    } else {
+        vec![0f32; k * band * wo]
+    };
+    for g in 0..s.groups {
+        let x_g = &x[g * cg * s.h * s.w..(g + 1) * cg * s.h * s.w];
+        let dy_g = &dy[g * og * p..(g + 1) * og * p];
+        let dw_g = &mut dw[g * og * k..(g + 1) * og * k];
+        for y0 in (0..ho).step_by(band) {
+            let rows = band.min(ho - y0);
+            let n = rows * wo;
+            let rhs: &[f32] = if pointwise {
+                x_g
+            } else {
+                im2col(x_g, cg, s, [ho, wo], y0..y0 + rows, &mut cols[..k * n]);
+                &cols[..k * n]
+            };
+            let lhs = &dy_g[y0 * wo..];
+            // SAFETY: `dw_g` is the row-major `og × k` block of this group; `lhs` is the
+            // `og × n` block of `dy_g` at column `y0·wo` with row stride p (its last element,
+            // (og−1)·p + y0·wo + n − 1 < og·p, is inside `dy_g`); `rhs` holds the `k × n`
+            // row-major patches, read transposed as `n × k` (row stride 1, column stride n);
+            // the destination does not overlap either source.
+            unsafe {
+                gemm::gemm(
+                    og,
+                    k,
+                    n,
+                    dw_g.as_mut_ptr(),
+                    1,
+                    k as isize,
+                    true,
+                    lhs.as_ptr(),
+                    1,
+                    p as isize,
+                    rhs.as_ptr(),
+                    n as isize,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism(par),
+                );
+            }
+        }
+    }
+}
+
+/// `dx = col2im(Wᵀ·dY)` for one image (`dx` starts at zero), group by group and band by band.
+fn input_grad_image(
+    dy: &[f32],
+    weight: &[f32],
+    dx: &mut [f32],
+    s: &ConvShape,
+    [ho, wo]: [usize; 2],
+    par: bool,
+) {
+    let cg = s.cin_per_group();
+    let og = s.cout_per_group();
+    let k = cg * s.kh * s.kw;
+    let p = ho * wo;
+    let (band, pointwise) = bands(s, k, [ho, wo]);
+    let mut cols = if pointwise {
+        Vec::new()
+    } else {
+        vec![0f32; k * band * wo]
+    };
+    for g in 0..s.groups {
+        let dx_g = &mut dx[g * cg * s.h * s.w..(g + 1) * cg * s.h * s.w];
+        let dy_g = &dy[g * og * p..(g + 1) * og * p];
+        let w_g = &weight[g * og * k..(g + 1) * og * k];
+        for y0 in (0..ho).step_by(band) {
+            let rows = band.min(ho - y0);
+            let n = rows * wo;
+            let dst: &mut [f32] = if pointwise { &mut *dx_g } else { &mut cols[..k * n] };
+            let rhs = &dy_g[y0 * wo..];
+            // SAFETY: `dst` is a row-major `k × n` buffer of exactly that length (for a
+            // pointwise convolution, the group's `[cg, H·W]` input gradient, n = H·W); `w_g`
+            // is the row-major `og × k` weight read transposed (row stride 1, column stride
+            // k); `rhs` is the `og × n` block of `dy_g` at column `y0·wo` with row stride p,
+            // inside `dy_g` as in the forward pass; nothing overlaps.
+            unsafe {
+                gemm::gemm(
+                    k,
+                    n,
+                    og,
+                    dst.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    w_g.as_ptr(),
+                    k as isize,
+                    1,
+                    rhs.as_ptr(),
+                    1,
+                    p as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism(par),
+                );
+            }
+            if !pointwise {
+                col2im(&cols[..k * n], cg, s, [ho, wo], y0..y0 + rows, dx_g);
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds each unfolded patch value back onto the input position it
+/// was read from (positions in the padding are dropped).
+fn col2im(
+    cols: &[f32],
+    cg: usize,
+    s: &ConvShape,
+    [_, wo]: [usize; 2],
+    rows: std::ops::Range<usize>,
+    dx: &mut [f32],
+) {
+    let p = rows.len() * wo;
+    let [sh, sw] = s.stride;
+    let [dh, dw] = s.dilation;
+    let (pt, pl) = (s.pad[0], s.pad[1]);
+    for ci in 0..cg {
+        let dst = &mut dx[ci * s.h * s.w..(ci + 1) * s.h * s.w];
+        for ky in 0..s.kh {
+            for kx in 0..s.kw {
+                let row = &cols[((ci * s.kh + ky) * s.kw + kx) * p..][..p];
+                let (x0, x1) = valid_range(s.w, wo, sw, pl, kx * dw);
+                if x0 >= x1 {
+                    continue;
+                }
+                for (r, oy) in rows.clone().enumerate() {
+                    let iy = (oy * sh + ky * dh) as isize - pt as isize;
+                    if iy < 0 || iy >= s.h as isize {
+                        continue;
+                    }
+                    let line = &mut dst[iy as usize * s.w..(iy as usize + 1) * s.w];
+                    let src = &row[r * wo + x0..r * wo + x1];
+                    let first = x0 * sw + kx * dw - pl;
+                    if sw == 1 {
+                        line[first..first + (x1 - x0)]
+                            .iter_mut()
+                            .zip(src)
+                            .for_each(|(d, v)| *d += v);
+                    } else {
+                        for (j, v) in src.iter().enumerate() {
+                            line[first + j * sw] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Bytes of unfolded patches per GEMM call: the image is unfolded in bands of output rows of
 /// about this size (measured on iResNet-50, batch 32: 384 KB 12.5, 1.5 MB 18.7, 6 MB 16.8 img/s).
 const TILE_BYTES: usize = 1536 * 1024;
@@ -134,12 +383,7 @@ fn gemm_image(x: &[f32], weight: &[f32], out: &mut [f32], s: &ConvShape, [ho, wo
     let og = s.cout_per_group();
     let k = cg * s.kh * s.kw;
     let p = ho * wo;
-    let pointwise = s.kh == 1 && s.kw == 1 && s.stride == [1, 1] && s.pad == [0, 0, 0, 0];
-    let band = if pointwise {
-        ho
-    } else {
-        (TILE_BYTES / (4 * k * wo)).clamp(1, ho)
-    };
+    let (band, pointwise) = bands(s, k, [ho, wo]);
     let mut cols = if pointwise {
         Vec::new()
     } else {
@@ -183,11 +427,7 @@ fn gemm_image(x: &[f32], weight: &[f32], out: &mut [f32], s: &ConvShape, [ho, wo
                     false,
                     false,
                     false,
-                    if par {
-                        Parallelism::Rayon(0)
-                    } else {
-                        Parallelism::None
-                    },
+                    parallelism(par),
                 );
             }
         }
@@ -281,9 +521,9 @@ macro_rules! simd {
         #[cfg(target_arch = "x86_64")]
         {
             #[target_feature(enable = "avx512f")]
-            unsafe fn avx512<'a>(f: impl FnOnce() + 'a) { f() }
+            unsafe fn avx512<'a, R>(f: impl FnOnce() -> R + 'a) -> R { f() }
             #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2<'a>(f: impl FnOnce() + 'a) { f() }
+            unsafe fn avx2<'a, R>(f: impl FnOnce() -> R + 'a) -> R { f() }
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU has AVX-512F (checked on the line above).
                 unsafe { avx512(|| $generic($($arg),*)) }
@@ -335,6 +575,148 @@ fn depthwise_plane_body(src: &[f32], w: &[f32], dst: &mut [f32], s: &ConvShape, 
                 }
             }
         }
+    }
+}
+
+/// `v·scale[c] + shift[c]` over an `[n, c, plane]` tensor (a BatchNorm in inference form, or
+/// a training-mode one with its batch statistics): one pass, images in parallel.
+pub(crate) fn channel_affine(x: &[f32], c: usize, plane: usize, scale: &[f32], shift: &[f32]) -> Vec<f32> {
+    let mut out = x.to_vec();
+    let affine = Affine {
+        scale: Some(scale),
+        shift: Some(shift),
+    };
+    if c * plane > 0 {
+        out.par_chunks_mut(c * plane)
+            .for_each(|image| epilogue(image, plane, affine, None, Act::Identity));
+    }
+    out
+}
+
+/// Per-channel mean and biased variance of an `[n, c, plane]` tensor (two passes: the mean,
+/// then the squared deviations from it; f32 lanes summed into f64 per plane).
+pub(crate) fn channel_moments(x: &[f32], n: usize, c: usize, plane: usize) -> (Vec<f32>, Vec<f32>) {
+    let count = (n * plane).max(1) as f64;
+    (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let planes = || (0..n).map(move |i| &x[(i * c + ch) * plane..][..plane]);
+            let mean = planes().map(|p| lane_sum(p, |v| v)).sum::<f64>() / count;
+            let m = mean as f32;
+            let var = planes().map(|p| lane_sum(p, |v| (v - m) * (v - m))).sum::<f64>() / count;
+            (m, var as f32)
+        })
+        .unzip()
+}
+
+/// The gradients of a training-mode BatchNorm `y = (x − μ)·γ/σ + β` with batch statistics
+/// (`inv_std = 1/σ`), from `dy`: `(∂L/∂x, ∂L/∂γ, ∂L/∂β)`.
+///
+/// Per channel, over the `M = n·plane` values: `∂β = Σ dy`, `∂γ = Σ dy·x̂` (`x̂ = (x − μ)/σ`),
+/// `∂x = γ/σ·(dy − ∂β/M − x̂·∂γ/M)`.
+pub(crate) fn batch_norm_backward(
+    x: &[f32],
+    dy: &[f32],
+    [n, c, plane]: [usize; 3],
+    mean: &[f32],
+    inv_std: &[f32],
+    gamma: &[f32],
+    need_dx: bool,
+) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    let count = (n * plane).max(1) as f32;
+    let (sum_dy, sum_dy_xc): (Vec<f64>, Vec<f64>) = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let (mut a, mut b) = (0f64, 0f64);
+            for i in 0..n {
+                let at = (i * c + ch) * plane;
+                let (xp, gp) = (&x[at..at + plane], &dy[at..at + plane]);
+                a += lane_sum(gp, |v| v);
+                b += lane_dot(gp, xp, mean[ch]);
+            }
+            (a, b)
+        })
+        .unzip();
+    let dbeta: Vec<f32> = sum_dy.iter().map(|v| *v as f32).collect();
+    let dgamma: Vec<f32> = (0..c)
+        .map(|ch| (sum_dy_xc[ch] * f64::from(inv_std[ch])) as f32)
+        .collect();
+    let dx = need_dx.then(|| {
+        // ∂x = a·dy + b·x + k per channel
+        let a: Vec<f32> = (0..c).map(|ch| gamma[ch] * inv_std[ch]).collect();
+        let b: Vec<f32> = (0..c)
+            .map(|ch| -a[ch] * inv_std[ch] * dgamma[ch] / count)
+            .collect();
+        let k: Vec<f32> = (0..c)
+            .map(|ch| -a[ch] * dbeta[ch] / count - b[ch] * mean[ch])
+            .collect();
+        let mut dx = vec![0f32; x.len()];
+        if c * plane > 0 {
+            dx.par_chunks_mut(c * plane)
+                .zip(x.par_chunks(c * plane))
+                .zip(dy.par_chunks(c * plane))
+                .for_each(|((dx, x), dy)| {
+                    for ch in 0..c {
+                        let r = ch * plane..(ch + 1) * plane;
+                        axpby(&mut dx[r.clone()], &dy[r.clone()], &x[r], [a[ch], b[ch], k[ch]]);
+                    }
+                });
+        }
+        dx
+    });
+    (dx, dgamma, dbeta)
+}
+
+/// `Σ f(v)` in f32 lanes, returned as f64.
+fn lane_sum(v: &[f32], f: impl Fn(f32) -> f32 + Copy) -> f64 {
+    simd!(lane_sum_body(v, f))
+}
+
+#[inline(always)]
+fn lane_sum_body(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut lanes = [0f32; 16];
+    let chunks = v.chunks_exact(16);
+    let tail: f64 = chunks.remainder().iter().map(|x| f64::from(f(*x))).sum();
+    for chunk in chunks {
+        for (l, x) in lanes.iter_mut().zip(chunk) {
+            *l += f(*x);
+        }
+    }
+    lanes.iter().map(|l| f64::from(*l)).sum::<f64>() + tail
+}
+
+/// `Σ g·(x − m)` in f32 lanes, returned as f64.
+fn lane_dot(g: &[f32], x: &[f32], m: f32) -> f64 {
+    simd!(lane_dot_body(g, x, m))
+}
+
+#[inline(always)]
+fn lane_dot_body(g: &[f32], x: &[f32], m: f32) -> f64 {
+    let mut lanes = [0f32; 16];
+    let (gc, xc) = (g.chunks_exact(16), x.chunks_exact(16));
+    let tail: f64 = gc
+        .remainder()
+        .iter()
+        .zip(xc.remainder())
+        .map(|(g, x)| f64::from(g * (x - m)))
+        .sum();
+    for (gs, xs) in gc.zip(xc) {
+        for ((l, g), x) in lanes.iter_mut().zip(gs).zip(xs) {
+            *l += g * (x - m);
+        }
+    }
+    lanes.iter().map(|l| f64::from(*l)).sum::<f64>() + tail
+}
+
+/// `out = a·dy + b·x + k`.
+fn axpby(out: &mut [f32], dy: &[f32], x: &[f32], abk: [f32; 3]) {
+    simd!(axpby_body(out, dy, x, abk))
+}
+
+#[inline(always)]
+fn axpby_body(out: &mut [f32], dy: &[f32], x: &[f32], [a, b, k]: [f32; 3]) {
+    for ((o, g), x) in out.iter_mut().zip(dy).zip(x) {
+        *o = a * g + b * x + k;
     }
 }
 
@@ -410,6 +792,44 @@ mod tests {
         out
     }
 
+    /// The gradients by the definition: every product `x·w` that made an output sends
+    /// `dy·w` to its input and `dy·x` to its weight.
+    fn naive_backward(x: &[f32], w: &[f32], dy: &[f32], s: &ConvShape) -> (Vec<f32>, Vec<f32>) {
+        let [ho, wo] = s.output().unwrap();
+        let (cg, og) = (s.c / s.groups, s.co / s.groups);
+        let mut dx = vec![0f64; x.len()];
+        let mut dw = vec![0f64; w.len()];
+        for n in 0..s.n {
+            for o in 0..s.co {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let g = f64::from(dy[((n * s.co + o) * ho + oy) * wo + ox]);
+                        for ci in 0..cg {
+                            for ky in 0..s.kh {
+                                for kx in 0..s.kw {
+                                    let iy =
+                                        (oy * s.stride[0] + ky * s.dilation[0]) as isize - s.pad[0] as isize;
+                                    let ix =
+                                        (ox * s.stride[1] + kx * s.dilation[1]) as isize - s.pad[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize {
+                                        continue;
+                                    }
+                                    let xi = ((n * s.c + (o / og) * cg + ci) * s.h + iy as usize) * s.w
+                                        + ix as usize;
+                                    let wi = ((o * cg + ci) * s.kh + ky) * s.kw + kx;
+                                    dx[xi] += g * f64::from(w[wi]);
+                                    dw[wi] += g * f64::from(x[xi]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let f = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
+        (f(dx), f(dw))
+    }
+
     fn values(len: usize, seed: u32) -> Vec<f32> {
         (0..len)
             .map(|i| (i as f32 * 0.618 + seed as f32 * 1.7).sin() * 1.3)
@@ -455,6 +875,62 @@ mod tests {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
             assert!(err < 1e-4, "case {case} {s:?}: max |Δ| {err}");
+        }
+    }
+
+    #[test]
+    fn gradients_match_the_definition_on_odd_shapes() {
+        let shapes = [
+            // n, c, h, w, co, kh, kw, stride, pad (t, l, b, r), dilation, groups
+            (2, 3, 9, 7, 5, 3, 3, [1, 1], [1, 1, 1, 1], [1, 1], 1),
+            (1, 4, 8, 11, 6, 3, 3, [2, 2], [1, 1, 1, 1], [1, 1], 1),
+            (3, 5, 6, 7, 4, 3, 3, [2, 2], [0, 1, 1, 0], [1, 1], 1),
+            (1, 4, 5, 6, 8, 1, 1, [1, 1], [0, 0, 0, 0], [1, 1], 1),
+            (2, 4, 5, 6, 8, 1, 1, [2, 2], [0, 0, 0, 0], [1, 1], 1),
+            (1, 3, 13, 12, 4, 7, 7, [2, 2], [3, 3, 3, 3], [1, 1], 1),
+            (2, 2, 9, 9, 4, 3, 2, [1, 2], [2, 0, 1, 1], [2, 1], 1),
+            (2, 10, 6, 5, 4, 3, 3, [1, 1], [1, 1, 1, 1], [1, 1], 2),
+            (5, 6, 4, 4, 3, 3, 3, [1, 1], [0, 0, 0, 0], [1, 1], 1),
+        ];
+        for (case, &(n, c, h, w, co, kh, kw, stride, pad, dilation, groups)) in shapes.iter().enumerate() {
+            let s = ConvShape {
+                n,
+                c,
+                h,
+                w,
+                co,
+                kh,
+                kw,
+                stride,
+                pad,
+                dilation,
+                groups,
+            };
+            assert!(!is_direct(&s));
+            let [ho, wo] = s.output().unwrap();
+            let x = values(n * c * h * w, case as u32);
+            let wt = values(co * c / groups * kh * kw, 100 + case as u32);
+            let dy = values(n * co * ho * wo, 200 + case as u32);
+            let (dx_ref, dw_ref) = naive_backward(&x, &wt, &dy, &s);
+            let (dx, dw) = conv2d_backward(&x, &wt, &dy, &s, true, true);
+            let (dx, dw) = (dx.unwrap(), dw.unwrap());
+            for (what, got, want) in [("dx", &dx, &dx_ref), ("dw", &dw, &dw_ref)] {
+                let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+                let err = got
+                    .iter()
+                    .zip(want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    err <= 1e-5 * scale,
+                    "case {case} {what} {s:?}: max |Δ| {err} (scale {scale})"
+                );
+            }
+            // Asking for one gradient computes only that one, with the same values.
+            let (only_dx, none) = conv2d_backward(&x, &wt, &dy, &s, true, false);
+            assert_eq!((only_dx.as_deref(), none), (Some(&dx[..]), None));
+            let (none, only_dw) = conv2d_backward(&x, &wt, &dy, &s, false, true);
+            assert_eq!((none, only_dw.as_deref()), (None, Some(&dw[..])));
         }
     }
 

@@ -10,14 +10,20 @@
 //!   and one epilogue pass that applies the BatchNorm (folded into a
 //!   per-channel scale and shift with its running statistics), the bias, the residual and the
 //!   activation. The tensors are read in place, with no copy in.
-//! - **Every other backend**, Autodiff included (training keeps Burn's gradients): the same
-//!   computation composed of Burn's ops — `Conv2d::forward`, `BatchNorm::forward`, add, the
-//!   activation. A convolution the fast kernels do not take (`Same` padding) also runs here.
+//! - **NdArray f32 under autodiff** (the `cpu` training device): the convolution is one autodiff
+//!   op whose forward runs the same kernels and whose backward computes `∂L/∂x` and `∂L/∂W` as
+//!   GEMMs over the same unfolded patches (`autodiff.rs`); the bias, the training-mode
+//!   BatchNorm, the residual and the activation are Burn's ops on the graph.
+//! - **Every other backend** (Candle, Flex, CUDA and their autodiff): the same computation
+//!   composed of Burn's ops — `Conv2d::forward`, `BatchNorm::forward`, add, the activation. A
+//!   convolution the fast kernels do not take (`Same` padding; depthwise under autodiff) also
+//!   runs here.
 //!
 //! The choice is made per call from the tensor's type, not by a trait bound, so every generic
 //! `B: Backend` function keeps its signature (see docs/ARCHITECTURE.md, "fused operations").
 //! The fast path is checked against the composed one by `tests/nets/ops.rs`.
 
+mod autodiff;
 mod cpu;
 
 use std::any::Any;
@@ -67,9 +73,12 @@ pub fn conv2d_fused<B: Backend>(
             return fast(conv, x, residual, &params, &shape);
         }
     }
-    let mut y = conv.forward(x);
+    let mut y = match autodiff::conv2d(conv, x) {
+        Ok(y) => y,
+        Err(x) => conv.forward(x),
+    };
     if let Some(bn) = bn {
-        y = bn.forward(y);
+        y = batch_norm(bn, y);
     }
     if let Some(r) = residual {
         y = y + r;
@@ -79,6 +88,49 @@ pub fn conv2d_fused<B: Backend>(
         Activation::Relu => burn::tensor::activation::relu(y),
         Activation::PRelu(p) => p.forward(y),
     }
+}
+
+/// `bn.forward(x)`: on NdArray f32 one pass of per-channel scale and shift (inference, running
+/// statistics), under `Autodiff<NdArray<f32>>` one op with its own backward (training, batch
+/// statistics, running averages updated as Burn does); Burn's own `forward` elsewhere.
+pub fn batch_norm<B: Backend, const D: usize>(bn: &BatchNorm<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    if D >= 2 && is_ndarray::<B>() && !B::ad_enabled(&x.device()) && x.dtype() == burn::tensor::DType::F32 {
+        let dims = x.dims();
+        let (c, plane) = (dims[1], dims[2..].iter().product::<usize>());
+        if let Some((scale, shift)) = bn_scale_shift(bn, c, None) {
+            let device = x.device();
+            let out = Host::new(x).with(|v| cpu::channel_affine(v, c, plane, &scale, &shift));
+            return Tensor::from_data(TensorData::new(out, dims), &device);
+        }
+    }
+    match autodiff::batch_norm(bn, x) {
+        Ok(y) => y,
+        Err(x) => bn.forward(x),
+    }
+}
+
+/// A BatchNorm's running statistics folded into a per-channel `(scale, shift)` (after a conv
+/// `bias`, if any); `None` when a vector cannot be read back or has not `co` values.
+fn bn_scale_shift<B: Backend>(
+    bn: &BatchNorm<B>,
+    co: usize,
+    bias: Option<&[f32]>,
+) -> Option<(Vec<f32>, Vec<f32>)> {
+    let channels = |t: Tensor<B, 1>| to_f32_vec(t).ok().filter(|v| v.len() == co);
+    let gamma = channels(bn.gamma.val())?;
+    let beta = channels(bn.beta.val())?;
+    let mean = channels(bn.running_mean.value())?;
+    let var = channels(bn.running_var.value())?;
+    let scale: Vec<f32> = gamma
+        .iter()
+        .zip(&var)
+        .map(|(g, v)| (f64::from(*g) / (f64::from(*v) + bn.epsilon).sqrt()) as f32)
+        .collect();
+    // (conv + bias)·scale + β − μ·scale
+    let shift = (0..co)
+        .map(|c| beta[c] - mean[c] * scale[c] + bias.map_or(0.0, |b| b[c] * scale[c]))
+        .collect();
+    Some((scale, shift))
 }
 
 /// The shapes of a convolution the fast kernels take, or `None` (another backend, autodiff,
@@ -91,6 +143,16 @@ fn fast_shape<B: Backend>(
     if !is_ndarray::<B>() || B::ad_enabled(&x.device()) || x.dtype() != burn::tensor::DType::F32 {
         return None;
     }
+    conv_shape(conv, x, residual)
+}
+
+/// The shapes of `conv` on `x` (and a residual of the output's shape), on any backend; `None`
+/// for `Same` padding, channels that do not match the weights or an empty output.
+fn conv_shape<B: Backend>(
+    conv: &Conv2d<B>,
+    x: &Tensor<B, 4>,
+    residual: Option<&Tensor<B, 4>>,
+) -> Option<ConvShape> {
     let [n, c, h, w] = x.dims();
     let [co, cg, kh, kw] = conv.weight.dims();
     let pad = match conv.padding {
@@ -152,19 +214,7 @@ impl EpilogueParams {
         };
         let (scale, shift) = match bn {
             Some(bn) => {
-                let gamma = channels(bn.gamma.val())?;
-                let beta = channels(bn.beta.val())?;
-                let mean = channels(bn.running_mean.value())?;
-                let var = channels(bn.running_var.value())?;
-                let scale: Vec<f32> = gamma
-                    .iter()
-                    .zip(&var)
-                    .map(|(g, v)| (f64::from(*g) / (f64::from(*v) + bn.epsilon).sqrt()) as f32)
-                    .collect();
-                // (conv + bias)·scale + β − μ·scale
-                let shift = (0..co)
-                    .map(|c| beta[c] - mean[c] * scale[c] + bias.as_ref().map_or(0.0, |b| b[c] * scale[c]))
-                    .collect();
+                let (scale, shift) = bn_scale_shift(bn, co, bias.as_deref())?;
                 (Some(scale), Some(shift))
             }
             None => (None, bias),
@@ -232,12 +282,21 @@ impl Host {
     /// contiguous, a copy otherwise).
     fn with<R>(&self, f: impl FnOnce(&[f32]) -> R) -> R {
         match self.0.downcast_ref::<NdArrayTensor>() {
-            Some(NdArrayTensor::F32(storage)) => {
-                let view = storage.view();
-                let standard = view.as_standard_layout();
-                f(standard.as_slice().unwrap_or(&[]))
-            }
-            _ => unreachable!("Host holds an NdArray f32 tensor (checked by fast_shape)"),
+            Some(t) => with_values(t, f),
+            None => unreachable!("Host holds an NdArray tensor (checked by fast_shape)"),
         }
+    }
+}
+
+/// Runs `f` on an NdArray f32 tensor's values in row-major order (a view when the tensor is
+/// contiguous, a copy otherwise). Every tensor here is f32 (checked by the callers).
+fn with_values<R>(t: &NdArrayTensor, f: impl FnOnce(&[f32]) -> R) -> R {
+    match t {
+        NdArrayTensor::F32(storage) => {
+            let view = storage.view();
+            let standard = view.as_standard_layout();
+            f(standard.as_slice().unwrap_or(&[]))
+        }
+        _ => unreachable!("an NdArray f32 tensor (the dtype is checked before the fast path)"),
     }
 }

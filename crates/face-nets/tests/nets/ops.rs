@@ -1,13 +1,13 @@
 //! The fused convolution's fast NdArray path against its composed form (Burn's own
-//! `Conv2d`/`BatchNorm`/`PRelu` forwards, which `Autodiff<NdArray>` takes), on shapes the
-//! networks use and shapes they do not.
+//! `Conv2d`/`BatchNorm`/`PRelu` forwards), on shapes the networks use and shapes they do not;
+//! its gradients under `Autodiff<NdArray>` against Burn's and against finite differences.
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PRelu, PReluConfig, PaddingConfig2d};
 use burn::tensor::{Tensor, TensorData};
-use face_nets::ops::{conv2d, conv2d_fused, Activation};
+use face_nets::ops::{batch_norm, conv2d, conv2d_fused, Activation};
 
 type Fast = NdArray<f32>;
 type Composed = Autodiff<NdArray<f32>>;
@@ -65,10 +65,10 @@ fn max_rel(a: &Tensor<Fast, 4>, b: Tensor<Composed, 4>) -> f32 {
     a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max) / scale
 }
 
-#[test]
-fn fast_fused_convolutions_match_the_composed_ops() {
+/// Shapes the networks use and shapes they do not.
+fn cases() -> Vec<Case> {
     let e = PaddingConfig2d::Explicit;
-    let cases = [
+    vec![
         // iResNet's 3×3, its stride-2 and its 1×1 downsample
         Case {
             x: [2, 8, 14, 14],
@@ -154,8 +154,12 @@ fn fast_fused_convolutions_match_the_composed_ops() {
             groups: 1,
             bias: true,
         },
-    ];
-    for (i, c) in cases.iter().enumerate() {
+    ]
+}
+
+#[test]
+fn fast_fused_convolutions_match_the_composed_ops() {
+    for (i, c) in cases().iter().enumerate() {
         let (conv_f, bn_f, prelu_f) = layers::<Fast>(c, 10 * i);
         let (conv_c, bn_c, prelu_c) = layers::<Composed>(c, 10 * i);
         let bn_c = bn_c.no_grad();
@@ -201,6 +205,296 @@ fn fast_fused_convolutions_match_the_composed_ops() {
             ("conv+bn", bn_only),
         ] {
             assert!(err <= 1e-5, "case {i} {what}: max relative |Δ| {err:e}");
+        }
+    }
+}
+
+/// Max |got − want| over max(max |want|, `floor`).
+fn grad_rel<const D: usize>(
+    what: &str,
+    got: Option<Tensor<Fast, D>>,
+    want: Option<Tensor<Fast, D>>,
+    floor: f32,
+) -> f32 {
+    let (Some(got), Some(want)) = (got, want) else {
+        panic!("{what}: a gradient is missing");
+    };
+    let got: Vec<f32> = got.into_data().to_vec().unwrap();
+    let want: Vec<f32> = want.into_data().to_vec().unwrap();
+    assert_eq!(got.len(), want.len(), "{what}");
+    let scale = want.iter().map(|v| v.abs()).fold(floor, f32::max);
+    got.iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+        / scale
+}
+
+/// Training: the fused op's gradients (its own GEMM backward for the convolution, Burn's for
+/// the training-mode BatchNorm, residual and PReLU) against the same layers composed of Burn's
+/// module forwards, for the input, the weight, the bias and every BatchNorm/PReLU parameter.
+#[test]
+fn fused_convolution_gradients_match_the_composed_ops() {
+    for (i, c) in cases().iter().enumerate() {
+        for fused in [false, true] {
+            // Fresh leaves for each graph: a backward pass frees the graph it ran on.
+            let (conv, bn, prelu) = layers::<Composed>(c, 10 * i);
+            let x: Tensor<Composed, 4> = tensor(c.x, 10 * i + 7).require_grad();
+            let out = conv.forward(x.clone()).dims();
+            let r: Tensor<Composed, 4> = tensor(out, 10 * i + 8).require_grad();
+            let weights: Tensor<Composed, 4> = tensor(out, 10 * i + 9);
+            let fast = if fused {
+                conv2d_fused(
+                    &conv,
+                    Some(&bn),
+                    x.clone(),
+                    Some(r.clone()),
+                    Activation::PRelu(&prelu),
+                )
+            } else {
+                conv2d(&conv, x.clone())
+            };
+            let g_fast = (fast * weights.clone()).sum().backward();
+            let (conv_r, bn_r, prelu_r) = layers::<Composed>(c, 10 * i);
+            let x_r: Tensor<Composed, 4> = tensor(c.x, 10 * i + 7).require_grad();
+            let r_r: Tensor<Composed, 4> = tensor(out, 10 * i + 8).require_grad();
+            let reference = if fused {
+                prelu_r.forward(bn_r.forward(conv_r.forward(x_r.clone())) + r_r.clone())
+            } else {
+                conv_r.forward(x_r.clone())
+            };
+            let g_ref = (reference * weights).sum().backward();
+            let (x, r, conv, bn, prelu) = ((x, x_r), (r, r_r), (conv, conv_r), (bn, bn_r), (prelu, prelu_r));
+            let mut errs = vec![
+                ("dx", grad_rel("dx", x.0.grad(&g_fast), x.1.grad(&g_ref), 1e-3)),
+                (
+                    "dw",
+                    grad_rel(
+                        "dw",
+                        conv.0.weight.grad(&g_fast),
+                        conv.1.weight.grad(&g_ref),
+                        1e-3,
+                    ),
+                ),
+            ];
+            if let (Some(b0), Some(b1)) = (&conv.0.bias, &conv.1.bias) {
+                // A training-mode BatchNorm subtracts the batch mean, so the bias before it has
+                // a zero gradient: both sides are rounding noise there, judged against 1.
+                let floor = if fused { 1.0 } else { 1e-3 };
+                errs.push(("db", grad_rel("db", b0.grad(&g_fast), b1.grad(&g_ref), floor)));
+            }
+            if fused {
+                errs.push((
+                    "dres",
+                    grad_rel("dres", r.0.grad(&g_fast), r.1.grad(&g_ref), 1e-3),
+                ));
+                errs.push((
+                    "dgamma",
+                    grad_rel("dgamma", bn.0.gamma.grad(&g_fast), bn.1.gamma.grad(&g_ref), 1e-3),
+                ));
+                errs.push((
+                    "dbeta",
+                    grad_rel("dbeta", bn.0.beta.grad(&g_fast), bn.1.beta.grad(&g_ref), 1e-3),
+                ));
+                errs.push((
+                    "dalpha",
+                    grad_rel(
+                        "dalpha",
+                        prelu.0.alpha.grad(&g_fast),
+                        prelu.1.alpha.grad(&g_ref),
+                        1e-3,
+                    ),
+                ));
+            }
+            for (what, err) in errs {
+                assert!(
+                    err <= 1e-4,
+                    "case {i} fused {fused} {what}: max relative |Δ| {err:e}"
+                );
+            }
+        }
+    }
+}
+
+/// `L = Σ r·tanh(conv(x, W) + b)` in f64, by the definition.
+fn loss_f64(x: &[f64], w: &[f64], b: &[f64], r: &[f64], [n, c, h, wd]: [usize; 4], co: usize) -> f64 {
+    // 3×3, stride 2, padding 1 (top/left) and 0 (bottom/right): the shape of the test below
+    let (ho, wo) = ((h + 1 - 3) / 2 + 1, (wd + 1 - 3) / 2 + 1);
+    let mut loss = 0.0;
+    for i in 0..n {
+        for o in 0..co {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut acc = b[o];
+                    for ci in 0..c {
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                let (iy, ix) = ((oy * 2 + ky) as isize - 1, (ox * 2 + kx) as isize - 1);
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                    continue;
+                                }
+                                acc += x[((i * c + ci) * h + iy as usize) * wd + ix as usize]
+                                    * w[((o * c + ci) * 3 + ky) * 3 + kx];
+                            }
+                        }
+                    }
+                    loss += r[((i * co + o) * ho + oy) * wo + ox] * acc.tanh();
+                }
+            }
+        }
+    }
+    loss
+}
+
+/// The op's gradients against central finite differences of the loss computed in f64.
+#[test]
+fn fused_convolution_gradients_match_finite_differences() {
+    let (xs, co) = ([2, 3, 6, 5], 4);
+    let conv: Conv2d<Composed> = Conv2dConfig::new([xs[1], co], [3, 3])
+        .with_stride([2, 2])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 0, 0))
+        .with_bias(true)
+        .init(&Default::default());
+    let mut conv = conv;
+    conv.weight = Param::from_tensor(tensor::<Composed, 4>(conv.weight.dims(), 1).mul_scalar(0.5));
+    conv.bias = Some(Param::from_tensor(tensor([co], 2).mul_scalar(0.3)));
+    let x: Tensor<Composed, 4> = tensor(xs, 3).require_grad();
+    let y = conv2d(&conv, x.clone());
+    let r: Tensor<Composed, 4> = tensor(y.dims(), 4);
+    let grads = (y.tanh() * r.clone()).sum().backward();
+
+    let f64s = |t: Tensor<Fast, 1>| -> Vec<f64> {
+        t.into_data()
+            .to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    };
+    let xv = f64s(x.clone().inner().flatten(0, 3));
+    let wv = f64s(conv.weight.val().inner().flatten(0, 3));
+    let bv = f64s(conv.bias.as_ref().unwrap().val().inner());
+    let rv = f64s(r.inner().flatten(0, 3));
+    let loss = |x: &[f64], w: &[f64], b: &[f64]| loss_f64(x, w, b, &rv, xs, co);
+    let central = |v: &[f64], i: usize, f: &dyn Fn(&[f64]) -> f64| {
+        let h = 1e-5;
+        let (mut up, mut down) = (v.to_vec(), v.to_vec());
+        up[i] += h;
+        down[i] -= h;
+        (f(&up) - f(&down)) / (2.0 * h)
+    };
+    let grad = |t: Option<Tensor<Fast, 4>>| f64s(t.expect("a gradient").flatten(0, 3));
+    let dx = grad(x.grad(&grads));
+    let dw = grad(conv.weight.grad(&grads));
+    let db = f64s(conv.bias.as_ref().unwrap().grad(&grads).expect("a bias gradient"));
+    let checks: [(&str, &[f64], &[f64], &dyn Fn(&[f64]) -> f64); 3] = [
+        ("dx", &xv, &dx, &|v| loss(v, &wv, &bv)),
+        ("dw", &wv, &dw, &|v| loss(&xv, v, &bv)),
+        ("db", &bv, &db, &|v| loss(&xv, &wv, v)),
+    ];
+    for (what, at, got, f) in checks {
+        assert_eq!(at.len(), got.len(), "{what}");
+        for i in 0..at.len() {
+            let fd = central(at, i, f);
+            assert!(
+                (got[i] - fd).abs() <= 1e-4 * fd.abs().max(1.0),
+                "{what}[{i}]: autodiff {} vs finite differences {fd}",
+                got[i]
+            );
+        }
+    }
+}
+
+/// A BatchNorm with every vector set (no RNG), for `channels` channels.
+fn batch_norm_layer<B: burn::tensor::backend::Backend>(channels: usize, seed: usize) -> BatchNorm<B> {
+    let mut bn: BatchNorm<B> = BatchNormConfig::new(channels)
+        .with_momentum(0.3)
+        .init(&Default::default());
+    bn.gamma = Param::from_tensor(tensor([channels], seed).add_scalar(1.5));
+    bn.beta = Param::from_tensor(tensor([channels], seed + 1));
+    bn.running_mean = burn::module::RunningState::new(tensor([channels], seed + 2));
+    bn.running_var =
+        burn::module::RunningState::new(tensor::<B, 1>([channels], seed + 3).abs().add_scalar(0.2));
+    bn
+}
+
+fn max_rel_1(what: &str, got: Tensor<Fast, 1>, want: Tensor<Fast, 1>) -> f32 {
+    grad_rel(what, Some(got), Some(want), 1e-3)
+}
+
+/// `ops::batch_norm` against `BatchNorm::forward`: inference on NdArray (running statistics),
+/// and training under autodiff (batch statistics, the outputs, every gradient and the updated
+/// running mean and variance), on 4-d inputs (odd planes, batch 1) and a 2-d one (the
+/// embedding's BatchNorm1d).
+#[test]
+fn batch_norm_matches_burns_in_inference_and_training() {
+    let shapes: [&[usize]; 4] = [&[2, 5, 7, 9], &[1, 3, 4, 4], &[3, 16, 13, 1], &[6, 10]];
+    for (i, shape) in shapes.iter().enumerate() {
+        let c = shape[1];
+        let n: usize = shape.iter().product();
+        // as `[N, rest]`, reshaped to the case's rank below
+        let data = |seed| {
+            let v: Vec<f32> = values(n, seed).iter().map(|v| v * 3.0 + 0.5).collect();
+            TensorData::new(v, [shape[0], n / shape[0]])
+        };
+
+        // inference
+        let bn = batch_norm_layer::<Fast>(c, 10 * i);
+        let x = Tensor::<Fast, 2>::from_data(data(10 * i + 5), &Default::default());
+        let (got, want) = if shape.len() == 4 {
+            let x: Tensor<Fast, 4> = x.reshape([shape[0], shape[1], shape[2], shape[3]]);
+            (
+                batch_norm(&bn, x.clone()).flatten(0, 3),
+                bn.forward(x).flatten(0, 3),
+            )
+        } else {
+            (
+                batch_norm(&bn, x.clone()).flatten(0, 1),
+                bn.forward(x).flatten(0, 1),
+            )
+        };
+        let err = max_rel_1("inference", got, want);
+        assert!(err <= 1e-6, "case {i} inference: {err:e}");
+
+        // training: both sides on fresh modules and leaves
+        let run = |ours: bool| {
+            let bn = batch_norm_layer::<Composed>(c, 10 * i);
+            let x = Tensor::<Composed, 2>::from_data(data(10 * i + 5), &Default::default()).require_grad();
+            let w = Tensor::<Composed, 1>::from_data(
+                TensorData::new(values(n, 10 * i + 6), [n]),
+                &Default::default(),
+            );
+            let y = if shape.len() == 4 {
+                let x4: Tensor<Composed, 4> = x.clone().reshape([shape[0], shape[1], shape[2], shape[3]]);
+                let y = if ours { batch_norm(&bn, x4) } else { bn.forward(x4) };
+                y.flatten(0, 3)
+            } else {
+                let y = if ours {
+                    batch_norm(&bn, x.clone())
+                } else {
+                    bn.forward(x.clone())
+                };
+                y.flatten(0, 1)
+            };
+            let grads = (y.clone() * w).sum().backward();
+            let g = |t: Option<Tensor<Fast, 1>>| t.expect("a gradient");
+            [
+                y.inner(),
+                g(x.grad(&grads).map(|t| t.flatten(0, 1))),
+                g(bn.gamma.grad(&grads)),
+                g(bn.beta.grad(&grads)),
+                bn.running_mean.value().inner(),
+                bn.running_var.value().inner(),
+            ]
+        };
+        let (ours, burns) = (run(true), run(false));
+        for ((what, got), want) in ["y", "dx", "dgamma", "dbeta", "running mean", "running var"]
+            .into_iter()
+            .zip(ours)
+            .zip(burns)
+        {
+            let err = max_rel_1(what, got, want);
+            assert!(err <= 1e-4, "case {i} training {what}: max relative |Δ| {err:e}");
         }
     }
 }

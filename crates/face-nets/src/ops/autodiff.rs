@@ -1,0 +1,253 @@
+//! Training on NdArray f32: the convolution as one autodiff op with its own backward.
+//!
+//! Under `Autodiff<NdArray<f32>>` (the `cpu` training device) the forward pass runs the fast
+//! kernels of `cpu.rs` and the backward pass computes `∂L/∂x` and `∂L/∂W` as GEMMs over the same
+//! unfolded patches ([`cpu::conv2d_backward`]). Burn's own backward for NdArray lowers both to
+//! its direct convolutions, the slowest part of a CPU training step.
+//!
+//! A training-mode BatchNorm is one op too ([`batch_norm`]): batch statistics in two passes
+//! straight over NCHW (Burn's transposes the input to `[C, N·H·W]`, a copy, twice), the running
+//! averages updated exactly as `BatchNorm::forward` does, and the backward in two passes. The
+//! bias, the residual and the activation stay ordinary Burn ops on the graph.
+//!
+//! Depthwise and thin grouped convolutions, `Same` padding, other checkpointing strategies and
+//! other backends take the composed path (`Conv2d::forward`).
+
+use std::any::Any;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::{Autodiff, NdArray};
+use burn::nn::conv::Conv2d;
+use burn::nn::BatchNorm;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData, TensorPrimitive};
+use burn_ndarray::NdArrayTensor;
+
+use super::cpu::{self, ConvShape};
+use super::{conv_shape, with_values};
+
+type Inner = NdArray<f32>;
+type Train = Autodiff<Inner>;
+
+/// `conv.forward(x)` (bias included) through the fast forward and backward kernels when `B` is
+/// `Autodiff<NdArray<f32>>` and the shape is one they take; `Err(x)` (untouched) otherwise.
+#[allow(clippy::result_large_err)]
+pub(super) fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    if std::any::TypeId::of::<B>() != std::any::TypeId::of::<Train>() || x.dtype() != burn::tensor::DType::F32
+    {
+        return Err(x);
+    }
+    let Some(shape) = conv_shape(conv, &x, None).filter(|s| !cpu::is_direct(s)) else {
+        return Err(x);
+    };
+    let x: Tensor<Train, 4> = cast(x)?;
+    let Ok(w) = cast::<_, Tensor<Train, 4>>(conv.weight.val()) else {
+        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
+    };
+    let y = conv2d_train(x, w, shape);
+    let Ok(mut y) = cast::<_, Tensor<B, 4>>(y) else {
+        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
+    };
+    if let Some(bias) = &conv.bias {
+        y = y + bias.val().reshape([1, shape.co, 1, 1]);
+    }
+    Ok(y)
+}
+
+/// Moves a value to the type it already is (checked by `TypeId`), or hands it back.
+fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
+    let boxed: Box<dyn Any> = Box::new(value);
+    match boxed.downcast::<U>() {
+        Ok(u) => Ok(*u),
+        Err(back) => match back.downcast::<T>() {
+            Ok(t) => Err(*t),
+            Err(_) => unreachable!("a box holds the value it was made from"),
+        },
+    }
+}
+
+/// The backward step of one convolution: holds the input and weight (the graph keeps them
+/// alive until the backward pass, as Burn's own convolution does).
+#[derive(Debug)]
+struct ConvBackward;
+
+impl Backward<Inner, 2> for ConvBackward {
+    type State = (NdArrayTensor, NdArrayTensor, ConvShape);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w] = ops.parents;
+        let dy = grads.consume::<Inner>(&ops.node);
+        let (x, w, s) = ops.state;
+        let (dx, dw) = with_values(&x, |x| {
+            with_values(&w, |w| {
+                with_values(&dy, |dy| {
+                    cpu::conv2d_backward(x, w, dy, &s, node_x.is_some(), node_w.is_some())
+                })
+            })
+        });
+        if let (Some(node), Some(dx)) = (node_x, dx) {
+            grads.register::<Inner>(node.id, tensor(dx, vec![s.n, s.c, s.h, s.w]));
+        }
+        if let (Some(node), Some(dw)) = (node_w, dw) {
+            let shape = vec![s.co, s.c / s.groups, s.kh, s.kw];
+            grads.register::<Inner>(node.id, tensor(dw, shape));
+        }
+    }
+}
+
+fn tensor(values: Vec<f32>, shape: Vec<usize>) -> NdArrayTensor {
+    NdArrayTensor::from_data(TensorData::new(values, shape))
+}
+
+fn conv2d_train(x: Tensor<Train, 4>, w: Tensor<Train, 4>, s: ConvShape) -> Tensor<Train, 4> {
+    let x = x.into_primitive().tensor();
+    let w = w.into_primitive().tensor();
+    let [ho, wo] = s.output().unwrap_or([0, 0]);
+    let forward = |x: &NdArrayTensor, w: &NdArrayTensor| {
+        let out = with_values(x, |x| {
+            with_values(w, |w| {
+                cpu::conv2d(x, w, cpu::Affine::default(), None, cpu::Act::Identity, &s)
+            })
+        });
+        tensor(out, vec![s.n, s.co, ho, wo])
+    };
+    let y = match ConvBackward
+        .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let out = forward(&x.primitive, &w.primitive);
+            prep.finish((x.primitive, w.primitive, s), out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(&x.primitive, &w.primitive)),
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(y))
+}
+
+/// `bn.forward(x)` in training mode (batch statistics; the running mean and variance updated
+/// with the module's momentum, as Burn does) as one op with its own backward, when `B` is
+/// `Autodiff<NdArray<f32>>`; `Err(x)` (untouched) otherwise.
+#[allow(clippy::result_large_err)]
+pub(super) fn batch_norm<B: Backend, const D: usize>(
+    bn: &BatchNorm<B>,
+    x: Tensor<B, D>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    if std::any::TypeId::of::<B>() != std::any::TypeId::of::<Train>()
+        || x.dtype() != burn::tensor::DType::F32
+        || D < 2
+        || bn.gamma.dims() != [x.dims()[1]]
+    {
+        return Err(x);
+    }
+    let dims = x.dims();
+    let c = dims[1];
+    let device = x.device();
+    let x: Tensor<Train, D> = cast(x)?;
+    let (Ok(gamma), Ok(beta)) = (
+        cast::<_, Tensor<Train, 1>>(bn.gamma.val()),
+        cast::<_, Tensor<Train, 1>>(bn.beta.val()),
+    ) else {
+        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
+    };
+    let (y, mean, var) = batch_norm_train(x, gamma, beta, dims.to_vec(), bn.epsilon);
+    let Ok(y) = cast::<_, Tensor<B, D>>(y) else {
+        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
+    };
+    let m = bn.momentum;
+    let stat = |v: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v, [c]), &device);
+    let running_mean = bn.running_mean.value_sync().to_device(&device);
+    let running_var = bn.running_var.value_sync().to_device(&device);
+    bn.running_mean.update(
+        running_mean
+            .mul_scalar(1.0 - m)
+            .add(stat(mean).mul_scalar(m))
+            .detach(),
+    );
+    bn.running_var.update(
+        running_var
+            .mul_scalar(1.0 - m)
+            .add(stat(var).mul_scalar(m))
+            .detach(),
+    );
+    Ok(y)
+}
+
+/// The backward step of a training-mode BatchNorm.
+#[derive(Debug)]
+struct BatchNormBackward;
+
+/// The input and its shape, the batch mean and `1/σ`, `γ`, and `[n, c, plane]`.
+type BatchNormState = (
+    NdArrayTensor,
+    Vec<usize>,
+    Vec<f32>,
+    Vec<f32>,
+    Vec<f32>,
+    [usize; 3],
+);
+
+impl Backward<Inner, 3> for BatchNormBackward {
+    type State = BatchNormState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let dy = grads.consume::<Inner>(&ops.node);
+        let (x, shape, mean, inv_std, gamma, dims) = ops.state;
+        let (dx, dgamma, dbeta) = with_values(&x, |x| {
+            with_values(&dy, |dy| {
+                cpu::batch_norm_backward(x, dy, dims, &mean, &inv_std, &gamma, node_x.is_some())
+            })
+        });
+        if let (Some(node), Some(dx)) = (node_x, dx) {
+            grads.register::<Inner>(node.id, tensor(dx, shape));
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<Inner>(node.id, tensor(dgamma, vec![dims[1]]));
+        }
+        if let Some(node) = node_beta {
+            grads.register::<Inner>(node.id, tensor(dbeta, vec![dims[1]]));
+        }
+    }
+}
+
+/// `(y, batch mean, batch biased variance)`.
+fn batch_norm_train<const D: usize>(
+    x: Tensor<Train, D>,
+    gamma: Tensor<Train, 1>,
+    beta: Tensor<Train, 1>,
+    shape: Vec<usize>,
+    epsilon: f64,
+) -> (Tensor<Train, D>, Vec<f32>, Vec<f32>) {
+    let (n, c, plane) = (shape[0], shape[1], shape[2..].iter().product::<usize>());
+    let x = x.into_primitive().tensor();
+    let gamma = gamma.into_primitive().tensor();
+    let beta = beta.into_primitive().tensor();
+    let (mean, var) = with_values(&x.primitive, |v| cpu::channel_moments(v, n, c, plane));
+    let inv_std: Vec<f32> = var
+        .iter()
+        .map(|v| (1.0 / (f64::from(*v) + epsilon).sqrt()) as f32)
+        .collect();
+    let g = with_values(&gamma.primitive, <[f32]>::to_vec);
+    let b = with_values(&beta.primitive, <[f32]>::to_vec);
+    let scale: Vec<f32> = (0..c).map(|ch| g[ch] * inv_std[ch]).collect();
+    let shift: Vec<f32> = (0..c).map(|ch| b[ch] - mean[ch] * scale[ch]).collect();
+    let out = tensor(
+        with_values(&x.primitive, |v| cpu::channel_affine(v, c, plane, &scale, &shift)),
+        shape.clone(),
+    );
+    let y = match BatchNormBackward
+        .prepare::<NoCheckpointing>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            prep.finish((x.primitive, shape, mean.clone(), inv_std, g, [n, c, plane]), out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    (Tensor::from_primitive(TensorPrimitive::Float(y)), mean, var)
+}
