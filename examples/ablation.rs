@@ -30,7 +30,7 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 fn main() -> Result<(), Error> {
     let mut run_dir = PathBuf::from("runs/quickstart");
     let (mut epochs, mut seeds, mut holdout) = (30u64, 3u64, 0.25f64);
-    let mut device = DeviceChoice::Candle;
+    let mut device = DeviceChoice::NdArray;
     let mut overrides = Vec::new();
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {

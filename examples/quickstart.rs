@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release --example quickstart                       # bundled faces (data/faces)
 //! cargo run --release --example quickstart -- --images DIR [--labels id.csv] [--epochs N]
-//!     [--device cpu|candle|cuda|cuda:0,1] [--out runs/quickstart] [--set key=value]…
+//!     [--device cpu|candle|cuda|cuda:0,1] [--out runs/quickstart] [--set key=value]…  (cpu: the default)
 //! ```
 //!
 //! Every face found is a training face (unlabelled). Faces with a known identity (bundled:
@@ -40,7 +40,7 @@ fn parse_args() -> Result<Args, Error> {
         labels: None,
         out: PathBuf::from("runs/quickstart"),
         epochs: 40,
-        device: DeviceChoice::Candle,
+        device: DeviceChoice::NdArray,
         overrides: Vec::new(),
     };
     let mut it = std::env::args().skip(1);

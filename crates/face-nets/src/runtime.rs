@@ -11,10 +11,11 @@ use crate::error::{NetsError, Result};
 /// NdArray on the CPU (f32), for inference.
 pub type NdArrayCpu = burn::backend::NdArray<f32>;
 
-/// Autodiff over Burn's NdArray CPU backend (f32).
+/// Autodiff over Burn's NdArray CPU backend (f32): the CPU training backend. Its convolutions and
+/// BatchNorms run face-nets' own kernels, forward and backward (see [`crate::ops`]).
 pub type NdArrayTrain = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
-// burn-candle is marked deprecated in Burn 0.21 but is the fastest CPU convolution here.
-/// Autodiff over Burn's Candle CPU backend (f32; faster convolutions than NdArray here).
+// burn-candle is marked deprecated in Burn 0.21; kept as a second CPU backend (`candle`).
+/// Autodiff over Burn's Candle CPU backend (f32; Burn's im2col convolutions).
 #[allow(deprecated)]
 pub type CandleTrain = burn::backend::Autodiff<burn::backend::Candle<f32, i64>>;
 /// Autodiff over Burn's CUDA backend (f32).

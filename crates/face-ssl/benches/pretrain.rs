@@ -62,6 +62,8 @@ fn views(c: &mut Criterion) {
 }
 
 fn ndarray(c: &mut Criterion) {
+    // As `facekit pretrain` does (glibc: freed blocks stay mapped).
+    face_nets::keep_freed_memory();
     step_bench::<Autodiff<NdArray<f32>>>(c, "ndarray", Default::default());
 }
 

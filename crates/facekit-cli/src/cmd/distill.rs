@@ -35,7 +35,7 @@ pub struct DistillArgs {
     #[arg(long, value_name = "PRETRAIN_DIR")]
     pub init: Option<PathBuf>,
     /// cpu (NdArray), candle, cuda or cuda:0,1.
-    #[arg(long, default_value = "candle", value_parser = crate::args::device)]
+    #[arg(long, default_value = "cpu", value_parser = crate::args::device)]
     pub device: DeviceChoice,
 }
 
