@@ -205,12 +205,61 @@ fn parallelism(par: bool) -> Parallelism {
     }
 }
 
-/// `dw += dY·colsᵀ` for one image, group by group and band by band.
-fn weight_grad_image(x: &[f32], dy: &[f32], dw: &mut [f32], s: &ConvShape, [ho, wo]: [usize; 2], par: bool) {
+/// A strided f32 matrix: its first element, column stride and row stride (in elements).
+type Strided<P> = (P, isize, isize);
+
+/// `dst = lhs·rhs` (`m × k` by `k × n`), or `dst += lhs·rhs` when `accumulate`, on the `gemm`
+/// crate's packed kernels.
+///
+/// # Safety
+/// Every element the three strided matrices address (`m × n`, `m × k`, `k × n`) must lie inside
+/// one live allocation each, and `dst` must overlap neither source.
+unsafe fn sgemm(
+    [m, n, k]: [usize; 3],
+    (dst, dst_cs, dst_rs): Strided<*mut f32>,
+    accumulate: bool,
+    (lhs, lhs_cs, lhs_rs): Strided<*const f32>,
+    (rhs, rhs_cs, rhs_rs): Strided<*const f32>,
+    parallelism: Parallelism,
+) {
+    let alpha = if accumulate { 1.0 } else { 0.0 };
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            dst_cs,
+            dst_rs,
+            accumulate,
+            lhs,
+            lhs_cs,
+            lhs_rs,
+            rhs,
+            rhs_cs,
+            rhs_rs,
+            alpha,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Calls `f(g, y0, n, patches)` for each group `g` and band of output rows starting at row
+/// `y0` (`n` = rows·Wo output columns), with the band's unfolded `[k, n]` patches, row-major
+/// (`k = C/g·kh·kw`; for a pointwise convolution, the group's `[C/g, H·W]` input itself).
+fn patch_bands(
+    x: &[f32],
+    s: &ConvShape,
+    [ho, wo]: [usize; 2],
+    mut f: impl FnMut(usize, usize, usize, &[f32]),
+) {
     let cg = s.cin_per_group();
-    let og = s.cout_per_group();
     let k = cg * s.kh * s.kw;
-    let p = ho * wo;
     let (band, pointwise) = bands(s, k, [ho, wo]);
     let mut cols = if pointwise {
         Vec::new()
@@ -219,48 +268,44 @@ fn weight_grad_image(x: &[f32], dy: &[f32], dw: &mut [f32], s: &ConvShape, [ho, 
     };
     for g in 0..s.groups {
         let x_g = &x[g * cg * s.h * s.w..(g + 1) * cg * s.h * s.w];
-        let dy_g = &dy[g * og * p..(g + 1) * og * p];
-        let dw_g = &mut dw[g * og * k..(g + 1) * og * k];
         for y0 in (0..ho).step_by(band) {
             let rows = band.min(ho - y0);
             let n = rows * wo;
-            let rhs: &[f32] = if pointwise {
-                x_g
+            if pointwise {
+                f(g, y0, n, x_g);
             } else {
                 im2col(x_g, cg, s, [ho, wo], y0..y0 + rows, &mut cols[..k * n]);
-                &cols[..k * n]
-            };
-            let lhs = &dy_g[y0 * wo..];
-            // SAFETY: `dw_g` is the row-major `og × k` block of this group; `lhs` is the
-            // `og × n` block of `dy_g` at column `y0·wo` with row stride p (its last element,
-            // (og−1)·p + y0·wo + n − 1 < og·p, is inside `dy_g`); `rhs` holds the `k × n`
-            // row-major patches, read transposed as `n × k` (row stride 1, column stride n);
-            // the destination does not overlap either source.
-            unsafe {
-                gemm::gemm(
-                    og,
-                    k,
-                    n,
-                    dw_g.as_mut_ptr(),
-                    1,
-                    k as isize,
-                    true,
-                    lhs.as_ptr(),
-                    1,
-                    p as isize,
-                    rhs.as_ptr(),
-                    n as isize,
-                    1,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    parallelism(par),
-                );
+                f(g, y0, n, &cols[..k * n]);
             }
         }
     }
+}
+
+/// `dw += dY·colsᵀ` for one image, group by group and band by band.
+fn weight_grad_image(x: &[f32], dy: &[f32], dw: &mut [f32], s: &ConvShape, [ho, wo]: [usize; 2], par: bool) {
+    let og = s.cout_per_group();
+    let k = s.cin_per_group() * s.kh * s.kw;
+    let p = ho * wo;
+    patch_bands(x, s, [ho, wo], |g, y0, n, rhs| {
+        let dy_g = &dy[g * og * p..(g + 1) * og * p];
+        let dw_g = &mut dw[g * og * k..(g + 1) * og * k];
+        let lhs = &dy_g[y0 * wo..];
+        // SAFETY: `dw_g` is the row-major `og × k` block of this group; `lhs` is the `og × n`
+        // block of `dy_g` at column `y0·wo` with row stride p (its last element,
+        // (og−1)·p + y0·wo + n − 1 < og·p, is inside `dy_g`); `rhs` holds the `k × n` row-major
+        // patches, read transposed as `n × k` (row stride 1, column stride n); the destination
+        // does not overlap either source.
+        unsafe {
+            sgemm(
+                [og, k, n],
+                (dw_g.as_mut_ptr(), 1, k as isize),
+                true,
+                (lhs.as_ptr(), 1, p as isize),
+                (rhs.as_ptr(), n as isize, 1),
+                parallelism(par),
+            );
+        }
+    });
 }
 
 /// `dx = col2im(Wᵀ·dY)` for one image (`dx` starts at zero), group by group and band by band.
@@ -297,25 +342,12 @@ fn input_grad_image(
             // k); `rhs` is the `og × n` block of `dy_g` at column `y0·wo` with row stride p,
             // inside `dy_g` as in the forward pass; nothing overlaps.
             unsafe {
-                gemm::gemm(
-                    k,
-                    n,
-                    og,
-                    dst.as_mut_ptr(),
-                    1,
-                    n as isize,
+                sgemm(
+                    [k, n, og],
+                    (dst.as_mut_ptr(), 1, n as isize),
                     false,
-                    w_g.as_ptr(),
-                    k as isize,
-                    1,
-                    rhs.as_ptr(),
-                    1,
-                    p as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
+                    (w_g.as_ptr(), k as isize, 1),
+                    (rhs.as_ptr(), 1, p as isize),
                     parallelism(par),
                 );
             }
@@ -379,59 +411,28 @@ const TILE_BYTES: usize = 1536 * 1024;
 
 /// One image through im2col + GEMM, group by group, in bands of output rows.
 fn gemm_image(x: &[f32], weight: &[f32], out: &mut [f32], s: &ConvShape, [ho, wo]: [usize; 2], par: bool) {
-    let cg = s.cin_per_group();
     let og = s.cout_per_group();
-    let k = cg * s.kh * s.kw;
+    let k = s.cin_per_group() * s.kh * s.kw;
     let p = ho * wo;
-    let (band, pointwise) = bands(s, k, [ho, wo]);
-    let mut cols = if pointwise {
-        Vec::new()
-    } else {
-        vec![0f32; k * band * wo]
-    };
-    for g in 0..s.groups {
-        let x_g = &x[g * cg * s.h * s.w..(g + 1) * cg * s.h * s.w];
+    patch_bands(x, s, [ho, wo], |g, y0, n, rhs| {
         let lhs = &weight[g * og * k..(g + 1) * og * k];
         let dst_g = &mut out[g * og * p..(g + 1) * og * p];
-        for y0 in (0..ho).step_by(band) {
-            let rows = band.min(ho - y0);
-            let n = rows * wo;
-            let rhs: &[f32] = if pointwise {
-                x_g
-            } else {
-                im2col(x_g, cg, s, [ho, wo], y0..y0 + rows, &mut cols[..k * n]);
-                &cols[..k * n]
-            };
-            let dst = &mut dst_g[y0 * wo..];
-            // SAFETY: the destination is the `og × n` block starting at column `y0·wo` of the
-            // row-major `og × p` group output (row stride p; its last element, at
-            // (og−1)·p + y0·wo + n − 1 < og·p, lies inside `dst_g`); `lhs` is `og × k` and `rhs`
-            // `k × n`, both row-major with exactly these lengths; the three do not overlap.
-            unsafe {
-                gemm::gemm(
-                    og,
-                    n,
-                    k,
-                    dst.as_mut_ptr(),
-                    1,
-                    p as isize,
-                    false,
-                    lhs.as_ptr(),
-                    1,
-                    k as isize,
-                    rhs.as_ptr(),
-                    1,
-                    n as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    parallelism(par),
-                );
-            }
+        let dst = &mut dst_g[y0 * wo..];
+        // SAFETY: the destination is the `og × n` block starting at column `y0·wo` of the
+        // row-major `og × p` group output (row stride p; its last element, at
+        // (og−1)·p + y0·wo + n − 1 < og·p, lies inside `dst_g`); `lhs` is `og × k` and `rhs`
+        // `k × n`, both row-major with exactly these lengths; the three do not overlap.
+        unsafe {
+            sgemm(
+                [og, n, k],
+                (dst.as_mut_ptr(), 1, p as isize),
+                false,
+                (lhs.as_ptr(), 1, k as isize),
+                (rhs.as_ptr(), 1, n as isize),
+                parallelism(par),
+            );
         }
-    }
+    });
 }
 
 /// Unfolds one group's `[cg, H, W]` input for output rows `rows` into
@@ -836,37 +837,65 @@ mod tests {
             .collect()
     }
 
+    /// n, c, h, w, co, kh, kw, stride, pad (t, l, b, r), dilation, groups
+    type Row = (
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        [usize; 2],
+        [usize; 4],
+        [usize; 2],
+        usize,
+    );
+
+    fn shape((n, c, h, w, co, kh, kw, stride, pad, dilation, groups): Row) -> ConvShape {
+        ConvShape {
+            n,
+            c,
+            h,
+            w,
+            co,
+            kh,
+            kw,
+            stride,
+            pad,
+            dilation,
+            groups,
+        }
+    }
+
+    /// Shapes for the kernels: stride 2, padding 0/1/asymmetric, dilation 2, groups = channels,
+    /// a channel multiplier, thin groups, 1×1, 7×7, non-square, batch 1.
+    const SHAPES: [Row; 10] = [
+        (2, 3, 9, 7, 5, 3, 3, [1, 1], [1, 1, 1, 1], [1, 1], 1),
+        (1, 4, 8, 11, 6, 3, 3, [2, 2], [1, 1, 1, 1], [1, 1], 1),
+        (3, 6, 7, 7, 6, 3, 3, [1, 1], [1, 1, 1, 1], [1, 1], 6),
+        (2, 6, 10, 9, 6, 3, 3, [2, 2], [0, 1, 1, 0], [1, 1], 6),
+        (1, 4, 5, 6, 8, 1, 1, [1, 1], [0, 0, 0, 0], [1, 1], 1),
+        (2, 4, 5, 6, 8, 1, 1, [2, 2], [0, 0, 0, 0], [1, 1], 2),
+        (1, 3, 13, 12, 4, 7, 7, [2, 2], [3, 3, 3, 3], [1, 1], 1),
+        (2, 2, 9, 9, 4, 3, 2, [1, 2], [2, 0, 1, 1], [2, 1], 1),
+        (1, 3, 4, 4, 6, 3, 3, [1, 1], [0, 0, 0, 0], [1, 1], 3),
+        (1, 2, 3, 3, 2, 5, 5, [1, 1], [2, 2, 2, 2], [1, 1], 2),
+    ];
+
+    /// An input and a weight for case `case` of shape `s`.
+    fn inputs(s: &ConvShape, case: usize) -> (Vec<f32>, Vec<f32>) {
+        let x = values(s.n * s.c * s.h * s.w, case as u32);
+        let w = values(s.co * s.c / s.groups * s.kh * s.kw, 100 + case as u32);
+        (x, w)
+    }
+
     #[test]
     fn kernels_match_the_definition_on_odd_shapes() {
-        let shapes = [
-            // n, c, h, w, co, kh, kw, stride, pad (t, l, b, r), dilation, groups
-            (2, 3, 9, 7, 5, 3, 3, [1, 1], [1, 1, 1, 1], [1, 1], 1),
-            (1, 4, 8, 11, 6, 3, 3, [2, 2], [1, 1, 1, 1], [1, 1], 1),
-            (3, 6, 7, 7, 6, 3, 3, [1, 1], [1, 1, 1, 1], [1, 1], 6),
-            (2, 6, 10, 9, 6, 3, 3, [2, 2], [0, 1, 1, 0], [1, 1], 6),
-            (1, 4, 5, 6, 8, 1, 1, [1, 1], [0, 0, 0, 0], [1, 1], 1),
-            (2, 4, 5, 6, 8, 1, 1, [2, 2], [0, 0, 0, 0], [1, 1], 2),
-            (1, 3, 13, 12, 4, 7, 7, [2, 2], [3, 3, 3, 3], [1, 1], 1),
-            (2, 2, 9, 9, 4, 3, 2, [1, 2], [2, 0, 1, 1], [2, 1], 1),
-            (1, 3, 4, 4, 6, 3, 3, [1, 1], [0, 0, 0, 0], [1, 1], 3),
-            (1, 2, 3, 3, 2, 5, 5, [1, 1], [2, 2, 2, 2], [1, 1], 2),
-        ];
-        for (case, &(n, c, h, w, co, kh, kw, stride, pad, dilation, groups)) in shapes.iter().enumerate() {
-            let s = ConvShape {
-                n,
-                c,
-                h,
-                w,
-                co,
-                kh,
-                kw,
-                stride,
-                pad,
-                dilation,
-                groups,
-            };
-            let x = values(n * c * h * w, case as u32);
-            let wt = values(co * c / groups * kh * kw, 100 + case as u32);
+        let shapes = SHAPES;
+        for (case, &row) in shapes.iter().enumerate() {
+            let s = shape(row);
+            let (x, wt) = inputs(&s, case);
             let expected = naive(&x, &wt, &s);
             let got = conv2d(&x, &wt, Affine::default(), None, Act::Identity, &s);
             let err = got
@@ -880,37 +909,22 @@ mod tests {
 
     #[test]
     fn gradients_match_the_definition_on_odd_shapes() {
-        let shapes = [
-            // n, c, h, w, co, kh, kw, stride, pad (t, l, b, r), dilation, groups
-            (2, 3, 9, 7, 5, 3, 3, [1, 1], [1, 1, 1, 1], [1, 1], 1),
-            (1, 4, 8, 11, 6, 3, 3, [2, 2], [1, 1, 1, 1], [1, 1], 1),
-            (3, 5, 6, 7, 4, 3, 3, [2, 2], [0, 1, 1, 0], [1, 1], 1),
-            (1, 4, 5, 6, 8, 1, 1, [1, 1], [0, 0, 0, 0], [1, 1], 1),
-            (2, 4, 5, 6, 8, 1, 1, [2, 2], [0, 0, 0, 0], [1, 1], 1),
-            (1, 3, 13, 12, 4, 7, 7, [2, 2], [3, 3, 3, 3], [1, 1], 1),
-            (2, 2, 9, 9, 4, 3, 2, [1, 2], [2, 0, 1, 1], [2, 1], 1),
+        // the GEMM shapes of the forward table, a thick grouped one and a batch of 5
+        let extra = [
             (2, 10, 6, 5, 4, 3, 3, [1, 1], [1, 1, 1, 1], [1, 1], 2),
             (5, 6, 4, 4, 3, 3, 3, [1, 1], [0, 0, 0, 0], [1, 1], 1),
         ];
-        for (case, &(n, c, h, w, co, kh, kw, stride, pad, dilation, groups)) in shapes.iter().enumerate() {
-            let s = ConvShape {
-                n,
-                c,
-                h,
-                w,
-                co,
-                kh,
-                kw,
-                stride,
-                pad,
-                dilation,
-                groups,
-            };
+        let shapes: Vec<Row> = SHAPES
+            .into_iter()
+            .filter(|r| !is_direct(&shape(*r)))
+            .chain(extra)
+            .collect();
+        for (case, &row) in shapes.iter().enumerate() {
+            let s = shape(row);
             assert!(!is_direct(&s));
             let [ho, wo] = s.output().unwrap();
-            let x = values(n * c * h * w, case as u32);
-            let wt = values(co * c / groups * kh * kw, 100 + case as u32);
-            let dy = values(n * co * ho * wo, 200 + case as u32);
+            let (x, wt) = inputs(&s, case);
+            let dy = values(s.n * s.co * ho * wo, 200 + case as u32);
             let (dx_ref, dw_ref) = naive_backward(&x, &wt, &dy, &s);
             let (dx, dw) = conv2d_backward(&x, &wt, &dy, &s, true, true);
             let (dx, dw) = (dx.unwrap(), dw.unwrap());
