@@ -36,8 +36,7 @@ type Train = Autodiff<Inner>;
 /// `Autodiff<NdArray<f32>>` and the shape is one they take; `Err(x)` (untouched) otherwise.
 #[allow(clippy::result_large_err)]
 pub(super) fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
-    if std::any::TypeId::of::<B>() != std::any::TypeId::of::<Train>() || x.dtype() != burn::tensor::DType::F32
-    {
+    if !is_train(&x) {
         return Err(x);
     }
     let Some(shape) = conv_shape(conv, &x, None).filter(|s| !cpu::is_direct(s)) else {
@@ -55,6 +54,11 @@ pub(super) fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Result<Te
         y = y + bias.val().reshape([1, shape.co, 1, 1]);
     }
     Ok(y)
+}
+
+/// Whether `x` is an f32 tensor of `Autodiff<NdArray<f32>>`: what the ops here take.
+fn is_train<B: Backend, const D: usize>(x: &Tensor<B, D>) -> bool {
+    std::any::TypeId::of::<B>() == std::any::TypeId::of::<Train>() && x.dtype() == burn::tensor::DType::F32
 }
 
 /// Moves a value to the type it already is (checked by `TypeId`), or hands it back.
@@ -136,11 +140,7 @@ pub(super) fn batch_norm<B: Backend, const D: usize>(
     bn: &BatchNorm<B>,
     x: Tensor<B, D>,
 ) -> Result<Tensor<B, D>, Tensor<B, D>> {
-    if std::any::TypeId::of::<B>() != std::any::TypeId::of::<Train>()
-        || x.dtype() != burn::tensor::DType::F32
-        || D < 2
-        || bn.gamma.dims() != [x.dims()[1]]
-    {
+    if !is_train(&x) || D < 2 || bn.gamma.dims() != [x.dims()[1]] {
         return Err(x);
     }
     let dims = x.dims();
@@ -226,19 +226,21 @@ fn batch_norm_train<const D: usize>(
     let x = x.into_primitive().tensor();
     let gamma = gamma.into_primitive().tensor();
     let beta = beta.into_primitive().tensor();
-    let (mean, var) = with_values(&x.primitive, |v| cpu::channel_moments(v, n, c, plane));
-    let inv_std: Vec<f32> = var
-        .iter()
-        .map(|v| (1.0 / (f64::from(*v) + epsilon).sqrt()) as f32)
-        .collect();
     let g = with_values(&gamma.primitive, <[f32]>::to_vec);
     let b = with_values(&beta.primitive, <[f32]>::to_vec);
-    let scale: Vec<f32> = (0..c).map(|ch| g[ch] * inv_std[ch]).collect();
-    let shift: Vec<f32> = (0..c).map(|ch| b[ch] - mean[ch] * scale[ch]).collect();
-    let out = tensor(
-        with_values(&x.primitive, |v| cpu::channel_affine(v, c, plane, &scale, &shift)),
-        shape.clone(),
-    );
+    // One read of the input (a copy when it is not contiguous) for both passes.
+    let (out, mean, var, inv_std) = with_values(&x.primitive, |v| {
+        let (mean, var) = cpu::channel_moments(v, n, c, plane);
+        let inv_std: Vec<f32> = var
+            .iter()
+            .map(|v| (1.0 / (f64::from(*v) + epsilon).sqrt()) as f32)
+            .collect();
+        let scale: Vec<f32> = (0..c).map(|ch| g[ch] * inv_std[ch]).collect();
+        let shift: Vec<f32> = (0..c).map(|ch| b[ch] - mean[ch] * scale[ch]).collect();
+        let out = cpu::channel_affine(v, c, plane, &scale, &shift);
+        (out, mean, var, inv_std)
+    });
+    let out = tensor(out, shape.clone());
     let y = match BatchNormBackward
         .prepare::<NoCheckpointing>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
         .compute_bound()

@@ -12,8 +12,9 @@
 //!   activation. The tensors are read in place, with no copy in.
 //! - **NdArray f32 under autodiff** (the `cpu` training device): the convolution is one autodiff
 //!   op whose forward runs the same kernels and whose backward computes `∂L/∂x` and `∂L/∂W` as
-//!   GEMMs over the same unfolded patches (`autodiff.rs`); the bias, the training-mode
-//!   BatchNorm, the residual and the activation are Burn's ops on the graph.
+//!   GEMMs over the same unfolded patches, and the training-mode BatchNorm ([`batch_norm`]) is
+//!   one op with its own backward (`autodiff.rs`); the bias, the residual and the activation are
+//!   Burn's ops on the graph.
 //! - **Every other backend** (Candle, Flex, CUDA and their autodiff): the same computation
 //!   composed of Burn's ops — `Conv2d::forward`, `BatchNorm::forward`, add, the activation. A
 //!   convolution the fast kernels do not take (`Same` padding; depthwise under autodiff) also
@@ -94,7 +95,7 @@ pub fn conv2d_fused<B: Backend>(
 /// statistics), under `Autodiff<NdArray<f32>>` one op with its own backward (training, batch
 /// statistics, running averages updated as Burn does); Burn's own `forward` elsewhere.
 pub fn batch_norm<B: Backend, const D: usize>(bn: &BatchNorm<B>, x: Tensor<B, D>) -> Tensor<B, D> {
-    if D >= 2 && is_ndarray::<B>() && !B::ad_enabled(&x.device()) && x.dtype() == burn::tensor::DType::F32 {
+    if D >= 2 && fast_inference(&x) {
         let dims = x.dims();
         let (c, plane) = (dims[1], dims[2..].iter().product::<usize>());
         if let Some((scale, shift)) = bn_scale_shift(bn, c, None) {
@@ -140,10 +141,12 @@ fn fast_shape<B: Backend>(
     x: &Tensor<B, 4>,
     residual: Option<&Tensor<B, 4>>,
 ) -> Option<ConvShape> {
-    if !is_ndarray::<B>() || B::ad_enabled(&x.device()) || x.dtype() != burn::tensor::DType::F32 {
-        return None;
-    }
-    conv_shape(conv, x, residual)
+    fast_inference(x).then(|| conv_shape(conv, x, residual)).flatten()
+}
+
+/// Whether `x` is an f32 NdArray tensor without autodiff: what the fast inference kernels take.
+fn fast_inference<B: Backend, const D: usize>(x: &Tensor<B, D>) -> bool {
+    is_ndarray::<B>() && !B::ad_enabled(&x.device()) && x.dtype() == burn::tensor::DType::F32
 }
 
 /// The shapes of `conv` on `x` (and a residual of the output's shape), on any backend; `None`
