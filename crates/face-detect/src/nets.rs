@@ -20,9 +20,8 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PRelu, PReluConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::PadMode;
 use burn::tensor::Tensor;
-use face_nets::ops::{conv2d, conv2d_fused, Activation};
+use face_nets::ops::{conv2d, conv2d_fused, max_pool2d, Activation};
 use face_nets::weights::{load_pytorch, LoadReport};
 use sha2::Digest;
 
@@ -39,40 +38,26 @@ fn prelu<B: Backend>(n: usize, device: &B::Device) -> PRelu<B> {
     PReluConfig::new().with_num_parameters(n).init(device)
 }
 
-/// PyTorch's `MaxPool2d(k, s, ceil_mode=True)`, written as −∞ padding on the bottom/right up to
-/// the ceil-mode extent and a floor-mode pool, so it runs on every backend (burn-candle has no
-/// `ceil_mode`) with the same result.
+/// PyTorch's `MaxPool2d(k, s, ceil_mode=True)`: [`face_nets::ops::max_pool2d`] gives it the
+/// same result on every backend (a direct pass on NdArray; −∞ padding on the bottom/right and
+/// a floor-mode pool elsewhere, since burn-candle has no `ceil_mode`).
 #[derive(Module, Debug, Clone)]
 pub struct CeilMaxPool {
     pool: MaxPool2d,
-    kernel: usize,
-    stride: usize,
 }
 
 impl CeilMaxPool {
     fn forward<B: Backend>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [_, _, h, w] = x.dims();
-        let (k, s) = (self.kernel, self.stride);
-        let pad = |len: usize| {
-            // Ceil-mode output count (no padding, so the last window always starts inside).
-            let out = len.saturating_sub(k).div_ceil(s) + 1;
-            ((out - 1) * s + k).saturating_sub(len)
-        };
-        let (pb, pr) = (pad(h), pad(w));
-        let x = if pb + pr > 0 {
-            x.pad((0, pr, 0, pb), PadMode::Constant(f32::NEG_INFINITY))
-        } else {
-            x
-        };
-        self.pool.forward(x)
+        max_pool2d(&self.pool, x)
     }
 }
 
 fn pool(k: usize, s: usize) -> CeilMaxPool {
     CeilMaxPool {
-        pool: MaxPool2dConfig::new([k, k]).with_strides([s, s]).init(),
-        kernel: k,
-        stride: s,
+        pool: MaxPool2dConfig::new([k, k])
+            .with_strides([s, s])
+            .with_ceil_mode(true)
+            .init(),
     }
 }
 

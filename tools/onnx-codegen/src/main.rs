@@ -88,9 +88,16 @@ fn make_batchable(code: &Path) {
 /// Rewrites a generated file's convolutions to face-nets' fused operations, in place.
 fn fuse_file(code: &Path) {
     let src = std::fs::read_to_string(code).expect("generated code");
-    let (fused_src, routed, fused) = fuse::fuse(&src);
+    let (fused_src, n) = fuse::fuse(&src);
     std::fs::write(code, fused_src).expect("write generated code");
-    println!("{}: {fused} conv + PReLU fused, {routed} conv routed", code.display());
+    println!(
+        "{}: {} conv + PReLU and {} conv + affine fused, {} conv and {} pools routed",
+        code.display(),
+        n.prelu,
+        n.affine,
+        n.routed,
+        n.pools
+    );
 }
 
 fn sha256(path: &Path) -> String {

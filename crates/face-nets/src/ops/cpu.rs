@@ -579,6 +579,123 @@ fn depthwise_plane_body(src: &[f32], w: &[f32], dst: &mut [f32], s: &ConvShape, 
     }
 }
 
+/// A 2-D pooling's geometry over `planes` independent `h × w` planes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PoolShape {
+    pub planes: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    /// Top and left (the bottom and right follow from the output size).
+    pub pad: [usize; 2],
+    pub dilation: [usize; 2],
+    /// Output height and width.
+    pub out: [usize; 2],
+}
+
+/// What a pooling window computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pool {
+    /// The largest value in the window (positions outside the input are left out).
+    Max,
+    /// The mean: over the window's positions inside the input, or over the whole window when
+    /// `count_pad` (the padding counted as zeros).
+    Avg { count_pad: bool },
+}
+
+/// Max or average pooling, planes in parallel. A window is clipped to the input; a max window
+/// with no position inside gives −∞ (the callers' output sizes never make one). NaN propagates
+/// through a max, as in PyTorch and ONNX.
+pub(crate) fn pool2d(x: &[f32], s: &PoolShape, kind: Pool) -> Vec<f32> {
+    let (plane_in, plane_out) = (s.h * s.w, s.out[0] * s.out[1]);
+    let mut out = vec![0f32; s.planes * plane_out];
+    if plane_in * plane_out > 0 {
+        out.par_chunks_mut(plane_out)
+            .zip(x.par_chunks(plane_in))
+            .for_each(|(dst, src)| pool_plane(src, dst, s, kind));
+    }
+    out
+}
+
+/// One plane, separably: each window's rows reduced along the row first (`tmp`, one value per
+/// input row and output column), then down the columns, so the second pass runs over whole
+/// contiguous rows.
+fn pool_plane(src: &[f32], dst: &mut [f32], s: &PoolShape, kind: Pool) {
+    simd!(pool_plane_body(src, dst, s, kind))
+}
+
+#[inline(always)]
+fn pool_plane_body(src: &[f32], dst: &mut [f32], s: &PoolShape, kind: Pool) {
+    let [ho, wo] = s.out;
+    let max = matches!(kind, Pool::Max);
+    let combine = |acc: f32, v: f32| {
+        if !max {
+            acc + v
+        } else if v > acc || v.is_nan() {
+            v
+        } else {
+            acc
+        }
+    };
+    let cols: Vec<(usize, usize)> = (0..wo).map(|o| s.taps(o, 1)).collect();
+    let mut tmp = vec![0f32; s.h * wo];
+    for (line, t) in src.chunks_exact(s.w).zip(tmp.chunks_exact_mut(wo)) {
+        for (t, &(first, n)) in t.iter_mut().zip(&cols) {
+            let init = if max { f32::NEG_INFINITY } else { 0.0 };
+            *t = (0..n)
+                .map(|j| line[first + j * s.dilation[1]])
+                .fold(init, combine);
+        }
+    }
+    for oy in 0..ho {
+        let (first, n) = s.taps(oy, 0);
+        let row = &mut dst[oy * wo..(oy + 1) * wo];
+        match n {
+            0 => row.fill(if max { f32::NEG_INFINITY } else { 0.0 }),
+            _ => row.copy_from_slice(&tmp[first * wo..(first + 1) * wo]),
+        }
+        for j in 1..n {
+            let src_row = &tmp[(first + j * s.dilation[0]) * wo..][..wo];
+            row.iter_mut()
+                .zip(src_row)
+                .for_each(|(d, &v)| *d = combine(*d, v));
+        }
+        match kind {
+            Pool::Max => {}
+            Pool::Avg { count_pad: true } => {
+                let window = (s.kernel[0] * s.kernel[1]) as f32;
+                row.iter_mut().for_each(|d| *d /= window);
+            }
+            Pool::Avg { count_pad: false } => {
+                for (d, &(_, nx)) in row.iter_mut().zip(&cols) {
+                    *d /= (n * nx).max(1) as f32;
+                }
+            }
+        }
+    }
+}
+
+impl PoolShape {
+    /// The taps of output `o` along `axis` (0 rows, 1 columns) that land inside the input:
+    /// the first one's input index and how many there are (one every `dilation`).
+    fn taps(&self, o: usize, axis: usize) -> (usize, usize) {
+        let len = if axis == 0 { self.h } else { self.w };
+        let (k, d, pad) = (self.kernel[axis], self.dilation[axis], self.pad[axis]);
+        let start = o * self.stride[axis];
+        let first = pad.saturating_sub(start).div_ceil(d).min(k);
+        let end = if start < pad + len {
+            ((pad + len - 1 - start) / d + 1).min(k)
+        } else {
+            0
+        };
+        match end > first {
+            true => (start + first * d - pad, end - first),
+            false => (0, 0),
+        }
+    }
+}
+
 /// `v·scale[c] + shift[c]` over an `[n, c, plane]` tensor (a BatchNorm in inference form, or
 /// a training-mode one with its batch statistics): one pass, images in parallel.
 pub(crate) fn channel_affine(x: &[f32], c: usize, plane: usize, scale: &[f32], shift: &[f32]) -> Vec<f32> {

@@ -30,8 +30,10 @@ mod cpu;
 use std::any::Any;
 
 use burn::nn::conv::Conv2d;
+use burn::nn::pool::{AvgPool2d, MaxPool2d};
 use burn::nn::{BatchNorm, PRelu, PaddingConfig2d};
 use burn::tensor::backend::Backend;
+use burn::tensor::ops::PadMode;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use burn_ndarray::NdArrayTensor;
 
@@ -84,11 +86,178 @@ pub fn conv2d_fused<B: Backend>(
     if let Some(r) = residual {
         y = y + r;
     }
+    activate(y, act)
+}
+
+/// `act(conv(x) · scale + shift + residual)`, with `scale` and `shift` per output channel,
+/// shaped `[1, C, 1, 1]`: an ONNX graph's affine layer written as `Mul` and `Add` after its
+/// convolution (dlib's ResNets, the age and gender teachers). The order of the operations is the
+/// graph's, so the composed body is the generated code's own chain of Burn ops.
+///
+/// On NdArray f32 it runs in one pass of the fast kernels (the conv's bias folded into the
+/// shift); a `scale` or `shift` of another shape takes the composed body, where broadcasting
+/// applies as in the graph.
+pub fn conv2d_affine<B: Backend>(
+    conv: &Conv2d<B>,
+    scale: Tensor<B, 4>,
+    shift: Tensor<B, 4>,
+    x: Tensor<B, 4>,
+    residual: Option<Tensor<B, 4>>,
+    act: Activation<'_, B>,
+) -> Tensor<B, 4> {
+    if let Some(shape) = fast_shape(conv, &x, residual.as_ref()) {
+        if let Some(params) = EpilogueParams::affine(conv, &scale, &shift, &act, shape.co) {
+            return fast(conv, x, residual, &params, &shape);
+        }
+    }
+    let mut y = conv2d(conv, x).mul(scale).add(shift);
+    if let Some(r) = residual {
+        y = y + r;
+    }
+    activate(y, act)
+}
+
+fn activate<B: Backend>(y: Tensor<B, 4>, act: Activation<'_, B>) -> Tensor<B, 4> {
     match act {
         Activation::Identity => y,
         Activation::Relu => burn::tensor::activation::relu(y),
         Activation::PRelu(p) => p.forward(y),
     }
+}
+
+/// `pool.forward(x)`, with `ceil_mode` as PyTorch and ONNX define it on every backend: the
+/// output size rounds up, a last window that would start in the bottom or right padding is
+/// dropped, and windows are clipped to the input.
+///
+/// On NdArray f32 without autodiff it is one direct pass; elsewhere Burn's own pool (a
+/// ceil-mode pool as −∞ padding on the bottom and right and a floor-mode pool, since
+/// burn-candle has no ceil mode). `Same` padding always takes Burn's pool.
+pub fn max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let geometry = PoolGeometry {
+        kernel: pool.kernel_size,
+        stride: pool.stride,
+        padding: &pool.padding,
+        dilation: pool.dilation,
+        ceil_mode: pool.ceil_mode,
+    };
+    if let Some(shape) = geometry.shape(x.dims()).filter(|_| fast_inference(&x)) {
+        return fast_pool(x, &shape, cpu::Pool::Max);
+    }
+    match geometry.ceil_extra(x.dims()) {
+        Some([bottom, right]) if pool.ceil_mode => {
+            let floor = MaxPool2d {
+                ceil_mode: false,
+                ..pool.clone()
+            };
+            let x = if bottom + right > 0 {
+                x.pad((0, right, 0, bottom), PadMode::Constant(f32::NEG_INFINITY))
+            } else {
+                x
+            };
+            floor.forward(x)
+        }
+        _ => pool.forward(x),
+    }
+}
+
+/// `pool.forward(x)`: on NdArray f32 without autodiff one direct pass when the padding is
+/// symmetric and `ceil_mode` is off (what Burn's pool computes then, padding counted or not as
+/// `count_include_pad` says); Burn's own pool otherwise.
+pub fn avg_pool2d<B: Backend>(pool: &AvgPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let geometry = PoolGeometry {
+        kernel: pool.kernel_size,
+        stride: pool.stride,
+        padding: &pool.padding,
+        dilation: [1, 1],
+        ceil_mode: false,
+    };
+    let symmetric = match pool.padding {
+        PaddingConfig2d::Explicit(t, l, b, r) => t == b && l == r,
+        PaddingConfig2d::Valid => true,
+        PaddingConfig2d::Same => false,
+    };
+    if !pool.ceil_mode && symmetric && fast_inference(&x) {
+        if let Some(shape) = geometry.shape(x.dims()) {
+            let kind = cpu::Pool::Avg {
+                count_pad: pool.count_include_pad,
+            };
+            return fast_pool(x, &shape, kind);
+        }
+    }
+    pool.forward(x)
+}
+
+/// A pooling module's settings, as the fast kernel reads them.
+struct PoolGeometry<'a> {
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: &'a PaddingConfig2d,
+    dilation: [usize; 2],
+    ceil_mode: bool,
+}
+
+impl PoolGeometry<'_> {
+    /// Top, left, bottom, right; `None` for `Same`.
+    fn pad(&self) -> Option<[usize; 4]> {
+        match *self.padding {
+            PaddingConfig2d::Explicit(t, l, b, r) => Some([t, l, b, r]),
+            PaddingConfig2d::Valid => Some([0; 4]),
+            PaddingConfig2d::Same => None,
+        }
+    }
+
+    /// The output length along one axis; `None` when no window fits, or (ceil mode) when
+    /// the last window would start in the trailing padding.
+    fn out_len(&self, axis: usize, len: usize) -> Option<usize> {
+        let pad = self.pad()?;
+        let (before, after) = (pad[axis], pad[axis + 2]);
+        let (k, s, d) = (self.kernel[axis], self.stride[axis], self.dilation[axis]);
+        let reach = d * k.checked_sub(1)? + 1;
+        let span = (len + before + after).checked_sub(reach)?;
+        if s == 0 || len == 0 {
+            return None;
+        }
+        let out = if self.ceil_mode {
+            span.div_ceil(s) + 1
+        } else {
+            span / s + 1
+        };
+        ((out - 1) * s < len + before).then_some(out)
+    }
+
+    /// The fast kernel's shape for an `[n, c, h, w]` input.
+    fn shape(&self, [n, c, h, w]: [usize; 4]) -> Option<cpu::PoolShape> {
+        let pad = self.pad()?;
+        Some(cpu::PoolShape {
+            planes: n * c,
+            h,
+            w,
+            kernel: self.kernel,
+            stride: self.stride,
+            pad: [pad[0], pad[1]],
+            dilation: self.dilation,
+            out: [self.out_len(0, h)?, self.out_len(1, w)?],
+        })
+    }
+
+    /// Rows and columns of −∞ to add below and to the right so that a floor-mode pool gives
+    /// the ceil-mode output.
+    fn ceil_extra(&self, [_, _, h, w]: [usize; 4]) -> Option<[usize; 2]> {
+        let pad = self.pad()?;
+        let extra = |axis: usize, len: usize| {
+            let out = self.out_len(axis, len)?;
+            let reach = self.dilation[axis] * (self.kernel[axis] - 1) + 1;
+            Some(((out - 1) * self.stride[axis] + reach).saturating_sub(len + pad[axis] + pad[axis + 2]))
+        };
+        Some([extra(0, h)?, extra(1, w)?])
+    }
+}
+
+fn fast_pool<B: Backend>(x: Tensor<B, 4>, shape: &cpu::PoolShape, kind: cpu::Pool) -> Tensor<B, 4> {
+    let [n, c, _, _] = x.dims();
+    let device = x.device();
+    let out = Host::new(x).with(|v| cpu::pool2d(v, shape, kind));
+    Tensor::from_data(TensorData::new(out, [n, c, shape.out[0], shape.out[1]]), &device)
 }
 
 /// `bn.forward(x)`: on NdArray f32 one pass of per-channel scale and shift (inference, running
@@ -222,7 +391,46 @@ impl EpilogueParams {
             }
             None => (None, bias),
         };
-        let act = match act {
+        let act = EpilogueAct::read(act, co)?;
+        Some(Self { scale, shift, act })
+    }
+
+    /// The epilogue of [`conv2d_affine`]: `(conv + bias) · scale + shift`, folded to
+    /// `conv · scale + (bias · scale + shift)`; `None` unless both are `[1, co, 1, 1]`.
+    fn affine<B: Backend>(
+        conv: &Conv2d<B>,
+        scale: &Tensor<B, 4>,
+        shift: &Tensor<B, 4>,
+        act: &Activation<'_, B>,
+        co: usize,
+    ) -> Option<Self> {
+        let channels = |t: &Tensor<B, 4>| {
+            (t.dims() == [1, co, 1, 1])
+                .then(|| to_f32_vec(t.clone()).ok())
+                .flatten()
+        };
+        let scale = channels(scale)?;
+        let mut shift = channels(shift)?;
+        if let Some(b) = &conv.bias {
+            let bias = to_f32_vec(b.val()).ok().filter(|v| v.len() == co)?;
+            shift
+                .iter_mut()
+                .zip(bias.iter().zip(&scale))
+                .for_each(|(t, (b, s))| *t += b * s);
+        }
+        let act = EpilogueAct::read(act, co)?;
+        Some(Self {
+            scale: Some(scale),
+            shift: Some(shift),
+            act,
+        })
+    }
+}
+
+impl EpilogueAct {
+    /// The activation's slopes read to the host; `None` for a PReLU of neither 1 nor `co` slopes.
+    fn read<B: Backend>(act: &Activation<'_, B>, co: usize) -> Option<Self> {
+        Some(match act {
             Activation::Identity => EpilogueAct::Identity,
             Activation::Relu => EpilogueAct::Relu,
             Activation::PRelu(p) => {
@@ -232,8 +440,7 @@ impl EpilogueParams {
                 }
                 EpilogueAct::PRelu(slope)
             }
-        };
-        Some(Self { scale, shift, act })
+        })
     }
 }
 

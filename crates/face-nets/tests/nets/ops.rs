@@ -7,7 +7,7 @@ use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PRelu, PReluConfig, PaddingConfig2d};
 use burn::tensor::{Tensor, TensorData};
-use face_nets::ops::{batch_norm, conv2d, conv2d_fused, Activation};
+use face_nets::ops::{batch_norm, conv2d, conv2d_affine, conv2d_fused, Activation};
 
 type Fast = NdArray<f32>;
 type Composed = Autodiff<NdArray<f32>>;
@@ -191,18 +191,53 @@ fn fast_fused_convolutions_match_the_composed_ops() {
             prelu_c.forward(bn_eval(conv_c.forward(x_c.clone())) + r_c.clone()),
         );
         let relu = max_rel(
-            &conv2d_fused(&conv_f, None, x_f.clone(), Some(r_f), Activation::Relu),
-            burn::tensor::activation::relu(conv_c.forward(x_c.clone()) + r_c),
+            &conv2d_fused(&conv_f, None, x_f.clone(), Some(r_f.clone()), Activation::Relu),
+            burn::tensor::activation::relu(conv_c.forward(x_c.clone()) + r_c.clone()),
         );
         let bn_only = max_rel(
-            &conv2d_fused(&conv_f, Some(&bn_f), x_f, None, Activation::Identity),
-            bn_eval(conv_c.forward(x_c)),
+            &conv2d_fused(&conv_f, Some(&bn_f), x_f.clone(), None, Activation::Identity),
+            bn_eval(conv_c.forward(x_c.clone())),
+        );
+        // an exported affine layer (`Mul`, `Add` by [1, C, 1, 1] constants), then residual, ReLU
+        let co = out[1];
+        let scale_f: Tensor<Fast, 4> = tensor([1, co, 1, 1], 10 * i + 9);
+        let shift_f: Tensor<Fast, 4> = tensor([1, co, 1, 1], 10 * i + 3);
+        let (scale_c, shift_c): (Tensor<Composed, 4>, Tensor<Composed, 4>) = (
+            tensor([1, co, 1, 1], 10 * i + 9),
+            tensor([1, co, 1, 1], 10 * i + 3),
+        );
+        let affine = max_rel(
+            &conv2d_affine(
+                &conv_f,
+                scale_f.clone(),
+                shift_f.clone(),
+                x_f.clone(),
+                Some(r_f.clone()),
+                Activation::Relu,
+            ),
+            burn::tensor::activation::relu(
+                conv_c.forward(x_c.clone()) * scale_c.clone() + shift_c.clone() + r_c.clone(),
+            ),
+        );
+        // a scale shaped for broadcasting over everything takes the composed body
+        let scalar = max_rel(
+            &conv2d_affine(
+                &conv_f,
+                scale_f.slice([0..1, 0..1]),
+                shift_f,
+                x_f.clone(),
+                None,
+                Activation::Identity,
+            ),
+            conv_c.forward(x_c.clone()) * scale_c.slice([0..1, 0..1]) + shift_c,
         );
         for (what, err) in [
             ("conv", plain),
             ("conv+bn+res+prelu", full),
             ("conv+res+relu", relu),
             ("conv+bn", bn_only),
+            ("conv·scale+shift+res+relu", affine),
+            ("conv·scalar+shift", scalar),
         ] {
             assert!(err <= 1e-5, "case {i} {what}: max relative |Δ| {err:e}");
         }
@@ -491,4 +526,67 @@ fn batch_norm_matches_burns_in_inference_and_training() {
             assert!(err <= 1e-4, "case {i} training {what}: max relative |Δ| {err:e}");
         }
     }
+}
+
+/// Max and average pools: the direct NdArray pass against Burn's pools (composed side under
+/// autodiff), over the teachers' and MTCNN's settings and others; ceil mode against a case
+/// worked by hand.
+#[test]
+fn fast_pools_match_burns() {
+    use burn::nn::pool::{AvgPool2dConfig, MaxPool2dConfig};
+    use face_nets::ops::{avg_pool2d, max_pool2d};
+    let e = PaddingConfig2d::Explicit;
+    // (input, kernel, stride, padding, ceil mode)
+    let max_cases = [
+        ([2, 3, 9, 9], [3, 3], [2, 2], PaddingConfig2d::Valid, false),
+        ([1, 2, 23, 17], [3, 3], [2, 2], PaddingConfig2d::Valid, true),
+        ([2, 2, 12, 11], [2, 2], [2, 2], PaddingConfig2d::Valid, true),
+        ([1, 3, 8, 7], [3, 2], [1, 2], e(1, 0, 1, 0), false),
+        ([1, 2, 7, 9], [3, 3], [2, 2], e(1, 1, 1, 1), true),
+    ];
+    for (i, (x, k, s, p, ceil)) in max_cases.into_iter().enumerate() {
+        let pool = MaxPool2dConfig::new(k)
+            .with_strides(s)
+            .with_padding(p)
+            .with_ceil_mode(ceil)
+            .init();
+        let fast = max_pool2d(&pool, tensor::<Fast, 4>(x, i));
+        let composed = max_pool2d(&pool, tensor::<Composed, 4>(x, i));
+        assert_eq!(fast.dims(), composed.dims(), "max case {i}");
+        assert!(max_rel(&fast, composed) == 0.0, "max case {i}");
+    }
+    let avg_cases = [
+        ([2, 4, 16, 16], [2, 2], [2, 2], PaddingConfig2d::Valid, false),
+        ([1, 3, 9, 7], [3, 3], [2, 1], e(1, 1, 1, 1), false),
+        ([1, 3, 9, 7], [3, 3], [2, 1], e(1, 1, 1, 1), true),
+    ];
+    for (i, (x, k, s, p, count_pad)) in avg_cases.into_iter().enumerate() {
+        let pool = AvgPool2dConfig::new(k)
+            .with_strides(s)
+            .with_padding(p)
+            .with_count_include_pad(count_pad)
+            .init();
+        let fast = avg_pool2d(&pool, tensor::<Fast, 4>(x, 20 + i));
+        let composed = avg_pool2d(&pool, tensor::<Composed, 4>(x, 20 + i));
+        assert_eq!(fast.dims(), composed.dims(), "avg case {i}");
+        let err = max_rel(&fast, composed);
+        assert!(err <= 1e-6, "avg case {i}: {err:e}");
+    }
+    // 5 × 5 ramp, 2 × 2 windows, stride 2, ceil mode: 3 × 3, the last row and column clipped
+    let ramp: Vec<f32> = (0..25).map(|v| v as f32).collect();
+    let pool = MaxPool2dConfig::new([2, 2])
+        .with_strides([2, 2])
+        .with_ceil_mode(true)
+        .init();
+    let want = [6.0, 8.0, 9.0, 16.0, 18.0, 19.0, 21.0, 23.0, 24.0];
+    let fast = max_pool2d(
+        &pool,
+        Tensor::<Fast, 4>::from_data(TensorData::new(ramp.clone(), [1, 1, 5, 5]), &Default::default()),
+    );
+    let composed = max_pool2d(
+        &pool,
+        Tensor::<Composed, 4>::from_data(TensorData::new(ramp, [1, 1, 5, 5]), &Default::default()),
+    );
+    assert_eq!(fast.into_data().to_vec::<f32>().unwrap(), want);
+    assert_eq!(composed.inner().into_data().to_vec::<f32>().unwrap(), want);
 }

@@ -455,28 +455,48 @@ impl<B: Backend> Model<B> {
         let constant47_out1 = self.constant47.val();
         let constant48_out1 = self.constant48.val();
         let constant49_out1 = self.constant49.val();
-        let conv2d1_out1 = face_nets::ops::conv2d(&self.conv2d1, images);
-        let mul1_out1 = conv2d1_out1.mul(constant3_out1);
-        let add1_out1 = mul1_out1.add(constant4_out1);
-        let relu1_out1 = burn::tensor::activation::relu(add1_out1);
-        let maxpool2d1_out1 = self.maxpool2d1.forward(relu1_out1);
-        let conv2d2_out1 = face_nets::ops::conv2d(&self.conv2d2, maxpool2d1_out1.clone());
-        let mul2_out1 = conv2d2_out1.mul(constant7_out1);
-        let add2_out1 = mul2_out1.add(constant8_out1);
-        let relu2_out1 = burn::tensor::activation::relu(add2_out1);
-        let conv2d3_out1 = face_nets::ops::conv2d(&self.conv2d3, relu2_out1);
-        let mul3_out1 = conv2d3_out1.mul(constant11_out1);
-        let add3_out1 = mul3_out1.add(constant12_out1);
-        let add4_out1 = add3_out1.add(maxpool2d1_out1);
-        let relu3_out1 = burn::tensor::activation::relu(add4_out1);
-        let conv2d4_out1 = face_nets::ops::conv2d(&self.conv2d4, relu3_out1.clone());
-        let mul4_out1 = conv2d4_out1.mul(constant15_out1);
-        let add5_out1 = mul4_out1.add(constant16_out1);
-        let relu4_out1 = burn::tensor::activation::relu(add5_out1);
-        let conv2d5_out1 = face_nets::ops::conv2d(&self.conv2d5, relu4_out1);
-        let mul5_out1 = conv2d5_out1.mul(constant19_out1);
-        let add6_out1 = mul5_out1.add(constant20_out1);
-        let averagepool2d1_out1 = self.averagepool2d1.forward(relu3_out1);
+        let relu1_out1 = face_nets::ops::conv2d_affine(
+            &self.conv2d1,
+            constant3_out1,
+            constant4_out1,
+            images,
+            None,
+            face_nets::ops::Activation::Relu,
+        );
+        let maxpool2d1_out1 = face_nets::ops::max_pool2d(&self.maxpool2d1, relu1_out1);
+        let relu2_out1 = face_nets::ops::conv2d_affine(
+            &self.conv2d2,
+            constant7_out1,
+            constant8_out1,
+            maxpool2d1_out1.clone(),
+            None,
+            face_nets::ops::Activation::Relu,
+        );
+        let relu3_out1 = face_nets::ops::conv2d_affine(
+            &self.conv2d3,
+            constant11_out1,
+            constant12_out1,
+            relu2_out1,
+            Some(maxpool2d1_out1),
+            face_nets::ops::Activation::Relu,
+        );
+        let relu4_out1 = face_nets::ops::conv2d_affine(
+            &self.conv2d4,
+            constant15_out1,
+            constant16_out1,
+            relu3_out1.clone(),
+            None,
+            face_nets::ops::Activation::Relu,
+        );
+        let add6_out1 = face_nets::ops::conv2d_affine(
+            &self.conv2d5,
+            constant19_out1,
+            constant20_out1,
+            relu4_out1,
+            None,
+            face_nets::ops::Activation::Identity,
+        );
+        let averagepool2d1_out1 = face_nets::ops::avg_pool2d(&self.averagepool2d1, relu3_out1);
         let pad1_out1 = averagepool2d1_out1.pad(
             [
                 (0usize, 0usize),
@@ -497,23 +517,31 @@ impl<B: Backend> Model<B> {
         );
         let add7_out1 = pad1_out1.add(pad2_out1);
         let relu5_out1 = burn::tensor::activation::relu(add7_out1);
-        let conv2d6_out1 = face_nets::ops::conv2d(&self.conv2d6, relu5_out1.clone());
-        let mul6_out1 = conv2d6_out1.mul(constant25_out1);
-        let add8_out1 = mul6_out1.add(constant26_out1);
-        let relu6_out1 = burn::tensor::activation::relu(add8_out1);
-        let conv2d7_out1 = face_nets::ops::conv2d(&self.conv2d7, relu6_out1);
-        let mul7_out1 = conv2d7_out1.mul(constant29_out1);
-        let add9_out1 = mul7_out1.add(constant30_out1);
-        let add10_out1 = add9_out1.add(relu5_out1);
-        let relu7_out1 = burn::tensor::activation::relu(add10_out1);
-        let conv2d8_out1 = face_nets::ops::conv2d(&self.conv2d8, relu7_out1.clone());
-        let mul8_out1 = conv2d8_out1.mul(constant33_out1);
-        let add11_out1 = mul8_out1.add(constant34_out1);
-        let relu8_out1 = burn::tensor::activation::relu(add11_out1);
-        let conv2d9_out1 = face_nets::ops::conv2d(&self.conv2d9, relu8_out1);
-        let mul9_out1 = conv2d9_out1.mul(constant37_out1);
-        let add12_out1 = mul9_out1.add(constant38_out1);
-        let averagepool2d2_out1 = self.averagepool2d2.forward(relu7_out1);
+        let relu6_out1 = face_nets::ops::conv2d_affine(
+            &self.conv2d6,
+            constant25_out1,
+            constant26_out1,
+            relu5_out1.clone(),
+            None,
+            face_nets::ops::Activation::Relu,
+        );
+        let relu7_out1 = face_nets::ops::conv2d_affine(
+            &self.conv2d7,
+            constant29_out1,
+            constant30_out1,
+            relu6_out1,
+            Some(relu5_out1),
+            face_nets::ops::Activation::Relu,
+        );
+        let relu8_out1 = face_nets::ops::conv2d_affine(
+            &self.conv2d8,
+            constant33_out1,
+            constant34_out1,
+            relu7_out1.clone(),
+            None,
+            face_nets::ops::Activation::Relu,
+        );
+        let averagepool2d2_out1 = face_nets::ops::avg_pool2d(&self.averagepool2d2, relu7_out1);
         let pad3_out1 = averagepool2d2_out1.pad(
             [
                 (0usize, 0usize),
@@ -523,17 +551,30 @@ impl<B: Backend> Model<B> {
             ],
             burn::tensor::ops::PadMode::Constant(0_f32),
         );
-        let add13_out1 = pad3_out1.add(add12_out1);
-        let relu9_out1 = burn::tensor::activation::relu(add13_out1);
-        let conv2d10_out1 = face_nets::ops::conv2d(&self.conv2d10, relu9_out1.clone());
-        let mul10_out1 = conv2d10_out1.mul(constant42_out1);
-        let add14_out1 = mul10_out1.add(constant43_out1);
-        let relu10_out1 = burn::tensor::activation::relu(add14_out1);
-        let conv2d11_out1 = face_nets::ops::conv2d(&self.conv2d11, relu10_out1);
-        let mul11_out1 = conv2d11_out1.mul(constant46_out1);
-        let add15_out1 = mul11_out1.add(constant47_out1);
-        let add16_out1 = add15_out1.add(relu9_out1);
-        let relu11_out1 = burn::tensor::activation::relu(add16_out1);
+        let relu9_out1 = face_nets::ops::conv2d_affine(
+            &self.conv2d9,
+            constant37_out1,
+            constant38_out1,
+            relu8_out1,
+            Some(pad3_out1),
+            face_nets::ops::Activation::Relu,
+        );
+        let relu10_out1 = face_nets::ops::conv2d_affine(
+            &self.conv2d10,
+            constant42_out1,
+            constant43_out1,
+            relu9_out1.clone(),
+            None,
+            face_nets::ops::Activation::Relu,
+        );
+        let relu11_out1 = face_nets::ops::conv2d_affine(
+            &self.conv2d11,
+            constant46_out1,
+            constant47_out1,
+            relu10_out1,
+            Some(relu9_out1),
+            face_nets::ops::Activation::Relu,
+        );
         let globalaveragepool1_out1 = self.globalaveragepool1.forward(relu11_out1);
         let flatten1_out1 = {
             let leading_dim = globalaveragepool1_out1.shape()[..1].iter().product::<usize>() as i32;

@@ -251,24 +251,40 @@ impl<B: Backend> Model<B> {
         let constant20_out1 = self.constant20.val();
         let constant21_out1 = self.constant21.val();
         let constant22_out1 = self.constant22.val();
-        let conv2d1_out1 = face_nets::ops::conv2d(&self.conv2d1, images);
-        let mul1_out1 = conv2d1_out1.mul(constant3_out1);
-        let add1_out1 = mul1_out1.add(constant4_out1);
-        let relu1_out1 = burn::tensor::activation::relu(add1_out1);
-        let conv2d2_out1 = face_nets::ops::conv2d(&self.conv2d2, relu1_out1);
-        let mul2_out1 = conv2d2_out1.mul(constant7_out1);
-        let add2_out1 = mul2_out1.add(constant8_out1);
-        let relu2_out1 = burn::tensor::activation::relu(add2_out1);
-        let averagepool2d1_out1 = self.averagepool2d1.forward(relu2_out1);
-        let conv2d3_out1 = face_nets::ops::conv2d(&self.conv2d3, averagepool2d1_out1);
-        let mul3_out1 = conv2d3_out1.mul(constant11_out1);
-        let add3_out1 = mul3_out1.add(constant12_out1);
-        let relu3_out1 = burn::tensor::activation::relu(add3_out1);
-        let conv2d4_out1 = face_nets::ops::conv2d(&self.conv2d4, relu3_out1);
-        let mul4_out1 = conv2d4_out1.mul(constant15_out1);
-        let add4_out1 = mul4_out1.add(constant16_out1);
-        let relu4_out1 = burn::tensor::activation::relu(add4_out1);
-        let averagepool2d2_out1 = self.averagepool2d2.forward(relu4_out1);
+        let relu1_out1 = face_nets::ops::conv2d_affine(
+            &self.conv2d1,
+            constant3_out1,
+            constant4_out1,
+            images,
+            None,
+            face_nets::ops::Activation::Relu,
+        );
+        let relu2_out1 = face_nets::ops::conv2d_affine(
+            &self.conv2d2,
+            constant7_out1,
+            constant8_out1,
+            relu1_out1,
+            None,
+            face_nets::ops::Activation::Relu,
+        );
+        let averagepool2d1_out1 = face_nets::ops::avg_pool2d(&self.averagepool2d1, relu2_out1);
+        let relu3_out1 = face_nets::ops::conv2d_affine(
+            &self.conv2d3,
+            constant11_out1,
+            constant12_out1,
+            averagepool2d1_out1,
+            None,
+            face_nets::ops::Activation::Relu,
+        );
+        let relu4_out1 = face_nets::ops::conv2d_affine(
+            &self.conv2d4,
+            constant15_out1,
+            constant16_out1,
+            relu3_out1,
+            None,
+            face_nets::ops::Activation::Relu,
+        );
+        let averagepool2d2_out1 = face_nets::ops::avg_pool2d(&self.averagepool2d2, relu4_out1);
         let mul5_out1 = averagepool2d2_out1.mul((constant17_out1).unsqueeze_dims(&[0isize, 1isize, 2isize]));
         let flatten1_out1 = {
             let leading_dim = mul5_out1.shape()[..1].iter().product::<usize>() as i32;
