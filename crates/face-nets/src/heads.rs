@@ -11,6 +11,7 @@ use burn::tensor::Tensor;
 
 use crate::blocks::{bn, l2_normalize};
 use crate::error::{NetsError, Result};
+use crate::fold::{fold_linear, FoldBatchNorm};
 
 /// Embedding head configuration: Linear (no bias) → optional BatchNorm1d → L2 normalisation.
 #[derive(Config, Debug, PartialEq)]
@@ -236,6 +237,29 @@ impl<B: Backend> MultiTaskHead<B> {
             embedding: self.embedding.forward(features.clone()),
             age_logits: self.age.forward(features.clone()),
             gender_logit: self.gender.forward(features),
+        }
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for EmbeddingHead<B> {
+    /// The BatchNorm after the projection, where there is one, into the projection.
+    fn fold_batch_norm(self) -> Self {
+        match self.bn {
+            Some(bn) => {
+                let (linear, bn) = fold_linear(self.linear, bn);
+                Self { linear, bn: Some(bn) }
+            }
+            None => self,
+        }
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for MultiTaskHead<B> {
+    /// The embedding head's BatchNorm (the age and gender heads have none).
+    fn fold_batch_norm(self) -> Self {
+        Self {
+            embedding: self.embedding.fold_batch_norm(),
+            ..self
         }
     }
 }

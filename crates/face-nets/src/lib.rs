@@ -24,6 +24,7 @@
 pub mod backbones;
 pub mod blocks;
 mod error;
+pub mod fold;
 pub mod heads;
 mod host;
 pub mod losses;
@@ -40,6 +41,7 @@ pub use backbones::{
 };
 pub use blocks::{l2_normalize, multi_head_attention, TransformerBlock, TransformerBlockConfig};
 pub use error::{NetsError, Result};
+pub use fold::FoldBatchNorm;
 pub use heads::{MultiTaskHead, MultiTaskHeadConfig, MultiTaskOutput};
 pub use host::{to_f32_vec, to_f64_scalar};
 pub use losses::{cross_entropy, CombinedMargin, CombinedMarginConfig, NormLinear};

@@ -20,6 +20,7 @@ use crate::backbones::{
     TokenVitConfig,
 };
 use crate::error::{NetsError, Result};
+use crate::fold::FoldBatchNorm;
 use crate::heads::{MultiTaskHead, MultiTaskHeadConfig, MultiTaskOutput};
 
 /// File names of a model folder and of a backbone folder.
@@ -198,6 +199,33 @@ impl<B: Backend> FaceBackbone<B> {
     }
 }
 
+impl<B: Backend> FoldBatchNorm for FaceBackbone<B> {
+    /// Folds the network the enum holds (the CLIP and token ViTs have no BatchNorm).
+    fn fold_batch_norm(self) -> Self {
+        match self {
+            Self::IResNet(m) => Self::IResNet(m.fold_batch_norm()),
+            Self::MobileFaceNet(m) => Self::MobileFaceNet(m.fold_batch_norm()),
+            Self::ResNet(m) => Self::ResNet(m.fold_batch_norm()),
+            Self::InceptionResnetV1(m) => Self::InceptionResnetV1(m.fold_batch_norm()),
+            Self::Vit(m) => Self::Vit(m.fold_batch_norm()),
+            m @ (Self::ClipVit(_) | Self::TokenVit(_)) => m,
+        }
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for FaceModel<B> {
+    /// The backbone's BatchNorms and the embedding head's: the student in inference form.
+    /// [`FaceModel::save`] records that it is folded, so [`load_model`] builds it folded.
+    fn fold_batch_norm(self) -> Self {
+        Self {
+            backbone: self.backbone.fold_batch_norm(),
+            head: self.head.fold_batch_norm(),
+            folded: true,
+            ..self
+        }
+    }
+}
+
 impl<B: Backend> Backbone<B> for FaceBackbone<B> {
     fn feature_dim(&self) -> usize {
         each_backbone!(self, m => m.feature_dim())
@@ -222,6 +250,11 @@ pub struct FaceModelConfig {
     pub embedding_dim: usize,
     /// The age (years) each age bin stands for; the age head has one logit per bin.
     pub age_bins: Vec<f32>,
+    /// Whether the weights are in folded inference form ([`FoldBatchNorm`]): the model is then
+    /// built folded, so the biases its convolutions gained have a place to load into. Written
+    /// only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub folded: bool,
 }
 
 impl FaceModelConfig {
@@ -231,6 +264,7 @@ impl FaceModelConfig {
             backbone,
             embedding_dim,
             age_bins,
+            folded: false,
         }
     }
 
@@ -272,6 +306,12 @@ impl FaceModelConfig {
             backbone: self.backbone.init(device)?,
             head: self.head().init(device),
             age_bins: self.age_bins.clone(),
+            folded: false,
+        };
+        let model = if self.folded {
+            model.fold_batch_norm()
+        } else {
+            model
         };
         // Burn initialises parameters lazily, and each clone of a lazy parameter draws its own
         // values: materialise them now.
@@ -307,6 +347,8 @@ pub struct FaceModel<B: Backend> {
     pub head: MultiTaskHead<B>,
     #[module(skip)]
     age_bins: Vec<f32>,
+    #[module(skip)]
+    folded: bool,
 }
 
 impl<B: Backend> FaceModel<B> {
@@ -365,6 +407,10 @@ impl<B: Backend> FaceModel<B> {
     pub fn save(&self, config: &FaceModelConfig, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(face_io::IoError::io(dir))?;
         crate::record::save_module(self, &dir.join(files::WEIGHTS))?;
+        let config = FaceModelConfig {
+            folded: self.folded,
+            ..config.clone()
+        };
         config.write(&dir.join(files::CONFIG))
     }
 }

@@ -19,6 +19,7 @@ use burn::tensor::{Distribution, Int, Tensor};
 use super::Backbone;
 use crate::blocks::{bn, conv, Activation, TransformerBlock, TransformerBlockConfig};
 use crate::error::{NetsError, Result};
+use crate::fold::{fold_linear, FoldBatchNorm};
 use crate::weights::{load_pytorch, LoadReport};
 
 /// Checkpoint-key remaps from arcface_torch's ViT to this module (its `feature` Sequential).
@@ -262,5 +263,18 @@ impl<B: Backend> Backbone<B> for FaceVit<B> {
 
     fn features(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         self.forward(x)
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for FaceVit<B> {
+    /// The feature head's two BatchNorms into its two linear layers.
+    fn fold_batch_norm(self) -> Self {
+        let f = self.feature;
+        let (fc1, bn1) = fold_linear(f.fc1, f.bn1);
+        let (fc2, bn2) = fold_linear(f.fc2, f.bn2);
+        Self {
+            feature: FeatureHead { fc1, bn1, fc2, bn2 },
+            ..self
+        }
     }
 }

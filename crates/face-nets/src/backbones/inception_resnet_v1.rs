@@ -16,6 +16,7 @@ use std::path::Path;
 use burn::config::Config;
 use burn::module::Module;
 
+use crate::fold::{fold_conv, fold_linear, FoldBatchNorm};
 use crate::ops::{conv2d, conv2d_fused, Activation};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -369,5 +370,68 @@ impl<B: Backend> Backbone<B> for InceptionResnetV1<B> {
         let x = global_avg_pool(self.feature_map(x));
         self.last_bn
             .forward(self.last_linear.forward(self.dropout.forward(x)))
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for BasicConv2d<B> {
+    fn fold_batch_norm(self) -> Self {
+        let (conv, bn) = fold_conv(self.conv, self.bn);
+        Self { conv, bn, ..self }
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for Block<B> {
+    fn fold_batch_norm(self) -> Self {
+        Self {
+            branch0: self.branch0.fold_batch_norm(),
+            branch1: self.branch1.fold_batch_norm(),
+            branch2: self.branch2.fold_batch_norm(),
+            ..self
+        }
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for Mixed6a<B> {
+    fn fold_batch_norm(self) -> Self {
+        Self {
+            branch0: self.branch0.fold_batch_norm(),
+            branch1: self.branch1.fold_batch_norm(),
+            ..self
+        }
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for Mixed7a<B> {
+    fn fold_batch_norm(self) -> Self {
+        Self {
+            branch0: self.branch0.fold_batch_norm(),
+            branch1: self.branch1.fold_batch_norm(),
+            branch2: self.branch2.fold_batch_norm(),
+            ..self
+        }
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for InceptionResnetV1<B> {
+    /// Every `BasicConv2d`, and `last_bn` into `last_linear`.
+    fn fold_batch_norm(self) -> Self {
+        let (last_linear, last_bn) = fold_linear(self.last_linear, self.last_bn);
+        Self {
+            conv2d_1a: self.conv2d_1a.fold_batch_norm(),
+            conv2d_2a: self.conv2d_2a.fold_batch_norm(),
+            conv2d_2b: self.conv2d_2b.fold_batch_norm(),
+            conv2d_3b: self.conv2d_3b.fold_batch_norm(),
+            conv2d_4a: self.conv2d_4a.fold_batch_norm(),
+            conv2d_4b: self.conv2d_4b.fold_batch_norm(),
+            repeat_1: self.repeat_1.fold_batch_norm(),
+            mixed_6a: self.mixed_6a.fold_batch_norm(),
+            repeat_2: self.repeat_2.fold_batch_norm(),
+            mixed_7a: self.mixed_7a.fold_batch_norm(),
+            repeat_3: self.repeat_3.fold_batch_norm(),
+            block8: self.block8.fold_batch_norm(),
+            last_linear,
+            last_bn,
+            ..self
+        }
     }
 }

@@ -12,6 +12,7 @@ use std::path::Path;
 use burn::config::Config;
 use burn::module::Module;
 
+use crate::fold::{fold_conv, fold_linear, FoldBatchNorm};
 use crate::ops::{batch_norm, conv2d_fused, Activation};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
@@ -304,5 +305,49 @@ impl<B: Backend> Backbone<B> for IResNet<B> {
 
     fn features(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         self.forward(x)
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for Downsample<B> {
+    fn fold_batch_norm(self) -> Self {
+        let (conv, bn) = fold_conv(self.conv, self.bn);
+        Self { conv, bn }
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for IBasicBlock<B> {
+    /// `bn2` into `conv1`, `bn3` into `conv2`, the shortcut's; `bn1` (before a padded
+    /// convolution) stays.
+    fn fold_batch_norm(self) -> Self {
+        let (conv1, bn2) = fold_conv(self.conv1, self.bn2);
+        let (conv2, bn3) = fold_conv(self.conv2, self.bn3);
+        Self {
+            conv1,
+            bn2,
+            conv2,
+            bn3,
+            downsample: self.downsample.fold_batch_norm(),
+            ..self
+        }
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for IResNet<B> {
+    /// The stem's BatchNorm, every block's, and `features` into `fc`; `bn2`, which ends
+    /// [`IResNet::feature_map`], stays.
+    fn fold_batch_norm(self) -> Self {
+        let (conv1, bn1) = fold_conv(self.conv1, self.bn1);
+        let (fc, features) = fold_linear(self.fc, self.features);
+        Self {
+            conv1,
+            bn1,
+            layer1: self.layer1.fold_batch_norm(),
+            layer2: self.layer2.fold_batch_norm(),
+            layer3: self.layer3.fold_batch_norm(),
+            layer4: self.layer4.fold_batch_norm(),
+            fc,
+            features,
+            ..self
+        }
     }
 }

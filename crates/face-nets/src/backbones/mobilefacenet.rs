@@ -11,6 +11,7 @@ use std::path::Path;
 use burn::config::Config;
 use burn::module::Module;
 
+use crate::fold::{fold_conv, fold_linear, FoldBatchNorm};
 use crate::ops::{conv2d_fused, Activation};
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, LinearConfig, PRelu, PReluConfig};
@@ -300,5 +301,51 @@ impl<B: Backend> Backbone<B> for MobileFaceNet<B> {
 
     fn features(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         self.forward(x)
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for ConvBlock<B> {
+    fn fold_batch_norm(self) -> Self {
+        let (conv, bn) = fold_conv(self.conv, self.bn);
+        Self { conv, bn, ..self }
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for DepthWise<B> {
+    fn fold_batch_norm(self) -> Self {
+        Self {
+            layers: self.layers.fold_batch_norm(),
+            ..self
+        }
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for Residual<B> {
+    fn fold_batch_norm(self) -> Self {
+        Self {
+            layers: self.layers.fold_batch_norm(),
+        }
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for MobileFaceNet<B> {
+    fn fold_batch_norm(self) -> Self {
+        let (linear, features) = fold_linear(self.linear, self.features);
+        Self {
+            stem: self.stem.fold_batch_norm(),
+            conv_dw: self.conv_dw.fold_batch_norm(),
+            stage0: self.stage0.fold_batch_norm(),
+            down1: self.down1.fold_batch_norm(),
+            stage1: self.stage1.fold_batch_norm(),
+            down2: self.down2.fold_batch_norm(),
+            stage2: self.stage2.fold_batch_norm(),
+            down3: self.down3.fold_batch_norm(),
+            stage3: self.stage3.fold_batch_norm(),
+            conv_sep: self.conv_sep.fold_batch_norm(),
+            gdc: self.gdc.fold_batch_norm(),
+            linear,
+            features,
+            ..self
+        }
     }
 }

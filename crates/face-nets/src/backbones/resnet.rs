@@ -8,6 +8,7 @@ use std::path::Path;
 use burn::config::Config;
 use burn::module::Module;
 
+use crate::fold::{fold_conv, FoldBatchNorm};
 use crate::ops::{conv2d_fused, Activation};
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -260,5 +261,44 @@ impl<B: Backend> Backbone<B> for ResNet<B> {
 
     fn features(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         global_avg_pool(self.feature_map(x))
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for ProjectionShortcut<B> {
+    fn fold_batch_norm(self) -> Self {
+        let (conv, bn) = fold_conv(self.conv, self.bn);
+        Self { conv, bn }
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for Bottleneck<B> {
+    fn fold_batch_norm(self) -> Self {
+        let (conv1, bn1) = fold_conv(self.conv1, self.bn1);
+        let (conv2, bn2) = fold_conv(self.conv2, self.bn2);
+        let (conv3, bn3) = fold_conv(self.conv3, self.bn3);
+        Self {
+            conv1,
+            bn1,
+            conv2,
+            bn2,
+            conv3,
+            bn3,
+            downsample: self.downsample.fold_batch_norm(),
+        }
+    }
+}
+
+impl<B: Backend> FoldBatchNorm for ResNet<B> {
+    fn fold_batch_norm(self) -> Self {
+        let (conv1, bn1) = fold_conv(self.conv1, self.bn1);
+        Self {
+            conv1,
+            bn1,
+            layer1: self.layer1.fold_batch_norm(),
+            layer2: self.layer2.fold_batch_norm(),
+            layer3: self.layer3.fold_batch_norm(),
+            layer4: self.layer4.fold_batch_norm(),
+            ..self
+        }
     }
 }

@@ -13,6 +13,7 @@ use burn::backend::{Flex, NdArray};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use face_nets::weights::LoadReport;
+use face_nets::FoldBatchNorm;
 use face_nets::{
     Backbone, ClipCheckpoint, ClipVitConfig, FaceVitConfig, IResNetConfig, InceptionResnetV1Config,
     MobileFaceNetConfig, NetsError, ResNetConfig,
@@ -81,6 +82,20 @@ fn parity(
     assert!(d_both <= TOL, "{name}: backends disagree by {d_both}");
 }
 
+/// `fold_batch_norm()` on NdArray against the unfolded network (≤ 1e-5 of the output's
+/// largest value) and against PyTorch (the parity bound).
+fn folded_matches(name: &str, size: usize, unfolded: &Tensor<Nd, 2>, folded: Tensor<Nd, 2>) {
+    let expected = reference(&fixture(&format!("{name}.json")));
+    let a: Vec<f32> = unfolded.clone().into_data().to_vec().unwrap();
+    let b: Vec<f32> = folded.into_data().to_vec().unwrap();
+    let scale = a.iter().map(|v| v.abs()).fold(0.0, f32::max);
+    let rel = max_abs_diff(&a, &b) / scale;
+    let torch = max_abs_diff(&b, &expected);
+    eprintln!("{name} folded ({size} px): max |Δ| vs unfolded {rel:e} of scale, vs torch {torch:e}");
+    assert!(rel <= 1e-5, "{name}: folded differs by {rel:e} of scale");
+    assert!(torch <= TOL, "{name}: folded vs torch {torch}");
+}
+
 fn only_bn_counters_ignored(report: &LoadReport) {
     assert!(
         report.ignored.iter().all(|k| k.ends_with("num_batches_tracked")),
@@ -105,6 +120,22 @@ fn iresnet18_matches_pytorch() {
         |x| m_cd.forward(x),
         |x| m_fx.forward(x),
     );
+    let unfolded = m_nd.forward(input(112));
+    folded_matches(
+        "iresnet18_w8",
+        112,
+        &unfolded,
+        m_nd.fold_batch_norm().forward(input(112)),
+    );
+    // on Candle the folding runs on the device and the composed ops serve the folded network
+    let folded_cd: Vec<f32> = m_cd
+        .fold_batch_norm()
+        .forward(input(112))
+        .into_data()
+        .to_vec()
+        .unwrap();
+    let d = max_abs_diff(&folded_cd, &unfolded.into_data().to_vec::<f32>().unwrap());
+    assert!(d <= TOL, "iresnet18_w8 folded on candle: {d}");
 }
 
 #[test]
@@ -123,6 +154,13 @@ fn resnet50_matches_pytorch_and_head_is_replaceable() {
         |x| m_nd.forward(x),
         |x| m_cd.forward(x),
         |x| m_fx.forward(x),
+    );
+    let unfolded = m_nd.forward(input(96));
+    folded_matches(
+        "resnet50_w8",
+        96,
+        &unfolded,
+        m_nd.fold_batch_norm().forward(input(96)),
     );
 
     // Headless: the checkpoint's classifier is reported as ignored, features are 32·w wide.
@@ -159,6 +197,13 @@ fn mobilefacenet_matches_pytorch() {
         |x| m_cd.forward(x),
         |x| m_fx.forward(x),
     );
+    let unfolded = m_nd.forward(input(112));
+    folded_matches(
+        "mbf_small",
+        112,
+        &unfolded,
+        m_nd.fold_batch_norm().forward(input(112)),
+    );
 }
 
 #[test]
@@ -180,6 +225,13 @@ fn inception_resnet_v1_matches_pytorch() {
         |x| m_nd.forward(x),
         |x| m_cd.forward(x),
         |x| m_fx.forward(x),
+    );
+    let unfolded = m_nd.forward(input(160));
+    folded_matches(
+        "inception_resnet_v1_d8",
+        160,
+        &unfolded,
+        m_nd.clone().fold_batch_norm().forward(input(160)),
     );
     // With the classifier configured, it loads too.
     let (with_logits, _) = cfg
@@ -203,6 +255,13 @@ fn face_vit_matches_pytorch() {
         |x| m_nd.forward(x),
         |x| m_cd.forward(x),
         |x| m_fx.forward(x),
+    );
+    let unfolded = m_nd.forward(input(112));
+    folded_matches(
+        "vit_face_small",
+        112,
+        &unfolded,
+        m_nd.clone().fold_batch_norm().forward(input(112)),
     );
     // The masked training path keeps the shape and differs from the evaluation path.
     let masked: Vec<f32> = m_nd.forward_masked(input(112)).into_data().to_vec().unwrap();

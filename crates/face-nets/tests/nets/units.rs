@@ -279,3 +279,75 @@ fn records_round_trip_and_corrupt_files_are_named() {
     assert!(missing.to_string().contains("none.bin"), "{missing}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Sets every vector parameter (BatchNorm γ, β and running statistics, biases, PReLU slopes)
+/// to deterministic values in [0.5, 1.5), so that folding a freshly built network is not the
+/// trivial identity.
+struct Perturb(usize);
+
+impl burn::module::ModuleMapper<B> for Perturb {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<Tensor<B, D>>,
+    ) -> burn::module::Param<Tensor<B, D>> {
+        if D != 1 {
+            return param;
+        }
+        self.0 += 1;
+        let seed = self.0;
+        param.map(|t| {
+            let n = t.dims()[0];
+            let v: Vec<f32> = (0..n)
+                .map(|i| 0.5 + ((i * 37 + seed * 101) % 97) as f32 / 97.0)
+                .collect();
+            Tensor::from_data(TensorData::new(v, t.dims()), &t.device())
+        })
+    }
+}
+
+#[test]
+fn every_student_folds_its_batch_norms_to_the_same_outputs_and_round_trips() {
+    use face_nets::FoldBatchNorm;
+    let device = Default::default();
+    let x = Tensor::<B, 4>::random([2, 3, 112, 112], Distribution::Normal(0.0, 1.0), &device);
+    for (i, b) in small_backbones().into_iter().enumerate() {
+        let size = b.input_size();
+        let x = x.clone().slice([0..2, 0..3, 0..size.min(112), 0..size.min(112)]);
+        let x = if size > 112 {
+            x.pad(
+                (0, size - 112, 0, size - 112),
+                burn::tensor::ops::PadMode::Constant(0.5),
+            )
+        } else {
+            x
+        };
+        let config = FaceModelConfig::new(b, 8, vec![0.5, 10.0, 40.0]);
+        let model = config.init::<B>(&device).unwrap().map(&mut Perturb(i));
+        let before = model.forward(x.clone());
+        let folded = model.fold_batch_norm();
+        let after = folded.forward(x.clone());
+        let arch = config.backbone.arch();
+        let rel = |a: Tensor<B, 2>, b: Tensor<B, 2>| {
+            let scale = a.clone().abs().max().into_scalar().max(1e-6);
+            (a - b).abs().max().into_scalar() / scale
+        };
+        let d_age = rel(before.age_logits.clone(), after.age_logits.clone());
+        let d_emb = rel(before.embedding.clone(), after.embedding.clone());
+        let d_gender = rel(
+            before.gender_logit.clone().unsqueeze(),
+            after.gender_logit.clone().unsqueeze(),
+        );
+        assert!(
+            d_emb.max(d_age).max(d_gender) <= 1e-5,
+            "{arch}: {d_emb:e} {d_age:e} {d_gender:e}"
+        );
+        // the folded student saves and loads as any other (same record layout)
+        let dir = temp_dir(&format!("folded-{i}"));
+        folded.save(&config, &dir).unwrap();
+        let (read, loaded) = load_model::<B>(&dir, &device).unwrap();
+        assert!(read.folded, "{arch}: the saved config says folded");
+        let again = loaded.forward(x);
+        assert!(rel(after.embedding, again.embedding) <= 1e-6, "{arch}: reloaded");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
