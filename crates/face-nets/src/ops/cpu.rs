@@ -16,6 +16,34 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+/// Runs `$body` (a call to an `#[inline(always)]` function) compiled for AVX-512 or AVX2 + FMA
+/// when the CPU has them, else for the build's baseline: the loops here are plain Rust that the
+/// compiler vectorises for whichever target it compiles them for.
+macro_rules! simd {
+    ($generic:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn avx512<'a, R>(f: impl FnOnce() -> R + 'a) -> R { f() }
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2<'a, R>(f: impl FnOnce() -> R + 'a) -> R { f() }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F (checked on the line above).
+                unsafe { avx512(|| $generic($($arg),*)) }
+            } else if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU has AVX2 and FMA (checked on the line above).
+                unsafe { avx2(|| $generic($($arg),*)) }
+            } else {
+                $generic($($arg),*)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $generic($($arg),*)
+        }
+    }};
+}
+
 /// Everything a convolution needs to know about its shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ConvShape {
@@ -441,6 +469,18 @@ fn im2col(
     x: &[f32],
     cg: usize,
     s: &ConvShape,
+    out: [usize; 2],
+    rows: std::ops::Range<usize>,
+    cols: &mut [f32],
+) {
+    simd!(im2col_body(x, cg, s, out, rows, cols))
+}
+
+#[inline(always)]
+fn im2col_body(
+    x: &[f32],
+    cg: usize,
+    s: &ConvShape,
     [_, wo]: [usize; 2],
     rows: std::ops::Range<usize>,
     cols: &mut [f32],
@@ -468,6 +508,10 @@ fn im2col(
                     let first = x0 * sw + kx * dw - pl;
                     if sw == 1 {
                         dst[x0..x1].copy_from_slice(&line[first..first + (x1 - x0)]);
+                    } else if sw == 2 && first + 2 * (x1 - x0) <= line.len() {
+                        // every other value: a shuffle the compiler vectorises
+                        let pairs = line[first..first + 2 * (x1 - x0)].chunks_exact(2);
+                        dst[x0..x1].iter_mut().zip(pairs).for_each(|(d, p)| *d = p[0]);
                     } else {
                         for (j, d) in dst[x0..x1].iter_mut().enumerate() {
                             *d = line[first + j * sw];
@@ -512,34 +556,6 @@ fn direct_image(x: &[f32], weight: &[f32], out: &mut [f32], s: &ConvShape, [ho, 
     } else {
         out.chunks_mut(plane_out).enumerate().for_each(one);
     }
-}
-
-/// Runs `$body` (a call to an `#[inline(always)]` function) compiled for AVX-512 or AVX2 + FMA
-/// when the CPU has them, else for the build's baseline: the loops here are plain Rust that the
-/// compiler vectorises for whichever target it compiles them for.
-macro_rules! simd {
-    ($generic:ident($($arg:expr),*)) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx512f")]
-            unsafe fn avx512<'a, R>(f: impl FnOnce() -> R + 'a) -> R { f() }
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2<'a, R>(f: impl FnOnce() -> R + 'a) -> R { f() }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F (checked on the line above).
-                unsafe { avx512(|| $generic($($arg),*)) }
-            } else if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU has AVX2 and FMA (checked on the line above).
-                unsafe { avx2(|| $generic($($arg),*)) }
-            } else {
-                $generic($($arg),*)
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            $generic($($arg),*)
-        }
-    }};
 }
 
 /// `dst += conv(src, w)` for one input plane and one output plane.
@@ -987,8 +1003,12 @@ mod tests {
 
     /// Shapes for the kernels: stride 2, padding 0/1/asymmetric, dilation 2, groups = channels,
     /// a channel multiplier, thin groups, 1×1, 7×7, non-square, batch 1.
-    const SHAPES: [Row; 10] = [
+    const SHAPES: [Row; 13] = [
         (2, 3, 9, 7, 5, 3, 3, [1, 1], [1, 1, 1, 1], [1, 1], 1),
+        // stride 1 along the row only, dilation 2 with padding 2, asymmetric padding
+        (2, 5, 9, 8, 4, 3, 3, [2, 1], [1, 1, 1, 1], [1, 1], 1),
+        (1, 5, 7, 6, 3, 3, 3, [1, 1], [2, 2, 2, 2], [2, 2], 1),
+        (1, 5, 6, 7, 3, 3, 3, [1, 1], [0, 2, 2, 0], [1, 1], 1),
         (1, 4, 8, 11, 6, 3, 3, [2, 2], [1, 1, 1, 1], [1, 1], 1),
         (3, 6, 7, 7, 6, 3, 3, [1, 1], [1, 1, 1, 1], [1, 1], 6),
         (2, 6, 10, 9, 6, 3, 3, [2, 2], [0, 1, 1, 0], [1, 1], 6),
