@@ -20,6 +20,10 @@
 //!   convolution the fast kernels do not take (`Same` padding; depthwise under autodiff) also
 //!   runs here.
 //!
+//! [`conv2d_affine`] is the same call for a graph that writes its affine layer as `Mul`/`Add`
+//! by per-channel constants (the generated dlib teachers), and [`max_pool2d`] / [`avg_pool2d`]
+//! are direct pooling passes on NdArray with Burn's pools elsewhere.
+//!
 //! The choice is made per call from the tensor's type, not by a trait bound, so every generic
 //! `B: Backend` function keeps its signature (see docs/ARCHITECTURE.md, "fused operations").
 //! The fast path is checked against the composed one by `tests/nets/ops.rs`.
