@@ -38,27 +38,13 @@ fn prelu<B: Backend>(n: usize, device: &B::Device) -> PRelu<B> {
     PReluConfig::new().with_num_parameters(n).init(device)
 }
 
-/// PyTorch's `MaxPool2d(k, s, ceil_mode=True)`: [`face_nets::ops::max_pool2d`] gives it the
-/// same result on every backend (a direct pass on NdArray; −∞ padding on the bottom/right and
-/// a floor-mode pool elsewhere, since burn-candle has no `ceil_mode`).
-#[derive(Module, Debug, Clone)]
-pub struct CeilMaxPool {
-    pool: MaxPool2d,
-}
-
-impl CeilMaxPool {
-    fn forward<B: Backend>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        max_pool2d(&self.pool, x)
-    }
-}
-
-fn pool(k: usize, s: usize) -> CeilMaxPool {
-    CeilMaxPool {
-        pool: MaxPool2dConfig::new([k, k])
-            .with_strides([s, s])
-            .with_ceil_mode(true)
-            .init(),
-    }
+/// PyTorch's `MaxPool2d(k, s, ceil_mode=True)`; run through [`face_nets::ops::max_pool2d`],
+/// which gives ceil mode the same result on every backend (burn-candle has none of its own).
+fn pool(k: usize, s: usize) -> MaxPool2d {
+    MaxPool2dConfig::new([k, k])
+        .with_strides([s, s])
+        .with_ceil_mode(true)
+        .init()
 }
 
 /// SHA-256 of facenet-pytorch 2.6.0's `pnet.pt`, `rnet.pt`, `onet.pt` (column-major storages).
@@ -149,7 +135,7 @@ fn flatten_whc<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
 pub struct PNet<B: Backend> {
     conv1: Conv2d<B>,
     prelu1: PRelu<B>,
-    pool1: CeilMaxPool,
+    pool1: MaxPool2d,
     conv2: Conv2d<B>,
     prelu2: PRelu<B>,
     conv3: Conv2d<B>,
@@ -187,7 +173,7 @@ impl<B: Backend> PNet<B> {
     /// `x`: `[N, 3, H, W]` normalised as `(RGB − 127.5) / 128`. Returns the box regression
     /// `[N, 4, H', W']` and the face probability `[N, H', W']` (softmax over the two classes).
     pub fn forward(&self, x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 3>) {
-        let x = self.pool1.forward(conv_prelu(&self.conv1, &self.prelu1, x));
+        let x = max_pool2d(&self.pool1, conv_prelu(&self.conv1, &self.prelu1, x));
         let x = conv_prelu(&self.conv2, &self.prelu2, x);
         let x = conv_prelu(&self.conv3, &self.prelu3, x);
         let prob = softmax(conv2d(&self.conv4_1, x.clone()), 1);
@@ -202,10 +188,10 @@ impl<B: Backend> PNet<B> {
 pub struct RNet<B: Backend> {
     conv1: Conv2d<B>,
     prelu1: PRelu<B>,
-    pool1: CeilMaxPool,
+    pool1: MaxPool2d,
     conv2: Conv2d<B>,
     prelu2: PRelu<B>,
-    pool2: CeilMaxPool,
+    pool2: MaxPool2d,
     conv3: Conv2d<B>,
     prelu3: PRelu<B>,
     dense4: Linear<B>,
@@ -245,8 +231,8 @@ impl<B: Backend> RNet<B> {
 
     /// `x`: `[N, 3, 24, 24]`. Returns the box regression `[N, 4]` and the face probability `[N]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> (Tensor<B, 2>, Tensor<B, 1>) {
-        let x = self.pool1.forward(conv_prelu(&self.conv1, &self.prelu1, x));
-        let x = self.pool2.forward(conv_prelu(&self.conv2, &self.prelu2, x));
+        let x = max_pool2d(&self.pool1, conv_prelu(&self.conv1, &self.prelu1, x));
+        let x = max_pool2d(&self.pool2, conv_prelu(&self.conv2, &self.prelu2, x));
         let x = conv_prelu(&self.conv3, &self.prelu3, x);
         let x = self.prelu4.forward(self.dense4.forward(flatten_whc(x)));
         let prob = softmax(self.dense5_1.forward(x.clone()), 1);
@@ -260,13 +246,13 @@ impl<B: Backend> RNet<B> {
 pub struct ONet<B: Backend> {
     conv1: Conv2d<B>,
     prelu1: PRelu<B>,
-    pool1: CeilMaxPool,
+    pool1: MaxPool2d,
     conv2: Conv2d<B>,
     prelu2: PRelu<B>,
-    pool2: CeilMaxPool,
+    pool2: MaxPool2d,
     conv3: Conv2d<B>,
     prelu3: PRelu<B>,
-    pool3: CeilMaxPool,
+    pool3: MaxPool2d,
     conv4: Conv2d<B>,
     prelu4: PRelu<B>,
     dense5: Linear<B>,
@@ -312,9 +298,9 @@ impl<B: Backend> ONet<B> {
     /// `x`: `[N, 3, 48, 48]`. Returns the box regression `[N, 4]`, the landmarks `[N, 10]`
     /// (five x fractions of the box width, then five y fractions) and the face probability `[N]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> (Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 1>) {
-        let x = self.pool1.forward(conv_prelu(&self.conv1, &self.prelu1, x));
-        let x = self.pool2.forward(conv_prelu(&self.conv2, &self.prelu2, x));
-        let x = self.pool3.forward(conv_prelu(&self.conv3, &self.prelu3, x));
+        let x = max_pool2d(&self.pool1, conv_prelu(&self.conv1, &self.prelu1, x));
+        let x = max_pool2d(&self.pool2, conv_prelu(&self.conv2, &self.prelu2, x));
+        let x = max_pool2d(&self.pool3, conv_prelu(&self.conv3, &self.prelu3, x));
         let x = conv_prelu(&self.conv4, &self.prelu4, x);
         let x = self.prelu5.forward(self.dense5.forward(flatten_whc(x)));
         let prob = softmax(self.dense6_1.forward(x.clone()), 1);

@@ -54,7 +54,7 @@ fn networks_match_pytorch() {
     networks_match_pytorch_on::<NdArray<f32>>();
 }
 
-/// Candle has no ceil-mode pooling; the explicit −∞ padding of `CeilMaxPool` stands in for it.
+/// Candle has no ceil-mode pooling; `face_nets::ops::max_pool2d` pads with −∞ there instead.
 #[test]
 fn networks_match_pytorch_on_candle() {
     networks_match_pytorch_on::<Candle<f32, i64>>();

@@ -627,9 +627,14 @@ pub(crate) fn pool2d(x: &[f32], s: &PoolShape, kind: Pool) -> Vec<f32> {
     let (plane_in, plane_out) = (s.h * s.w, s.out[0] * s.out[1]);
     let mut out = vec![0f32; s.planes * plane_out];
     if plane_in * plane_out > 0 {
+        // the column taps are the same for every plane; the row pass's buffer, one per task
+        let cols: Vec<(usize, usize)> = (0..s.out[1]).map(|o| s.taps(o, 1)).collect();
         out.par_chunks_mut(plane_out)
             .zip(x.par_chunks(plane_in))
-            .for_each(|(dst, src)| pool_plane(src, dst, s, kind));
+            .for_each_init(
+                || vec![0f32; s.h * s.out[1]],
+                |tmp, (dst, src)| pool_plane(src, dst, tmp, &cols, s, kind),
+            );
     }
     out
 }
@@ -637,14 +642,29 @@ pub(crate) fn pool2d(x: &[f32], s: &PoolShape, kind: Pool) -> Vec<f32> {
 /// One plane, separably: each window's rows reduced along the row first (`tmp`, one value per
 /// input row and output column), then down the columns, so the second pass runs over whole
 /// contiguous rows.
-fn pool_plane(src: &[f32], dst: &mut [f32], s: &PoolShape, kind: Pool) {
-    simd!(pool_plane_body(src, dst, s, kind))
+fn pool_plane(
+    src: &[f32],
+    dst: &mut [f32],
+    tmp: &mut [f32],
+    cols: &[(usize, usize)],
+    s: &PoolShape,
+    kind: Pool,
+) {
+    simd!(pool_plane_body(src, dst, tmp, cols, s, kind))
 }
 
 #[inline(always)]
-fn pool_plane_body(src: &[f32], dst: &mut [f32], s: &PoolShape, kind: Pool) {
+fn pool_plane_body(
+    src: &[f32],
+    dst: &mut [f32],
+    tmp: &mut [f32],
+    cols: &[(usize, usize)],
+    s: &PoolShape,
+    kind: Pool,
+) {
     let [ho, wo] = s.out;
     let max = matches!(kind, Pool::Max);
+    let init = if max { f32::NEG_INFINITY } else { 0.0 };
     let combine = |acc: f32, v: f32| {
         if !max {
             acc + v
@@ -654,11 +674,8 @@ fn pool_plane_body(src: &[f32], dst: &mut [f32], s: &PoolShape, kind: Pool) {
             acc
         }
     };
-    let cols: Vec<(usize, usize)> = (0..wo).map(|o| s.taps(o, 1)).collect();
-    let mut tmp = vec![0f32; s.h * wo];
     for (line, t) in src.chunks_exact(s.w).zip(tmp.chunks_exact_mut(wo)) {
-        for (t, &(first, n)) in t.iter_mut().zip(&cols) {
-            let init = if max { f32::NEG_INFINITY } else { 0.0 };
+        for (t, &(first, n)) in t.iter_mut().zip(cols) {
             *t = (0..n)
                 .map(|j| line[first + j * s.dilation[1]])
                 .fold(init, combine);
@@ -668,7 +685,7 @@ fn pool_plane_body(src: &[f32], dst: &mut [f32], s: &PoolShape, kind: Pool) {
         let (first, n) = s.taps(oy, 0);
         let row = &mut dst[oy * wo..(oy + 1) * wo];
         match n {
-            0 => row.fill(if max { f32::NEG_INFINITY } else { 0.0 }),
+            0 => row.fill(init),
             _ => row.copy_from_slice(&tmp[first * wo..(first + 1) * wo]),
         }
         for j in 1..n {
@@ -684,7 +701,7 @@ fn pool_plane_body(src: &[f32], dst: &mut [f32], s: &PoolShape, kind: Pool) {
                 row.iter_mut().for_each(|d| *d /= window);
             }
             Pool::Avg { count_pad: false } => {
-                for (d, &(_, nx)) in row.iter_mut().zip(&cols) {
+                for (d, &(_, nx)) in row.iter_mut().zip(cols) {
                     *d /= (n * nx).max(1) as f32;
                 }
             }

@@ -87,10 +87,7 @@ pub fn conv2d_fused<B: Backend>(
     if let Some(bn) = bn {
         y = batch_norm(bn, y);
     }
-    if let Some(r) = residual {
-        y = y + r;
-    }
-    activate(y, act)
+    finish(y, residual, act)
 }
 
 /// `act(conv(x) · scale + shift + residual)`, with `scale` and `shift` per output channel,
@@ -114,14 +111,19 @@ pub fn conv2d_affine<B: Backend>(
             return fast(conv, x, residual, &params, &shape);
         }
     }
-    let mut y = conv2d(conv, x).mul(scale).add(shift);
-    if let Some(r) = residual {
-        y = y + r;
-    }
-    activate(y, act)
+    finish(conv2d(conv, x).mul(scale).add(shift), residual, act)
 }
 
-fn activate<B: Backend>(y: Tensor<B, 4>, act: Activation<'_, B>) -> Tensor<B, 4> {
+/// `act(y + residual)`: the composed bodies' common end.
+fn finish<B: Backend>(
+    y: Tensor<B, 4>,
+    residual: Option<Tensor<B, 4>>,
+    act: Activation<'_, B>,
+) -> Tensor<B, 4> {
+    let y = match residual {
+        Some(r) => y + r,
+        None => y,
+    };
     match act {
         Activation::Identity => y,
         Activation::Relu => burn::tensor::activation::relu(y),
@@ -147,21 +149,20 @@ pub fn max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4>
     if let Some(shape) = geometry.shape(x.dims()).filter(|_| fast_inference(&x)) {
         return fast_pool(x, &shape, cpu::Pool::Max);
     }
-    match geometry.ceil_extra(x.dims()) {
-        Some([bottom, right]) if pool.ceil_mode => {
-            let floor = MaxPool2d {
-                ceil_mode: false,
-                ..pool.clone()
-            };
-            let x = if bottom + right > 0 {
-                x.pad((0, right, 0, bottom), PadMode::Constant(f32::NEG_INFINITY))
-            } else {
-                x
-            };
-            floor.forward(x)
-        }
-        _ => pool.forward(x),
-    }
+    let extra = pool.ceil_mode.then(|| geometry.ceil_extra(x.dims())).flatten();
+    let Some([bottom, right]) = extra else {
+        return pool.forward(x);
+    };
+    let floor = MaxPool2d {
+        ceil_mode: false,
+        ..pool.clone()
+    };
+    let x = if bottom + right > 0 {
+        x.pad((0, right, 0, bottom), PadMode::Constant(f32::NEG_INFINITY))
+    } else {
+        x
+    };
+    floor.forward(x)
 }
 
 /// `pool.forward(x)`: on NdArray f32 without autodiff one direct pass when the padding is
@@ -290,11 +291,10 @@ fn bn_scale_shift<B: Backend>(
     co: usize,
     bias: Option<&[f32]>,
 ) -> Option<(Vec<f32>, Vec<f32>)> {
-    let channels = |t: Tensor<B, 1>| to_f32_vec(t).ok().filter(|v| v.len() == co);
-    let gamma = channels(bn.gamma.val())?;
-    let beta = channels(bn.beta.val())?;
-    let mean = channels(bn.running_mean.value())?;
-    let var = channels(bn.running_var.value())?;
+    let gamma = channels(bn.gamma.val(), co)?;
+    let beta = channels(bn.beta.val(), co)?;
+    let mean = channels(bn.running_mean.value(), co)?;
+    let var = channels(bn.running_var.value(), co)?;
     let scale: Vec<f32> = gamma
         .iter()
         .zip(&var)
@@ -305,6 +305,20 @@ fn bn_scale_shift<B: Backend>(
         .map(|c| beta[c] - mean[c] * scale[c] + bias.map_or(0.0, |b| b[c] * scale[c]))
         .collect();
     Some((scale, shift))
+}
+
+/// A per-channel vector read to the host; `None` when it cannot be read back or has not `co`
+/// values (built for another width: the composed body then runs and Burn reports it).
+fn channels<B: Backend, const D: usize>(t: Tensor<B, D>, co: usize) -> Option<Vec<f32>> {
+    to_f32_vec(t).ok().filter(|v| v.len() == co)
+}
+
+/// The convolution's bias on the host: `Some(None)` without one, `None` when it cannot be read.
+fn conv_bias<B: Backend>(conv: &Conv2d<B>, co: usize) -> Option<Option<Vec<f32>>> {
+    match &conv.bias {
+        Some(b) => channels(b.val(), co).map(Some),
+        None => Some(None),
+    }
 }
 
 /// The shapes of a convolution the fast kernels take, or `None` (another backend, autodiff,
@@ -383,11 +397,7 @@ impl EpilogueParams {
         act: &Activation<'_, B>,
         co: usize,
     ) -> Option<Self> {
-        let channels = |t: Tensor<B, 1>| to_f32_vec(t).ok().filter(|v| v.len() == co);
-        let bias = match &conv.bias {
-            Some(b) => Some(channels(b.val())?),
-            None => None,
-        };
+        let bias = conv_bias(conv, co)?;
         let (scale, shift) = match bn {
             Some(bn) => {
                 let (scale, shift) = bn_scale_shift(bn, co, bias.as_deref())?;
@@ -408,15 +418,14 @@ impl EpilogueParams {
         act: &Activation<'_, B>,
         co: usize,
     ) -> Option<Self> {
-        let channels = |t: &Tensor<B, 4>| {
+        let per_channel = |t: &Tensor<B, 4>| {
             (t.dims() == [1, co, 1, 1])
-                .then(|| to_f32_vec(t.clone()).ok())
+                .then(|| channels(t.clone(), co))
                 .flatten()
         };
-        let scale = channels(scale)?;
-        let mut shift = channels(shift)?;
-        if let Some(b) = &conv.bias {
-            let bias = to_f32_vec(b.val()).ok().filter(|v| v.len() == co)?;
+        let scale = per_channel(scale)?;
+        let mut shift = per_channel(shift)?;
+        if let Some(bias) = conv_bias(conv, co)? {
             shift
                 .iter_mut()
                 .zip(bias.iter().zip(&scale))
