@@ -53,7 +53,7 @@ impl<B: Backend> EmbeddingHead<B> {
 
     /// The embedding before normalisation, `[N, in_dim]` → `[N, dim]`.
     pub fn raw(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
-        let x = self.linear.forward(features);
+        let x = crate::ops::linear(&self.linear, features);
         match &self.bn {
             Some(bn) => crate::ops::batch_norm(bn, x),
             None => x,
@@ -94,7 +94,7 @@ pub struct AgeHead<B: Backend> {
 impl<B: Backend> AgeHead<B> {
     /// Bin logits, `[N, in_dim]` → `[N, bins]`.
     pub fn forward(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.linear.forward(features)
+        crate::ops::linear(&self.linear, features)
     }
 }
 
@@ -141,7 +141,7 @@ impl<B: Backend> GenderHead<B> {
     /// Logits, `[N, in_dim]` → `[N]`.
     pub fn forward(&self, features: Tensor<B, 2>) -> Tensor<B, 1> {
         let [n, _] = features.dims();
-        self.linear.forward(features).reshape([n])
+        crate::ops::linear(&self.linear, features).reshape([n])
     }
 }
 

@@ -6,6 +6,8 @@ use face_ssl::{Face, PretrainConfig, Pretrainer, Session};
 use std::time::Instant;
 type B = Autodiff<NdArray<f32>>;
 fn main() {
+    // As `facekit pretrain` and the bench do (glibc: freed blocks stay mapped).
+    face_nets::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = PretrainConfig::lafs().with_overrides(&args).unwrap();
     let faces: Vec<Face> = common::bundled_faces()

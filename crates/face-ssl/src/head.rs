@@ -4,7 +4,6 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::gelu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use serde::{Deserialize, Serialize};
@@ -123,9 +122,9 @@ impl<B: Backend> DinoHead<B> {
     pub fn bottleneck(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let last = self.mlp.len() - 1;
         let x = self.mlp.iter().enumerate().fold(x, |x, (i, l)| {
-            let y = l.forward(x);
+            let y = face_nets::ops::linear(l, x);
             if i < last {
-                gelu(y)
+                face_nets::ops::gelu(y)
             } else {
                 y
             }

@@ -211,8 +211,8 @@ impl<B: Backend> FaceVit<B> {
 
     fn head(&self, t: Tensor<B, 3>) -> Tensor<B, 2> {
         let f = &self.feature;
-        let x = crate::ops::batch_norm(&f.bn1, f.fc1.forward(t.flatten(1, 2)));
-        crate::ops::batch_norm(&f.bn2, f.fc2.forward(x))
+        let x = crate::ops::batch_norm(&f.bn1, crate::ops::linear(&f.fc1, t.flatten(1, 2)));
+        crate::ops::batch_norm(&f.bn2, crate::ops::linear(&f.fc2, x))
     }
 
     /// The blocks and the final norm over a token sequence (all tokens, or the kept ones).

@@ -352,7 +352,7 @@ impl<B: Backend> InceptionResnetV1<B> {
     /// Classifier logits (`classify=True`), or `None` when built without `num_classes`.
     pub fn classify(&self, x: Tensor<B, 4>) -> Option<Tensor<B, 2>> {
         let logits = self.logits.as_ref()?;
-        Some(logits.forward(self.features(x)))
+        Some(crate::ops::linear(logits, self.features(x)))
     }
 }
 
@@ -369,7 +369,7 @@ impl<B: Backend> Backbone<B> for InceptionResnetV1<B> {
     fn features(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         let x = global_avg_pool(self.feature_map(x));
         self.last_bn
-            .forward(self.last_linear.forward(self.dropout.forward(x)))
+            .forward(crate::ops::linear(&self.last_linear, self.dropout.forward(x)))
     }
 }
 

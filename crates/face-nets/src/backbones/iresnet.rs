@@ -289,7 +289,7 @@ impl<B: Backend> IResNet<B> {
     /// `[N, 3, S, S]` → `[N, num_features]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         let x: Tensor<B, 2> = self.feature_map(x).flatten(1, 3);
-        let x = self.fc.forward(self.dropout.forward(x));
+        let x = crate::ops::linear(&self.fc, self.dropout.forward(x));
         batch_norm(&self.features, x)
     }
 }

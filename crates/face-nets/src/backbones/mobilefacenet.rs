@@ -286,7 +286,7 @@ impl<B: Backend> MobileFaceNet<B> {
     /// The embedding (not L2-normalised), `[N, 3, 112, 112]` → `[N, num_features]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         let x: Tensor<B, 2> = self.gdc.forward(self.feature_map(x)).flatten(1, 3);
-        crate::ops::batch_norm(&self.features, self.linear.forward(x))
+        crate::ops::batch_norm(&self.features, crate::ops::linear(&self.linear, x))
     }
 }
 

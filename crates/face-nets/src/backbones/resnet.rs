@@ -220,7 +220,7 @@ impl<B: Backend> ResNet<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         let f = self.features(x);
         match &self.fc {
-            Some(fc) => fc.forward(f),
+            Some(fc) => crate::ops::linear(fc, f),
             None => f,
         }
     }

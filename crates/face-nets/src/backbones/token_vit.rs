@@ -360,10 +360,8 @@ impl<B: Backend> TokenVit<B> {
     /// Token embeddings with the class token prepended, `[n, 1 + t, d]`.
     fn embed(&self, batch: &TokenBatch<B>) -> Tensor<B, 3> {
         let n = batch.len();
-        let mut x = self.patch_embed.forward(batch.patches.clone())
-            + self
-                .coord_embed
-                .forward(self.coord_features(batch.coords.clone()));
+        let mut x = crate::ops::linear(&self.patch_embed, batch.patches.clone())
+            + crate::ops::linear(&self.coord_embed, self.coord_features(batch.coords.clone()));
         if let Some(slots) = &self.slot_embed {
             x = x + slots.forward(batch.slots.clone());
         }

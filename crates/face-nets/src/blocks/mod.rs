@@ -52,7 +52,14 @@ pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>, eps: f64) -> Tensor<B, 2> {
 /// Scaled dot-product self-attention over `heads` heads from packed projections: `qkv` is
 /// `[B, N, 3C]` (q, k, v side by side, as PyTorch packs them); the result is `[B, N, C]`,
 /// before the output projection.
+///
+/// On NdArray f32 (inference and training) it is one fused op (`ops::attention`); elsewhere it
+/// is composed of Burn's ops as below.
 pub fn multi_head_attention<B: Backend>(qkv: Tensor<B, 3>, heads: usize) -> Tensor<B, 3> {
+    let qkv = match crate::ops::attention(qkv, heads) {
+        Ok(y) => return y,
+        Err(qkv) => qkv,
+    };
     let [b, n, c3] = qkv.dims();
     let c = c3 / 3;
     let hd = c / heads;

@@ -15,7 +15,7 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
@@ -37,7 +37,7 @@ impl Activation {
     pub fn apply<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
         match self {
             Self::Relu6 => x.clamp(0.0, 6.0),
-            Self::Gelu => gelu(x),
+            Self::Gelu => crate::ops::gelu(x),
             Self::QuickGelu => x.clone() * sigmoid(x.mul_scalar(1.702)),
         }
     }
@@ -139,10 +139,10 @@ impl TransformerBlockConfig {
 /// A linear layer over every token of `[n, t, d]`, as one `[n·t, d]` product when `tokenwise`.
 fn over_tokens<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>, tokenwise: bool) -> Tensor<B, 3> {
     if !tokenwise {
-        return layer.forward(x);
+        return crate::ops::linear(layer, x);
     }
     let [n, t, d] = x.dims();
-    let y: Tensor<B, 2> = layer.forward(x.reshape([n * t, d]));
+    let y: Tensor<B, 2> = crate::ops::linear(layer, x.reshape([n * t, d]));
     let out = y.dims()[1];
     y.reshape([n, t, out])
 }

@@ -10,6 +10,10 @@
 //! averages updated exactly as `BatchNorm::forward` does, and the backward in two passes. The
 //! bias, the residual and the activation stay ordinary Burn ops on the graph.
 //!
+//! Linear layers and the exact GELU are ops too ([`linear`], [`gelu`]): the linear layer's
+//! gradients are two GEMMs that read `Wᵀ` and `xᵀ` through their strides (Burn's backward
+//! copies both transposes first), and GELU's backward is the exact derivative in one pass.
+//!
 //! Depthwise and thin grouped convolutions, `Same` padding, other checkpointing strategies and
 //! other backends take the composed path (`Conv2d::forward`).
 
@@ -21,13 +25,13 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, NdArray};
 use burn::nn::conv::Conv2d;
-use burn::nn::BatchNorm;
+use burn::nn::{BatchNorm, Linear};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use burn_ndarray::NdArrayTensor;
 
 use super::cpu::{self, ConvShape};
-use super::{conv_shape, with_values};
+use super::{conv_shape, dense, with_matrix, with_values};
 
 type Inner = NdArray<f32>;
 type Train = Autodiff<Inner>;
@@ -252,4 +256,205 @@ fn batch_norm_train<const D: usize>(
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
     (Tensor::from_primitive(TensorPrimitive::Float(y)), mean, var)
+}
+
+/// `layer.forward(x)` (`shape` = `[m, k, n]` from [`super::linear_shape`]) as one op with its own
+/// backward when `B` is `Autodiff<NdArray<f32>>`; `Err(x)` (untouched) otherwise.
+#[allow(clippy::result_large_err)]
+pub(super) fn linear<B: Backend, const D: usize>(
+    layer: &Linear<B>,
+    x: Tensor<B, D>,
+    shape: [usize; 3],
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    if !is_train(&x) {
+        return Err(x);
+    }
+    let x: Tensor<Train, D> = cast(x)?;
+    let Ok(w) = cast::<_, Tensor<Train, 2>>(layer.weight.val()) else {
+        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
+    };
+    let b = layer
+        .bias
+        .as_ref()
+        .map(|b| match cast::<_, Tensor<Train, 1>>(b.val()) {
+            Ok(b) => b,
+            Err(_) => unreachable!("B is Autodiff<NdArray<f32>> (checked above)"),
+        });
+    let y = linear_train(x, w, b, shape);
+    let Ok(y) = cast::<_, Tensor<B, D>>(y) else {
+        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
+    };
+    Ok(y)
+}
+
+/// The backward step of a linear layer, with two parents (input, weight) or three (and bias).
+#[derive(Debug)]
+struct LinearBackward;
+
+/// The input, the weight, the input's shape and `[m, k, n]`.
+type LinearState = (NdArrayTensor, NdArrayTensor, Vec<usize>, [usize; 3]);
+
+impl<const N: usize> Backward<Inner, N> for LinearBackward {
+    type State = LinearState;
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Inner>(&ops.node);
+        let (x, w, x_shape, [m, k, n]) = ops.state;
+        let node = |i: usize| ops.parents.get(i).and_then(|p| p.as_ref()).map(|p| p.id);
+        let want = [0, 1, 2].map(|i| node(i).is_some());
+        let [dx, dw, db] = with_values(&x, |x| {
+            with_matrix(&w, |w| {
+                with_values(&dy, |dy| {
+                    // SAFETY: `w` addresses the weight's k × n values, alive for the call.
+                    unsafe { dense::linear_backward(x, w, dy, [m, k, n], want) }
+                })
+            })
+        });
+        for (i, (grad, shape)) in [(dx, x_shape), (dw, vec![k, n]), (db, vec![n])]
+            .into_iter()
+            .enumerate()
+        {
+            if let (Some(id), Some(grad)) = (node(i), grad) {
+                grads.register::<Inner>(id, tensor(grad, shape));
+            }
+        }
+    }
+}
+
+fn linear_train<const D: usize>(
+    x: Tensor<Train, D>,
+    w: Tensor<Train, 2>,
+    b: Option<Tensor<Train, 1>>,
+    shape: [usize; 3],
+) -> Tensor<Train, D> {
+    let x_shape = x.dims().to_vec();
+    let mut dims = x_shape.clone();
+    if let Some(last) = dims.last_mut() {
+        *last = shape[2];
+    }
+    let x = x.into_primitive().tensor();
+    let w = w.into_primitive().tensor();
+    let b = b.map(|b| b.into_primitive().tensor());
+    let bias = b.as_ref().map(|b| with_values(&b.primitive, <[f32]>::to_vec));
+    let out = with_values(&x.primitive, |xv| {
+        with_matrix(&w.primitive, |wm| {
+            // SAFETY: `wm` addresses the weight's k × n values, alive for the call.
+            unsafe { dense::linear(xv, wm, bias.as_deref(), shape) }
+        })
+    });
+    let out = tensor(out, dims);
+    let y = match b {
+        Some(b) => match LinearBackward
+            .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone(), b.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((x.primitive, w.primitive, x_shape, shape), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        },
+        None => match LinearBackward
+            .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((x.primitive, w.primitive, x_shape, shape), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        },
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(y))
+}
+
+/// `gelu(x)` as one op whose backward is GELU's exact derivative, when `B` is
+/// `Autodiff<NdArray<f32>>`; `Err(x)` (untouched) otherwise.
+#[allow(clippy::result_large_err)]
+pub(super) fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    if !is_train(&x) {
+        return Err(x);
+    }
+    let x: Tensor<Train, D> = cast(x)?;
+    let shape = x.dims().to_vec();
+    let x = x.into_primitive().tensor();
+    let out = tensor(with_values(&x.primitive, dense::gelu), shape.clone());
+    let y = match GeluBackward
+        .prepare::<NoCheckpointing>([x.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((x.primitive, shape), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    let y = Tensor::<Train, D>::from_primitive(TensorPrimitive::Float(y));
+    let Ok(y) = cast::<_, Tensor<B, D>>(y) else {
+        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
+    };
+    Ok(y)
+}
+
+/// The backward step of GELU: holds the input.
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Inner, 1> for GeluBackward {
+    type State = (NdArrayTensor, Vec<usize>);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let dy = grads.consume::<Inner>(&ops.node);
+        let (x, shape) = ops.state;
+        if let Some(node) = node {
+            let dx = with_values(&x, |x| with_values(&dy, |dy| dense::gelu_backward(x, dy)));
+            grads.register::<Inner>(node.id, tensor(dx, shape));
+        }
+    }
+}
+
+/// [`super::attention`] under `Autodiff<NdArray<f32>>`: one op whose backward
+/// ([`dense::attention_backward`]) reuses the forward's probabilities; `Err(qkv)` (untouched)
+/// on any other backend.
+#[allow(clippy::result_large_err)]
+pub(super) fn attention<B: Backend>(
+    qkv: Tensor<B, 3>,
+    shape: dense::AttentionShape,
+) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
+    if !is_train(&qkv) {
+        return Err(qkv);
+    }
+    let qkv: Tensor<Train, 3> = cast(qkv)?;
+    let dims = qkv.dims().to_vec();
+    let qkv = qkv.into_primitive().tensor();
+    let (out, probs) = with_values(&qkv.primitive, |v| dense::attention(v, shape));
+    let out = tensor(out, vec![shape.batch, shape.tokens, shape.width]);
+    let y = match AttentionBackward
+        .prepare::<NoCheckpointing>([qkv.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((qkv.primitive, dims, probs, shape), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    let y = Tensor::<Train, 3>::from_primitive(TensorPrimitive::Float(y));
+    let Ok(y) = cast::<_, Tensor<B, 3>>(y) else {
+        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
+    };
+    Ok(y)
+}
+
+/// The backward step of the attention op: holds the packed input and the probabilities.
+#[derive(Debug)]
+struct AttentionBackward;
+
+impl Backward<Inner, 1> for AttentionBackward {
+    type State = (NdArrayTensor, Vec<usize>, Vec<f32>, dense::AttentionShape);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let dy = grads.consume::<Inner>(&ops.node);
+        let (qkv, dims, probs, shape) = ops.state;
+        if let Some(node) = node {
+            let dqkv = with_values(&qkv, |x| {
+                with_values(&dy, |dy| dense::attention_backward(x, &probs, dy, shape))
+            });
+            grads.register::<Inner>(node.id, tensor(dqkv, dims));
+        }
+    }
 }

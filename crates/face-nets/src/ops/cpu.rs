@@ -225,7 +225,7 @@ fn bands(s: &ConvShape, k: usize, [ho, wo]: [usize; 2]) -> (usize, bool) {
     (band, pointwise)
 }
 
-fn parallelism(par: bool) -> Parallelism {
+pub(super) fn parallelism(par: bool) -> Parallelism {
     if par {
         Parallelism::Rayon(0)
     } else {
@@ -242,7 +242,7 @@ type Strided<P> = (P, isize, isize);
 /// # Safety
 /// Every element the three strided matrices address (`m × n`, `m × k`, `k × n`) must lie inside
 /// one live allocation each, and `dst` must overlap neither source.
-unsafe fn sgemm(
+pub(super) unsafe fn sgemm(
     [m, n, k]: [usize; 3],
     (dst, dst_cs, dst_rs): Strided<*mut f32>,
     accumulate: bool,

@@ -29,13 +29,15 @@
 //! The fast path is checked against the composed one by `tests/nets/ops.rs`.
 
 mod autodiff;
+#[macro_use]
 mod cpu;
+mod dense;
 
 use std::any::Any;
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AvgPool2d, MaxPool2d};
-use burn::nn::{BatchNorm, PRelu, PaddingConfig2d};
+use burn::nn::{BatchNorm, Linear, PRelu, PaddingConfig2d};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
@@ -43,6 +45,7 @@ use burn_ndarray::NdArrayTensor;
 
 use crate::to_f32_vec;
 use cpu::{Act, Affine, ConvShape};
+use dense::Matrix;
 
 /// The activation that ends a fused convolution.
 #[derive(Debug, Clone, Copy)]
@@ -263,6 +266,100 @@ fn fast_pool<B: Backend>(x: Tensor<B, 4>, shape: &cpu::PoolShape, kind: cpu::Poo
     let device = x.device();
     let out = Host::new(x).with(|v| cpu::pool2d(v, shape, kind));
     Tensor::from_data(TensorData::new(out, [n, c, shape.out[0], shape.out[1]]), &device)
+}
+
+/// `layer.forward(x)` for `x` of `[…, d_input]`.
+///
+/// On NdArray f32 it is one packed GEMM over all the leading dimensions (the `gemm` crate's
+/// kernels, which Burn's NdArray matmul does not use) with the bias written before the product
+/// accumulates onto it; under `Autodiff<NdArray<f32>>` one op whose backward computes
+/// `∂L/∂x = dy·Wᵀ`, `∂L/∂W = xᵀ·dy` and `∂L/∂b` with the transposes read through their strides
+/// rather than copied. Elsewhere, or for a weight or bias of another width, `Linear::forward`.
+pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    let Some(shape) = linear_shape(layer, &x) else {
+        return layer.forward(x);
+    };
+    if fast_inference(&x) {
+        let bias = match &layer.bias {
+            Some(b) => match channels(b.val(), shape[2]) {
+                Some(b) => Some(b),
+                None => return layer.forward(x),
+            },
+            None => None,
+        };
+        let mut dims = x.dims();
+        dims[D - 1] = shape[2];
+        let device = x.device();
+        let w = Host::new(layer.weight.val());
+        let out = Host::new(x).with(|x| {
+            w.with_matrix(|w| {
+                // SAFETY: `w` addresses the weight's k × n values, alive for the call.
+                unsafe { dense::linear(x, w, bias.as_deref(), shape) }
+            })
+        });
+        return Tensor::from_data(TensorData::new(out, dims), &device);
+    }
+    match autodiff::linear(layer, x, shape) {
+        Ok(y) => y,
+        Err(x) => layer.forward(x),
+    }
+}
+
+/// `[m, k, n]` of `layer` on `x` (`m` the product of the leading dimensions), or `None` when the
+/// input width, the bias or the dtype does not match the weight (Burn's own `forward` reports it).
+fn linear_shape<B: Backend, const D: usize>(layer: &Linear<B>, x: &Tensor<B, D>) -> Option<[usize; 3]> {
+    let [k, n] = layer.weight.dims();
+    let dims = x.dims();
+    let (last, lead) = dims.split_last()?;
+    let bias_fits = layer.bias.as_ref().is_none_or(|b| b.dims() == [n]);
+    (*last == k && bias_fits && layer.weight.dtype() == x.dtype()).then(|| [lead.iter().product(), k, n])
+}
+
+/// The exact GELU, `x·Φ(x)` (`burn::tensor::activation::gelu`).
+///
+/// On NdArray f32 it is one vectorised pass; under `Autodiff<NdArray<f32>>` one op whose
+/// backward is the exact derivative `Φ(x) + x·φ(x)` in one pass (Burn's own backward
+/// differentiates the tanh approximation instead, in eleven passes). Elsewhere Burn's `gelu`.
+pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if fast_inference(&x) {
+        let dims = x.dims();
+        let device = x.device();
+        let out = Host::new(x).with(dense::gelu);
+        return Tensor::from_data(TensorData::new(out, dims), &device);
+    }
+    match autodiff::gelu(x) {
+        Ok(y) => y,
+        Err(x) => burn::tensor::activation::gelu(x),
+    }
+}
+
+/// Scaled dot-product self-attention from packed `qkv` `[b, n, 3c]` over `heads` heads, on
+/// NdArray f32: in inference one pass per sequence (q·kᵀ, the softmax and the product with v
+/// on the packed input in place), under `Autodiff<NdArray<f32>>` one op whose backward reuses
+/// the probabilities and writes the packed gradient directly. `Err(qkv)` (untouched) on any
+/// other backend or shape, where [`crate::multi_head_attention`] composes it of Burn's ops.
+#[allow(clippy::result_large_err)]
+pub(crate) fn attention<B: Backend>(qkv: Tensor<B, 3>, heads: usize) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
+    let [batch, tokens, c3] = qkv.dims();
+    let width = c3 / 3;
+    if heads == 0 || c3 % 3 != 0 || width % heads != 0 {
+        return Err(qkv);
+    }
+    let shape = dense::AttentionShape {
+        batch,
+        tokens,
+        width,
+        heads,
+    };
+    if fast_inference(&qkv) {
+        let device = qkv.device();
+        let (out, _) = Host::new(qkv).with(|v| dense::attention(v, shape));
+        return Ok(Tensor::from_data(
+            TensorData::new(out, [batch, tokens, width]),
+            &device,
+        ));
+    }
+    autodiff::attention(qkv, shape)
 }
 
 /// `bn.forward(x)`: on NdArray f32 one pass of per-channel scale and shift (inference, running
@@ -508,6 +605,42 @@ impl Host {
             Some(t) => with_values(t, f),
             None => unreachable!("Host holds an NdArray tensor (checked by fast_shape)"),
         }
+    }
+
+    /// Runs `f` on a 2-D tensor as a strided matrix (in place, whatever its strides; a
+    /// row-major copy when a stride is negative).
+    fn with_matrix<R>(&self, f: impl FnOnce(Matrix) -> R) -> R {
+        match self.0.downcast_ref::<NdArrayTensor>() {
+            Some(t) => with_matrix(t, f),
+            None => unreachable!("Host holds an NdArray tensor (checked by fast_shape)"),
+        }
+    }
+}
+
+/// Runs `f` on a 2-D NdArray f32 tensor as a strided matrix: in place whatever its strides (a
+/// transposed weight is read as it lies), or a row-major copy when a stride is negative.
+fn with_matrix<R>(t: &NdArrayTensor, f: impl FnOnce(Matrix) -> R) -> R {
+    match t {
+        NdArrayTensor::F32(storage) => {
+            let view = storage.view();
+            debug_assert_eq!(view.ndim(), 2);
+            let strides = view.strides();
+            if strides.len() == 2 && strides.iter().all(|s| *s >= 0) {
+                return f(Matrix {
+                    ptr: view.as_ptr(),
+                    col_stride: strides[1],
+                    row_stride: strides[0],
+                });
+            }
+            let cols = view.shape().get(1).copied().unwrap_or(1);
+            let standard = view.as_standard_layout();
+            f(Matrix {
+                ptr: standard.as_ptr(),
+                col_stride: 1,
+                row_stride: cols as isize,
+            })
+        }
+        _ => unreachable!("an NdArray f32 tensor (the dtype is checked before the fast path)"),
     }
 }
 

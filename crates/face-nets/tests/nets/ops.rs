@@ -5,9 +5,12 @@
 use burn::backend::{Autodiff, NdArray};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, PRelu, PReluConfig, PaddingConfig2d};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Linear, LinearConfig, LinearLayout, PRelu, PReluConfig, PaddingConfig2d,
+};
 use burn::tensor::{Tensor, TensorData};
-use face_nets::ops::{batch_norm, conv2d, conv2d_affine, conv2d_fused, Activation};
+use face_nets::multi_head_attention;
+use face_nets::ops::{batch_norm, conv2d, conv2d_affine, conv2d_fused, gelu, linear, Activation};
 
 type Fast = NdArray<f32>;
 type Composed = Autodiff<NdArray<f32>>;
@@ -589,4 +592,180 @@ fn fast_pools_match_burns() {
     );
     assert_eq!(fast.into_data().to_vec::<f32>().unwrap(), want);
     assert_eq!(composed.inner().into_data().to_vec::<f32>().unwrap(), want);
+}
+
+/// A linear layer with deterministic weights, stored as `layout` says.
+fn linear_layer<B: burn::tensor::backend::Backend>(
+    [k, n]: [usize; 2],
+    bias: bool,
+    layout: LinearLayout,
+    seed: usize,
+) -> Linear<B> {
+    let mut l: Linear<B> = LinearConfig::new(k, n)
+        .with_bias(bias)
+        .with_layout(layout)
+        .init(&Default::default());
+    // A `Col` layer's weight is a transposed view of `[n, k]` storage, read through its strides.
+    let weight: Tensor<B, 2> = match layout {
+        LinearLayout::Row => tensor([k, n], seed),
+        LinearLayout::Col => tensor::<B, 2>([n, k], seed).transpose(),
+    };
+    l.weight = Param::from_tensor(weight);
+    if l.bias.is_some() {
+        l.bias = Some(Param::from_tensor(tensor([n], seed + 1)));
+    }
+    l
+}
+
+/// `(x shape, output width, bias, layout)`: a token batch, a single row, a 4-D input, a
+/// transposed weight and a 1 × 1 product.
+fn linear_cases() -> Vec<(Vec<usize>, usize, bool, LinearLayout)> {
+    vec![
+        (vec![2, 3, 5], 7, true, LinearLayout::Row),
+        (vec![1, 19], 1, false, LinearLayout::Row),
+        (vec![2, 3, 4, 6], 9, true, LinearLayout::Row),
+        (vec![37, 64], 130, true, LinearLayout::Col),
+        (vec![1, 1], 1, true, LinearLayout::Row),
+        (vec![50, 192], 576, true, LinearLayout::Row),
+    ]
+}
+
+fn run_linear<B: burn::tensor::backend::Backend>(
+    layer: &Linear<B>,
+    x: Tensor<B, 4>,
+    dims: &[usize],
+    fast: bool,
+) -> Tensor<B, 4> {
+    // Each case runs at its own rank (the op flattens the leading dimensions).
+    macro_rules! at {
+        ($d:literal) => {{
+            let shape: [usize; $d] = dims.try_into().expect("rank");
+            let x: Tensor<B, $d> = x.reshape(shape);
+            let y = if fast { linear(layer, x) } else { layer.forward(x) };
+            let n = y.dims()[$d - 1];
+            y.reshape([-1, 1, 1, n as i32])
+        }};
+    }
+    match dims.len() {
+        2 => at!(2),
+        3 => at!(3),
+        _ => at!(4),
+    }
+}
+
+/// The linear layer and GELU ops against Burn's `Linear::forward` and `gelu`, in inference and
+/// under autodiff (input, weight and bias gradients).
+#[test]
+fn fast_linear_and_gelu_match_burns() {
+    for (i, (dims, n, bias, layout)) in linear_cases().into_iter().enumerate() {
+        let k = dims[dims.len() - 1];
+        let count: usize = dims.iter().product();
+        let flat = |seed| tensor::<Fast, 4>([count / k, 1, 1, k], seed);
+        let layer = linear_layer::<Fast>([k, n], bias, layout, 10 * i);
+        let got = run_linear(&layer, flat(10 * i + 5), &dims, true);
+        let want = run_linear(&layer, flat(10 * i + 5), &dims, false);
+        let err = max_rel(&got, Tensor::<Composed, 4>::from_inner(want));
+        assert!(err <= 1e-5, "linear case {i}: max relative |Δ| {err:e}");
+
+        let grads = |fast: bool| {
+            let layer = linear_layer::<Composed>([k, n], bias, layout, 10 * i);
+            let x: Tensor<Composed, 4> = tensor([count / k, 1, 1, k], 10 * i + 5).require_grad();
+            let y = run_linear(&layer, x.clone(), &dims, fast);
+            let r: Tensor<Composed, 4> = tensor(y.dims(), 10 * i + 6);
+            let g = (y * r).sum().backward();
+            let db = layer.bias.as_ref().and_then(|b| b.grad(&g));
+            (x.grad(&g), layer.weight.grad(&g), db)
+        };
+        let (fast, reference) = (grads(true), grads(false));
+        let mut errs = vec![
+            ("dx", grad_rel("dx", fast.0, reference.0, 1e-3)),
+            ("dw", grad_rel("dw", fast.1, reference.1, 1e-3)),
+        ];
+        if bias {
+            errs.push(("db", grad_rel("db", fast.2, reference.2, 1e-3)));
+        }
+        for (what, err) in errs {
+            assert!(err <= 1e-5, "linear case {i} {what}: max relative |Δ| {err:e}");
+        }
+    }
+
+    // GELU over [−6, 6] (and its flat tails): the forward against Burn's (erf-based), the
+    // gradient against the exact derivative composed of Burn's ops, `x·½(1 + erf(x/√2))`.
+    let x = |scale: f32| {
+        Tensor::<Composed, 2>::from_data(
+            TensorData::new(values(3 * 1001, 1).iter().map(|v| v * scale).collect(), [3, 1001]),
+            &Default::default(),
+        )
+    };
+    for scale in [1.0, 6.0, 40.0] {
+        let got = gelu(x(scale).inner());
+        let want = burn::tensor::activation::gelu(x(scale).inner());
+        let err = (got - want).abs().max().into_scalar();
+        assert!(err <= 2e-6 * scale, "gelu forward ×{scale}: max |Δ| {err:e}");
+
+        let (a, b) = (x(scale).require_grad(), x(scale).require_grad());
+        let r = x(0.7).mul_scalar(-1.3);
+        let g_fast = (gelu(a.clone()) * r.clone()).sum().backward();
+        let exact = b.clone()
+            * b.clone()
+                .div_scalar(std::f32::consts::SQRT_2)
+                .erf()
+                .add_scalar(1.0)
+            / 2.0;
+        let g_ref = (exact * r).sum().backward();
+        let err = grad_rel("dgelu", a.grad(&g_fast), b.grad(&g_ref), 1.0);
+        assert!(err <= 2e-6, "gelu gradient ×{scale}: max |Δ| {err:e}");
+    }
+}
+
+/// Attention composed of Burn's ops, as `multi_head_attention` computes it on other backends.
+fn attention_reference<B: burn::tensor::backend::Backend>(qkv: Tensor<B, 3>, heads: usize) -> Tensor<B, 3> {
+    let [b, n, c3] = qkv.dims();
+    let (c, hd) = (c3 / 3, c3 / 3 / heads);
+    let part = |i: usize| {
+        qkv.clone()
+            .narrow(2, i * c, c)
+            .reshape([b, n, heads, hd])
+            .swap_dims(1, 2)
+    };
+    let scores = part(0)
+        .matmul(part(1).swap_dims(2, 3))
+        .div_scalar((hd as f32).sqrt());
+    let p = burn::tensor::activation::softmax(scores, 3);
+    p.matmul(part(2)).swap_dims(1, 2).reshape([b, n, c])
+}
+
+/// The fused attention (NdArray inference, and its backward under autodiff) against the same
+/// attention composed of Burn's ops: sequence lengths of the LAFS views (50, 10), one token,
+/// one head, odd widths.
+#[test]
+fn fused_attention_matches_the_composed_ops() {
+    for (i, [b, n, c, heads]) in [
+        [4, 50, 192, 3],
+        [6, 10, 24, 3],
+        [3, 1, 8, 2],
+        [2, 7, 5, 1],
+        [1, 33, 12, 4],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let qkv = |scale: f32| tensor::<Composed, 3>([b, n, 3 * c], 100 + i).mul_scalar(scale);
+        let got = multi_head_attention(qkv(3.0).inner(), heads);
+        let want = attention_reference(qkv(3.0).inner(), heads);
+        let err = (got - want).abs().max().into_scalar();
+        assert!(err <= 1e-5, "attention case {i}: max |Δ| {err:e}");
+
+        // Logits of a few units, as after a LayerNorm; sharper ones make the composed f32
+        // softmax backward itself the larger error (the kernel test in `ops/dense.rs` checks
+        // the fused one against f64 finite differences to 1e-5 with logits of ±20).
+        let (a, r) = (qkv(1.0).require_grad(), tensor::<Composed, 3>([b, n, c], 200 + i));
+        let g_fast = (multi_head_attention(a.clone(), heads) * r.clone())
+            .sum()
+            .backward();
+        let z = qkv(1.0).require_grad();
+        let g_ref = (attention_reference(z.clone(), heads) * r).sum().backward();
+        let err = grad_rel("dqkv", a.grad(&g_fast), z.grad(&g_ref), 1e-3);
+        assert!(err <= 1e-4, "attention case {i} dqkv: max relative |Δ| {err:e}");
+    }
 }
