@@ -1,4 +1,5 @@
-//! Fused convolutions for every network here: `act(BN(conv(x)) + residual)` in one call.
+//! Fused convolutions for every network here: `act(BN(conv(x)) + residual)` in one call; and
+//! the linear, GELU and attention layers of the transformers.
 //!
 //! [`conv2d_fused`] takes Burn's own modules (`Conv2d`, an optional eval-mode `BatchNorm`, an
 //! optional residual, an activation), so checkpoints, records and every backend stay as they
@@ -23,6 +24,10 @@
 //! [`conv2d_affine`] is the same call for a graph that writes its affine layer as `Mul`/`Add`
 //! by per-channel constants (the generated dlib teachers), and [`max_pool2d`] / [`avg_pool2d`]
 //! are direct pooling passes on NdArray with Burn's pools elsewhere.
+//!
+//! The transformer layers have their own: [`linear`] (every linear layer), [`gelu`] (the exact
+//! GELU) and the fused attention behind [`crate::multi_head_attention`], on `dense.rs`'s
+//! kernels for NdArray inference and as autodiff ops with their own backward for training.
 //!
 //! The choice is made per call from the tensor's type, not by a trait bound, so every generic
 //! `B: Backend` function keeps its signature (see docs/ARCHITECTURE.md, "fused operations").
