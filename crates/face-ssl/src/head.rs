@@ -136,6 +136,6 @@ impl<B: Backend> DinoHead<B> {
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let v = self.last.val();
         let norms = v.clone().powi_scalar(2).sum_dim(0).sqrt().clamp_min(1e-12);
-        self.bottleneck(x).matmul(v / norms)
+        face_nets::ops::matmul(self.bottleneck(x), v / norms)
     }
 }

@@ -287,6 +287,26 @@ pub(super) fn linear<B: Backend, const D: usize>(
     Ok(y)
 }
 
+/// `a.matmul(b)` (`shape` = `[m, k, n]`) as the linear op without bias when `B` is
+/// `Autodiff<NdArray<f32>>`; `Err((a, b))` (untouched) otherwise.
+#[allow(clippy::type_complexity, clippy::result_large_err)]
+pub(super) fn matmul<B: Backend>(
+    a: Tensor<B, 2>,
+    b: Tensor<B, 2>,
+    shape: [usize; 3],
+) -> Result<Tensor<B, 2>, (Tensor<B, 2>, Tensor<B, 2>)> {
+    if !is_train(&a) {
+        return Err((a, b));
+    }
+    let (Ok(a), Ok(b)) = (cast::<_, Tensor<Train, 2>>(a), cast::<_, Tensor<Train, 2>>(b)) else {
+        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
+    };
+    let Ok(y) = cast::<_, Tensor<B, 2>>(linear_train(a, b, None, shape)) else {
+        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
+    };
+    Ok(y)
+}
+
 /// The backward step of a linear layer, with two parents (input, weight) or three (and bias).
 #[derive(Debug)]
 struct LinearBackward;

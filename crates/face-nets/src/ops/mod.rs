@@ -25,7 +25,7 @@
 //! by per-channel constants (the generated dlib teachers), and [`max_pool2d`] / [`avg_pool2d`]
 //! are direct pooling passes on NdArray with Burn's pools elsewhere.
 //!
-//! The transformer layers have their own: [`linear`] (every linear layer), [`gelu`] (the exact
+//! The transformer layers have their own: [`linear`] (every linear layer) and [`matmul`], [`gelu`] (the exact
 //! GELU) and the fused attention behind [`crate::multi_head_attention`], on `dense.rs`'s
 //! kernels for NdArray inference and as autodiff ops with their own backward for training.
 //!
@@ -307,6 +307,32 @@ pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) ->
     match autodiff::linear(layer, x, shape) {
         Ok(y) => y,
         Err(x) => layer.forward(x),
+    }
+}
+
+/// `a.matmul(b)` for matrices, `[m, k]·[k, n]`, on the kernels of [`linear`]: one packed GEMM
+/// on NdArray f32 (each operand read in place through its strides), and under
+/// `Autodiff<NdArray<f32>>` one op whose backward computes `∂a = dy·bᵀ` and `∂b = aᵀ·dy` the
+/// same way. Burn's `matmul` elsewhere, or when the inner sizes or dtypes differ.
+pub fn matmul<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> Tensor<B, 2> {
+    let ([m, k], [k2, n]) = (a.dims(), b.dims());
+    if k != k2 || a.dtype() != b.dtype() {
+        return a.matmul(b);
+    }
+    if fast_inference(&a) {
+        let device = a.device();
+        let b = Host::new(b);
+        let out = Host::new(a).with(|a| {
+            b.with_matrix(|b| {
+                // SAFETY: `b` addresses the k × n values of a tensor alive for the call.
+                unsafe { dense::linear(a, b, None, [m, k, n]) }
+            })
+        });
+        return Tensor::from_data(TensorData::new(out, [m, n]), &device);
+    }
+    match autodiff::matmul(a, b, [m, k, n]) {
+        Ok(y) => y,
+        Err((a, b)) => a.matmul(b),
     }
 }
 

@@ -10,7 +10,7 @@ use burn::nn::{
 };
 use burn::tensor::{Tensor, TensorData};
 use face_nets::multi_head_attention;
-use face_nets::ops::{batch_norm, conv2d, conv2d_affine, conv2d_fused, gelu, linear, Activation};
+use face_nets::ops::{batch_norm, conv2d, conv2d_affine, conv2d_fused, gelu, linear, matmul, Activation};
 
 type Fast = NdArray<f32>;
 type Composed = Autodiff<NdArray<f32>>;
@@ -767,5 +767,47 @@ fn fused_attention_matches_the_composed_ops() {
         let g_ref = (attention_reference(z.clone(), heads) * r).sum().backward();
         let err = grad_rel("dqkv", a.grad(&g_fast), z.grad(&g_ref), 1e-3);
         assert!(err <= 1e-4, "attention case {i} dqkv: max relative |Δ| {err:e}");
+    }
+}
+
+/// `ops::matmul` against Burn's `matmul`: forward on NdArray, and both operands' gradients under
+/// autodiff, with a transposed right operand (read through its strides) and an operand that is
+/// itself computed (the DINO head's normalised prototypes).
+#[test]
+fn fast_matmul_matches_burns() {
+    for (i, [m, k, n]) in [[1, 1, 1], [7, 5, 3], [40, 33, 129]].into_iter().enumerate() {
+        for transposed in [false, true] {
+            let rhs = |seed| match transposed {
+                false => tensor::<Composed, 2>([k, n], seed),
+                true => tensor::<Composed, 2>([n, k], seed).transpose(),
+            };
+            let a = || tensor::<Composed, 2>([m, k], 300 + i);
+            let got = matmul(a().inner(), rhs(400 + i).inner());
+            let want = a().inner().matmul(rhs(400 + i).inner());
+            let err =
+                (got - want.clone()).abs().max().into_scalar() / want.abs().max().into_scalar().max(1.0);
+            assert!(err <= 1e-5, "matmul case {i} transposed {transposed}: {err:e}");
+
+            let r = tensor::<Composed, 2>([m, n], 500 + i);
+            let grads = |fast: bool| {
+                let (a, b) = (a().require_grad(), rhs(400 + i).require_grad());
+                let scaled = b.clone().mul_scalar(1.5);
+                let y = if fast {
+                    matmul(a.clone(), scaled)
+                } else {
+                    a.clone().matmul(scaled)
+                };
+                let g = (y * r.clone()).sum().backward();
+                (a.grad(&g), b.grad(&g))
+            };
+            let (fast, reference) = (grads(true), grads(false));
+            for (what, got, want) in [("da", fast.0, reference.0), ("db", fast.1, reference.1)] {
+                let err = grad_rel(what, got, want, 1e-3);
+                assert!(
+                    err <= 1e-5,
+                    "matmul case {i} transposed {transposed} {what}: {err:e}"
+                );
+            }
+        }
     }
 }
