@@ -46,14 +46,8 @@ pub(super) fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Result<Te
     let Some(shape) = conv_shape(conv, &x, None).filter(|s| !cpu::is_direct(s)) else {
         return Err(x);
     };
-    let x: Tensor<Train, 4> = cast(x)?;
-    let Ok(w) = cast::<_, Tensor<Train, 4>>(conv.weight.val()) else {
-        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
-    };
-    let y = conv2d_train(x, w, shape);
-    let Ok(mut y) = cast::<_, Tensor<B, 4>>(y) else {
-        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
-    };
+    let y = conv2d_train(same(x), same(conv.weight.val()), shape);
+    let mut y: Tensor<B, 4> = same(y);
     if let Some(bias) = &conv.bias {
         y = y + bias.val().reshape([1, shape.co, 1, 1]);
     }
@@ -74,6 +68,33 @@ fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
             Ok(t) => Err(*t),
             Err(_) => unreachable!("a box holds the value it was made from"),
         },
+    }
+}
+
+/// [`cast`] where the types are known to match: every caller runs after [`is_train`] has
+/// checked that `B` is `Autodiff<NdArray<f32>>`.
+fn same<T: 'static, U: 'static>(value: T) -> U {
+    match cast(value) {
+        Ok(u) => u,
+        Err(_) => unreachable!("B is Autodiff<NdArray<f32>> (checked by is_train)"),
+    }
+}
+
+/// The tensor primitive of `Autodiff<NdArray<f32>>`: the NdArray value and its graph node.
+type Primitive = burn::tensor::ops::FloatTensor<Train>;
+
+/// Puts `out` on the graph as the output of `step` over `parents`; when a parent is tracked,
+/// `state` builds the backward step's state from the parents' NdArray values.
+fn record<T: Backward<Inner, N>, const N: usize>(
+    step: T,
+    parents: [Primitive; N],
+    out: NdArrayTensor,
+    state: impl FnOnce([NdArrayTensor; N]) -> T::State,
+) -> Primitive {
+    let nodes = parents.each_ref().map(|p| p.node.clone());
+    match step.prepare::<NoCheckpointing>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(state(parents.map(|p| p.primitive)), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
     }
 }
 
@@ -114,25 +135,13 @@ fn conv2d_train(x: Tensor<Train, 4>, w: Tensor<Train, 4>, s: ConvShape) -> Tenso
     let x = x.into_primitive().tensor();
     let w = w.into_primitive().tensor();
     let [ho, wo] = s.output().unwrap_or([0, 0]);
-    let forward = |x: &NdArrayTensor, w: &NdArrayTensor| {
-        let out = with_values(x, |x| {
-            with_values(w, |w| {
-                cpu::conv2d(x, w, cpu::Affine::default(), None, cpu::Act::Identity, &s)
-            })
-        });
-        tensor(out, vec![s.n, s.co, ho, wo])
-    };
-    let y = match ConvBackward
-        .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            let out = forward(&x.primitive, &w.primitive);
-            prep.finish((x.primitive, w.primitive, s), out)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(forward(&x.primitive, &w.primitive)),
-    };
+    let out = with_values(&x.primitive, |x| {
+        with_values(&w.primitive, |w| {
+            cpu::conv2d(x, w, cpu::Affine::default(), None, cpu::Act::Identity, &s)
+        })
+    });
+    let out = tensor(out, vec![s.n, s.co, ho, wo]);
+    let y = record(ConvBackward, [x, w], out, |[x, w]| (x, w, s));
     Tensor::from_primitive(TensorPrimitive::Float(y))
 }
 
@@ -150,17 +159,9 @@ pub(super) fn batch_norm<B: Backend, const D: usize>(
     let dims = x.dims();
     let c = dims[1];
     let device = x.device();
-    let x: Tensor<Train, D> = cast(x)?;
-    let (Ok(gamma), Ok(beta)) = (
-        cast::<_, Tensor<Train, 1>>(bn.gamma.val()),
-        cast::<_, Tensor<Train, 1>>(bn.beta.val()),
-    ) else {
-        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
-    };
-    let (y, mean, var) = batch_norm_train(x, gamma, beta, dims.to_vec(), bn.epsilon);
-    let Ok(y) = cast::<_, Tensor<B, D>>(y) else {
-        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
-    };
+    let (gamma, beta) = (same(bn.gamma.val()), same(bn.beta.val()));
+    let (y, mean, var) = batch_norm_train::<D>(same(x), gamma, beta, dims.to_vec(), bn.epsilon);
+    let y: Tensor<B, D> = same(y);
     let m = bn.momentum;
     let stat = |v: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v, [c]), &device);
     let running_mean = bn.running_mean.value_sync().to_device(&device);
@@ -245,16 +246,8 @@ fn batch_norm_train<const D: usize>(
         (out, mean, var, inv_std)
     });
     let out = tensor(out, shape.clone());
-    let y = match BatchNormBackward
-        .prepare::<NoCheckpointing>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            prep.finish((x.primitive, shape, mean.clone(), inv_std, g, [n, c, plane]), out)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    };
+    let state = |[x, _, _]: [NdArrayTensor; 3]| (x, shape, mean.clone(), inv_std, g, [n, c, plane]);
+    let y = record(BatchNormBackward, [x, gamma, beta], out, state);
     (Tensor::from_primitive(TensorPrimitive::Float(y)), mean, var)
 }
 
@@ -269,22 +262,13 @@ pub(super) fn linear<B: Backend, const D: usize>(
     if !is_train(&x) {
         return Err(x);
     }
-    let x: Tensor<Train, D> = cast(x)?;
-    let Ok(w) = cast::<_, Tensor<Train, 2>>(layer.weight.val()) else {
-        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
-    };
-    let b = layer
-        .bias
-        .as_ref()
-        .map(|b| match cast::<_, Tensor<Train, 1>>(b.val()) {
-            Ok(b) => b,
-            Err(_) => unreachable!("B is Autodiff<NdArray<f32>> (checked above)"),
-        });
-    let y = linear_train(x, w, b, shape);
-    let Ok(y) = cast::<_, Tensor<B, D>>(y) else {
-        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
-    };
-    Ok(y)
+    let b = layer.bias.as_ref().map(|b| same(b.val()));
+    Ok(same(linear_train::<D>(
+        same(x),
+        same(layer.weight.val()),
+        b,
+        shape,
+    )))
 }
 
 /// `a.matmul(b)` (`shape` = `[m, k, n]`) as the linear op without bias when `B` is
@@ -298,13 +282,7 @@ pub(super) fn matmul<B: Backend>(
     if !is_train(&a) {
         return Err((a, b));
     }
-    let (Ok(a), Ok(b)) = (cast::<_, Tensor<Train, 2>>(a), cast::<_, Tensor<Train, 2>>(b)) else {
-        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
-    };
-    let Ok(y) = cast::<_, Tensor<B, 2>>(linear_train(a, b, None, shape)) else {
-        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
-    };
-    Ok(y)
+    Ok(same(linear_train::<2>(same(a), same(b), None, shape)))
 }
 
 /// The backward step of a linear layer, with two parents (input, weight) or three (and bias).
@@ -364,22 +342,8 @@ fn linear_train<const D: usize>(
     });
     let out = tensor(out, dims);
     let y = match b {
-        Some(b) => match LinearBackward
-            .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone(), b.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish((x.primitive, w.primitive, x_shape, shape), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        },
-        None => match LinearBackward
-            .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish((x.primitive, w.primitive, x_shape, shape), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        },
+        Some(b) => record(LinearBackward, [x, w, b], out, |[x, w, _]| (x, w, x_shape, shape)),
+        None => record(LinearBackward, [x, w], out, |[x, w]| (x, w, x_shape, shape)),
     };
     Tensor::from_primitive(TensorPrimitive::Float(y))
 }
@@ -391,23 +355,14 @@ pub(super) fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Result<Tensor
     if !is_train(&x) {
         return Err(x);
     }
-    let x: Tensor<Train, D> = cast(x)?;
+    let x: Tensor<Train, D> = same(x);
     let shape = x.dims().to_vec();
     let x = x.into_primitive().tensor();
     let out = tensor(with_values(&x.primitive, dense::gelu), shape.clone());
-    let y = match GeluBackward
-        .prepare::<NoCheckpointing>([x.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish((x.primitive, shape), out),
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    };
-    let y = Tensor::<Train, D>::from_primitive(TensorPrimitive::Float(y));
-    let Ok(y) = cast::<_, Tensor<B, D>>(y) else {
-        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
-    };
-    Ok(y)
+    let y = record(GeluBackward, [x], out, |[x]| (x, shape));
+    Ok(same(Tensor::<Train, D>::from_primitive(TensorPrimitive::Float(
+        y,
+    ))))
 }
 
 /// The backward step of GELU: holds the input.
@@ -439,24 +394,15 @@ pub(super) fn attention<B: Backend>(
     if !is_train(&qkv) {
         return Err(qkv);
     }
-    let qkv: Tensor<Train, 3> = cast(qkv)?;
+    let qkv: Tensor<Train, 3> = same(qkv);
     let dims = qkv.dims().to_vec();
     let qkv = qkv.into_primitive().tensor();
     let (out, probs) = with_values(&qkv.primitive, |v| dense::attention(v, shape));
     let out = tensor(out, vec![shape.batch, shape.tokens, shape.width]);
-    let y = match AttentionBackward
-        .prepare::<NoCheckpointing>([qkv.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish((qkv.primitive, dims, probs, shape), out),
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    };
-    let y = Tensor::<Train, 3>::from_primitive(TensorPrimitive::Float(y));
-    let Ok(y) = cast::<_, Tensor<B, 3>>(y) else {
-        unreachable!("B is Autodiff<NdArray<f32>> (checked above)")
-    };
-    Ok(y)
+    let y = record(AttentionBackward, [qkv], out, |[qkv]| (qkv, dims, probs, shape));
+    Ok(same(Tensor::<Train, 3>::from_primitive(TensorPrimitive::Float(
+        y,
+    ))))
 }
 
 /// The backward step of the attention op: holds the packed input and the probabilities.

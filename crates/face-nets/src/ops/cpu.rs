@@ -234,7 +234,7 @@ pub(super) fn parallelism(par: bool) -> Parallelism {
 }
 
 /// A strided f32 matrix: its first element, column stride and row stride (in elements).
-type Strided<P> = (P, isize, isize);
+pub(super) type Strided<P> = (P, isize, isize);
 
 /// `dst = lhs·rhs` (`m × k` by `k × n`), or `dst += lhs·rhs` when `accumulate`, on the `gemm`
 /// crate's packed kernels.

@@ -5,7 +5,7 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::cpu::{parallelism, sgemm};
+use super::cpu::{parallelism, sgemm, Strided};
 
 /// A read-only f32 matrix in memory: its first element and (column, row) strides in elements.
 #[derive(Debug, Clone, Copy)]
@@ -60,44 +60,45 @@ pub(crate) unsafe fn linear_backward(
 ) -> [Option<Vec<f32>>; 3] {
     debug_assert_eq!((x.len(), dy.len()), (m * k, m * n));
     let par = parallelism(m * n * k >= PARALLEL_MACS);
-    let dx = want_dx.then(|| {
-        let mut dx = vec![0f32; m * k];
-        if dx.is_empty() {
-            return dx;
-        }
-        // SAFETY: `dx` is `m × k`, `dy` `m × n` row-major; `wᵀ` is `w` with its strides swapped.
-        unsafe {
-            sgemm(
-                [m, k, n],
-                (dx.as_mut_ptr(), 1, k as isize),
-                false,
-                (dy.as_ptr(), 1, n as isize),
-                (w.ptr, w.row_stride, w.col_stride),
-                par,
-            );
-        }
-        dx
+    // SAFETY: `dy` is `m × n` and `x` `m × k`, row-major; `wᵀ` is `w` with its strides swapped
+    // and `xᵀ` is `x` read by columns.
+    let dx = want_dx.then(|| unsafe {
+        product(
+            [m, k, n],
+            (dy.as_ptr(), 1, n as isize),
+            (w.ptr, w.row_stride, w.col_stride),
+            par,
+        )
     });
-    let dw = want_dw.then(|| {
-        let mut dw = vec![0f32; k * n];
-        if dw.is_empty() {
-            return dw;
-        }
-        // SAFETY: `dw` is `k × n` row-major; `xᵀ` is the `m × k` row-major `x` read by columns.
-        unsafe {
-            sgemm(
-                [k, n, m],
-                (dw.as_mut_ptr(), 1, n as isize),
-                false,
-                (x.as_ptr(), k as isize, 1),
-                (dy.as_ptr(), 1, n as isize),
-                par,
-            );
-        }
-        dw
+    // SAFETY: as above.
+    let dw = want_dw.then(|| unsafe {
+        product(
+            [k, n, m],
+            (x.as_ptr(), k as isize, 1),
+            (dy.as_ptr(), 1, n as isize),
+            par,
+        )
     });
     let db = want_db.then(|| column_sums(dy, n));
     [dx, dw, db]
+}
+
+/// `lhs·rhs` (`m × k` by `k × n`) as a new row-major `m × n` matrix.
+///
+/// # Safety
+/// `lhs` and `rhs` must address `m × k` and `k × n` elements of live allocations.
+unsafe fn product(
+    [m, n, k]: [usize; 3],
+    lhs: Strided<*const f32>,
+    rhs: Strided<*const f32>,
+    par: Parallelism,
+) -> Vec<f32> {
+    let mut out = vec![0f32; m * n];
+    if !out.is_empty() {
+        // SAFETY: `out` is `m × n` row-major; the sources are the caller's.
+        unsafe { sgemm([m, n, k], (out.as_mut_ptr(), 1, n as isize), false, lhs, rhs, par) };
+    }
+    out
 }
 
 /// The sums of the columns of a row-major `[_, n]` matrix (f32 accumulators, rows in order).

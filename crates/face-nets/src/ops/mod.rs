@@ -292,17 +292,7 @@ pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) ->
             },
             None => None,
         };
-        let mut dims = x.dims();
-        dims[D - 1] = shape[2];
-        let device = x.device();
-        let w = Host::new(layer.weight.val());
-        let out = Host::new(x).with(|x| {
-            w.with_matrix(|w| {
-                // SAFETY: `w` addresses the weight's k × n values, alive for the call.
-                unsafe { dense::linear(x, w, bias.as_deref(), shape) }
-            })
-        });
-        return Tensor::from_data(TensorData::new(out, dims), &device);
+        return fast_product(x, layer.weight.val(), bias.as_deref(), shape);
     }
     match autodiff::linear(layer, x, shape) {
         Ok(y) => y,
@@ -320,20 +310,33 @@ pub fn matmul<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> Tensor<B, 2> {
         return a.matmul(b);
     }
     if fast_inference(&a) {
-        let device = a.device();
-        let b = Host::new(b);
-        let out = Host::new(a).with(|a| {
-            b.with_matrix(|b| {
-                // SAFETY: `b` addresses the k × n values of a tensor alive for the call.
-                unsafe { dense::linear(a, b, None, [m, k, n]) }
-            })
-        });
-        return Tensor::from_data(TensorData::new(out, [m, n]), &device);
+        return fast_product(a, b, None, [m, k, n]);
     }
     match autodiff::matmul(a, b, [m, k, n]) {
         Ok(y) => y,
         Err((a, b)) => a.matmul(b),
     }
+}
+
+/// `x·w + bias` on NdArray f32 (`shape` = `[m, k, n]`, `x` of `[…, k]`), the weight read in
+/// place through its strides: the inference body of [`linear`] and [`matmul`].
+fn fast_product<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    w: Tensor<B, 2>,
+    bias: Option<&[f32]>,
+    shape: [usize; 3],
+) -> Tensor<B, D> {
+    let mut dims = x.dims();
+    dims[D - 1] = shape[2];
+    let device = x.device();
+    let w = Host::new(w);
+    let out = Host::new(x).with(|x| {
+        w.with_matrix(|w| {
+            // SAFETY: `w` addresses the k × n values of a tensor alive for the call.
+            unsafe { dense::linear(x, w, bias, shape) }
+        })
+    });
+    Tensor::from_data(TensorData::new(out, dims), &device)
 }
 
 /// `[m, k, n]` of `layer` on `x` (`m` the product of the leading dimensions), or `None` when the
