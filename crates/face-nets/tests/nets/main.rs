@@ -4,11 +4,13 @@
 //! float type per device for the whole process.)
 //!
 //! - `parity_torch`: every backbone against PyTorch fixtures on NdArray, Candle and Flex;
+//! - `onnx`: the ONNX executor against onnxruntime, and its load-time refusals;
 //! - `ops`: the fused convolutions' fast NdArray path against the composed Burn ops;
 //! - `train_step`: one ArcFace SGD step;
 //! - `units`: the shared transformer block, the token ViT's tokens, the face model and its
 //!   files, weight records.
 
+mod onnx;
 mod ops;
 mod parity_torch;
 mod train_step;

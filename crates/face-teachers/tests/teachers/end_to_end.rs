@@ -3,7 +3,7 @@
 //! tools/reference_age_gender_e2e.py on the bundled photos and data/dev-faces).
 //!
 //! Ours: MTCNN's largest face, its 5 landmarks mapped to dlib's chip through `DLIB_MTCNN_5`, the
-//! burn-onnx teachers. The two paths share only the networks, so this measures what our crop
+//! teachers (run by the ONNX executor). The two paths share only the networks, so this measures what our crop
 //! path costs against the one the networks were made for.
 //!
 //! The issue asked for the expected age within 1.5 years on ≥ 90 % of faces. That is finer than

@@ -1,4 +1,4 @@
-//! The burn-onnx imports of the real teachers against onnxruntime on the same crops (fixture
+//! The real teachers (their ONNX files run by face-nets' executor) against onnxruntime on the same crops (fixture
 //! written by tools/reference_teachers.py), our alignment against the reference crops, and
 //! real-face sanity checks with the bundled images.
 
@@ -87,7 +87,7 @@ fn identity_teacher_matches_onnxruntime() {
     assert!(faces.len() >= 30);
     let crops: Vec<RgbImage> = faces.iter().map(|f| crop(f, 112)).collect();
     let refs: Vec<&RgbImage> = crops.iter().collect();
-    // One batch of all faces: the traced batch-1 reshape was made batch-safe by the generator.
+    // One batch of all faces: the file's batch-1 reshape copies the batch axis (load-time probe).
     let input = teacher.recipe().prepare_aligned::<B>(&refs, &dev).unwrap();
     let raw = values(teacher.raw_embeddings(&input).unwrap());
     let unit = values(teacher.embed(&input).unwrap());
@@ -302,15 +302,20 @@ fn missing_or_foreign_weights_are_reported() {
     std::fs::create_dir_all(&tmp).unwrap();
     let e = FrFeatureTeacher::<B>::load(&tmp, &dev).unwrap_err();
     assert!(
-        matches!(e, TeacherError::MissingModel { .. }) && e.to_string().contains("fr_feature.bpk"),
+        matches!(e, TeacherError::MissingModel { .. }) && e.to_string().contains("fr_feature.onnx"),
         "{e}"
     );
+    // Another valid ONNX file under the teacher's name is not the teacher.
     std::fs::copy(
-        default_models_dir().join("gender-v1.bpk"),
-        tmp.join("fr_feature.bpk"),
+        default_models_dir().join("gender-v1.onnx"),
+        tmp.join("fr_feature.onnx"),
     )
     .unwrap();
     let e = FrFeatureTeacher::<B>::load(&tmp, &dev).unwrap_err();
     assert!(matches!(e, TeacherError::ModelVersion { .. }), "{e}");
+    assert!(
+        e.to_string().contains("fr_feature.onnx") && e.to_string().contains("87aacdfe"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&tmp).unwrap();
 }

@@ -1,0 +1,234 @@
+"""PyTorch definitions of arcface_torch's iResNet, MobileFaceNet (`mbf`) and ViT, written from
+its published layout (arcface_torch is not on PyPI), plus the fixed-seed fill and the
+deterministic input every fixture script shares. Imported by tools/reference_nets.py (which
+asserts the key layouts) and tools/reference_onnx.py.
+"""
+import torch
+from torch import nn
+
+def conv3x3(cin, cout, stride=1):
+    return nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+
+
+class IBasicBlock(nn.Module):
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(inplanes, eps=1e-5)
+        self.conv1 = conv3x3(inplanes, planes)
+        self.bn2 = nn.BatchNorm2d(planes, eps=1e-5)
+        self.prelu = nn.PReLU(planes)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn3 = nn.BatchNorm2d(planes, eps=1e-5)
+        self.downsample = downsample
+
+    def forward(self, x):
+        out = self.bn3(self.conv2(self.prelu(self.bn2(self.conv1(self.bn1(x))))))
+        return out + (self.downsample(x) if self.downsample is not None else x)
+
+
+class IResNet(nn.Module):
+    def __init__(self, layers, width=64, num_features=512, size=112):
+        super().__init__()
+        self.inplanes = width
+        self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width, eps=1e-5)
+        self.prelu = nn.PReLU(width)
+        self.layer1 = self._make_layer(width, layers[0])
+        self.layer2 = self._make_layer(2 * width, layers[1])
+        self.layer3 = self._make_layer(4 * width, layers[2])
+        self.layer4 = self._make_layer(8 * width, layers[3])
+        self.bn2 = nn.BatchNorm2d(8 * width, eps=1e-5)
+        self.dropout = nn.Dropout(p=0.0)
+        f = size
+        for _ in range(4):
+            f = (f + 1) // 2
+        self.fc = nn.Linear(8 * width * f * f, num_features)
+        self.features = nn.BatchNorm1d(num_features, eps=1e-5)
+
+    def _make_layer(self, planes, blocks):
+        # Every stage starts with stride 2, so its first block always has the 1×1 shortcut.
+        down = nn.Sequential(nn.Conv2d(self.inplanes, planes, 1, 2, bias=False), nn.BatchNorm2d(planes, eps=1e-5))
+        layers = [IBasicBlock(self.inplanes, planes, 2, down)]
+        self.inplanes = planes
+        layers += [IBasicBlock(planes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.prelu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = self.dropout(torch.flatten(self.bn2(x), 1))
+        return self.features(self.fc(x))
+
+
+def randomise(model, seed):
+    """Every parameter and buffer from one seed, at magnitudes that keep activations O(1)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+            if name.endswith("num_batches_tracked"):
+                continue
+            if name.endswith("running_var"):
+                t.copy_(torch.rand(t.shape, generator=g) * 0.5 + 0.75)
+            elif name.endswith("prelu.weight") or (name.endswith(".weight") and "layers.2" in name and t.dim() == 1):
+                t.copy_(torch.rand(t.shape, generator=g) * 0.3)
+            else:
+                fan = t[0].numel() if t.dim() > 1 else 1
+                t.copy_(torch.randn(t.shape, generator=g) / fan ** 0.5 * (1.0 if t.dim() > 1 else 0.1))
+                if name.endswith(".weight") and t.dim() == 1:
+                    t.add_(1.0)
+
+
+def deterministic_input(size):
+    n = 2 * 3 * size * size
+    i = torch.arange(n, dtype=torch.float64)
+    return (0.5 * torch.sin(0.37 * i)).float().reshape(2, 3, size, size)
+
+
+class ConvBlock(nn.Module):
+    def __init__(self, cin, cout, kernel=1, stride=1, padding=0, groups=1, act=True):
+        super().__init__()
+        mods = [nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+        if act:
+            mods.append(nn.PReLU(cout))
+        self.layers = nn.Sequential(*mods)
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class DepthWise(nn.Module):
+    def __init__(self, cin, cout, residual, stride, groups):
+        super().__init__()
+        self.residual = residual
+        self.layers = nn.Sequential(
+            ConvBlock(cin, groups),
+            ConvBlock(groups, groups, 3, stride, 1, groups=groups),
+            ConvBlock(groups, cout, act=False),
+        )
+
+    def forward(self, x):
+        return x + self.layers(x) if self.residual else self.layers(x)
+
+
+class Residual(nn.Module):
+    def __init__(self, c, blocks, groups):
+        super().__init__()
+        self.layers = nn.Sequential(*[DepthWise(c, c, True, 1, groups) for _ in range(blocks)])
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class Flatten(nn.Module):
+    def forward(self, x):
+        return x.view(x.size(0), -1)
+
+
+class GDC(nn.Module):
+    def __init__(self, num_features):
+        super().__init__()
+        self.layers = nn.Sequential(
+            ConvBlock(512, 512, 7, 1, 0, groups=512, act=False),
+            Flatten(),
+            nn.Linear(512, num_features, bias=False),
+            nn.BatchNorm1d(num_features),
+        )
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class MobileFaceNet(nn.Module):
+    def __init__(self, num_features=512, blocks=(1, 4, 6, 2), scale=2):
+        super().__init__()
+        c1, c2 = 64 * scale, 128 * scale
+        self.layers = nn.ModuleList([ConvBlock(3, c1, 3, 2, 1)])
+        if blocks[0] == 1:
+            self.layers.append(ConvBlock(c1, c1, 3, 1, 1, groups=64))
+        else:
+            self.layers.append(Residual(c1, blocks[0], 128))
+        self.layers.extend([
+            DepthWise(c1, c1, False, 2, 128),
+            Residual(c1, blocks[1], 128),
+            DepthWise(c1, c2, False, 2, 256),
+            Residual(c2, blocks[2], 256),
+            DepthWise(c2, c2, False, 2, 512),
+            Residual(c2, blocks[3], 256),
+        ])
+        self.conv_sep = ConvBlock(c2, 512)
+        self.features = GDC(num_features)
+
+    def forward(self, x):
+        for f in self.layers:
+            x = f(x)
+        return self.features(self.conv_sep(x))
+
+
+class FaceMlp(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.ReLU6()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class FaceAttention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        attn = ((q @ k.transpose(-2, -1)) * (c // self.heads) ** -0.5).softmax(-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
+
+
+class FaceBlock(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = FaceAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = FaceMlp(dim, 4 * dim)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, patch, dim):
+        super().__init__()
+        self.proj = nn.Conv2d(3, dim, patch, patch)
+
+    def forward(self, x):
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class FaceViT(nn.Module):
+    """arcface_torch's VisionTransformer (norm_layer="ln"), eval path (no patch masking)."""
+
+    def __init__(self, img=112, patch=9, dim=256, depth=12, heads=8, num_features=512):
+        super().__init__()
+        n = (img // patch) ** 2
+        self.n, self.dim = n, dim
+        self.patch_embed = PatchEmbed(patch, dim)
+        self.pos_embed = nn.Parameter(torch.zeros(1, n, dim))
+        self.blocks = nn.ModuleList([FaceBlock(dim, heads) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.feature = nn.Sequential(
+            nn.Linear(dim * n, dim, bias=False), nn.BatchNorm1d(dim, eps=2e-5),
+            nn.Linear(dim, num_features, bias=False), nn.BatchNorm1d(num_features, eps=2e-5))
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+
+    def forward(self, x):
+        x = self.patch_embed(x) + self.pos_embed
+        for blk in self.blocks:
+            x = blk(x)
+        return self.feature(self.norm(x).reshape(x.shape[0], self.n * self.dim))
