@@ -22,7 +22,7 @@
 //!   runs here.
 //!
 //! [`conv2d_affine`] is the same call for a graph that writes its affine layer as `Mul`/`Add`
-//! by per-channel constants (the generated dlib teachers), and [`max_pool2d`] / [`avg_pool2d`]
+//! by per-channel constants (the dlib teachers' ONNX graphs, through the executor), and [`max_pool2d`] / [`avg_pool2d`]
 //! are direct pooling passes on NdArray with Burn's pools elsewhere.
 //!
 //! The transformer layers have their own: [`linear`] (every linear layer) and [`matmul`], [`gelu`] (the exact
@@ -101,7 +101,7 @@ pub fn conv2d_fused<B: Backend>(
 /// `act(conv(x) · scale + shift + residual)`, with `scale` and `shift` per output channel,
 /// shaped `[1, C, 1, 1]`: an ONNX graph's affine layer written as `Mul` and `Add` after its
 /// convolution (dlib's ResNets, the age and gender teachers). The order of the operations is the
-/// graph's, so the composed body is the generated code's own chain of Burn ops.
+/// graph's, so the composed body is the graph's own chain of Burn ops.
 ///
 /// On NdArray f32 it runs in one pass of the fast kernels (the conv's bias folded into the
 /// shift); a `scale` or `shift` of another shape takes the composed body, where broadcasting
