@@ -162,15 +162,16 @@ pub fn max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4>
         return pool.forward(x);
     };
     let (bottom, right) = if pool.ceil_mode { (bottom, right) } else { (0, 0) };
-    if t + l + b + r + bottom + right == 0 {
-        return pool.forward(x);
-    }
-    // The padding (explicit, and what ceil mode reaches) as −∞ cells, then unpadded windows.
+    // The padding (explicit, and what ceil mode reaches) as −∞ cells, then unpadded
+    // floor-mode windows (burn-candle's pools take neither padding nor ceil mode).
     let valid = MaxPool2d {
         ceil_mode: false,
         padding: PaddingConfig2d::Valid,
         ..pool.clone()
     };
+    if t + l + b + r + bottom + right == 0 {
+        return valid.forward(x);
+    }
     valid.forward(x.pad(
         (l, r + right, t, b + bottom),
         PadMode::Constant(f32::NEG_INFINITY),
