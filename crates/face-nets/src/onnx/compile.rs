@@ -229,6 +229,13 @@ fn per_channel(data: &TensorData, co: usize) -> Option<Vec<f32>> {
     }
 }
 
+/// A constant's values as f32, or a refusal naming `what`.
+fn floats(node: &Node, data: TensorData, what: &str) -> Load<Vec<f32>> {
+    data.convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| refuse(node, what, format!("{e:?}")))
+}
+
 fn tensor1<B: Backend>(values: Vec<f32>, device: &B::Device) -> Tensor<B, 1> {
     let n = values.len();
     Tensor::from_data(TensorData::new(values, [n]), device)
@@ -542,24 +549,8 @@ impl<B: Backend> Compiler<'_, B> {
                 } else {
                     w
                 };
-                let bias = match n.inputs.get(2).filter(|a| !a.is_optional()) {
-                    Some(b) => {
-                        let d = constant(b).ok_or_else(|| dynamic("a bias computed at run time"))?;
-                        let v = d
-                            .convert::<f32>()
-                            .to_vec::<f32>()
-                            .map_err(|e| refuse(node, "the bias", format!("{e:?}")))?;
-                        if v.len() != w.dims()[1] {
-                            return Err(refuse(
-                                node,
-                                format!("a bias of {} values", v.len()),
-                                format!("the layer has {} outputs", w.dims()[1]),
-                            ));
-                        }
-                        Some(Param::from_tensor(tensor1(v, self.device)))
-                    }
-                    None => None,
-                };
+                let outputs = w.dims()[1];
+                let bias = self.bias(node, 2, outputs, || format!("the layer has {outputs} outputs"))?;
                 (
                     Op::Linear(Linear {
                         weight: Param::from_tensor(w),
@@ -611,33 +602,13 @@ impl<B: Backend> Compiler<'_, B> {
                     .get(1)
                     .and_then(constant)
                     .ok_or_else(|| dynamic("a scale computed at run time"))?;
-                let gamma = gamma
-                    .convert::<f32>()
-                    .to_vec::<f32>()
-                    .map_err(|e| refuse(node, "the scale", format!("{e:?}")))?;
+                let gamma = floats(node, gamma, "the scale")?;
                 let d = gamma.len();
                 let mut norm = LayerNormConfig::new(d)
                     .with_epsilon(n.config.epsilon)
                     .init::<B>(self.device);
                 norm.gamma = Param::from_tensor(tensor1(gamma, self.device));
-                norm.beta = match n.inputs.get(2).filter(|a| !a.is_optional()) {
-                    Some(b) => {
-                        let v = constant(b).ok_or_else(|| dynamic("a bias computed at run time"))?;
-                        let v = v
-                            .convert::<f32>()
-                            .to_vec::<f32>()
-                            .map_err(|e| refuse(node, "the bias", format!("{e:?}")))?;
-                        if v.len() != d {
-                            return Err(refuse(
-                                node,
-                                format!("a bias of {} values", v.len()),
-                                format!("the scale has {d}"),
-                            ));
-                        }
-                        Some(Param::from_tensor(tensor1(v, self.device)))
-                    }
-                    None => None,
-                };
+                norm.beta = self.bias(node, 2, d, || format!("the scale has {d}"))?;
                 if node.outputs().len() > 1
                     && node.outputs()[1..]
                         .iter()
@@ -820,6 +791,32 @@ impl<B: Backend> Compiler<'_, B> {
                 ))
             }
         })
+    }
+
+    /// The optional constant vector at input `k` as a parameter of `len` values (a bias);
+    /// `expected` says what sets that length, for the refusal.
+    fn bias(
+        &self,
+        node: &Node,
+        k: usize,
+        len: usize,
+        expected: impl FnOnce() -> String,
+    ) -> Load<Option<Param<Tensor<B, 1>>>> {
+        let Some(arg) = node.inputs().get(k).filter(|a| !a.is_optional()) else {
+            return Ok(None);
+        };
+        let data = constant(arg).ok_or_else(|| {
+            refuse(
+                node,
+                "a bias computed at run time",
+                "only constant values are supported here",
+            )
+        })?;
+        let v = floats(node, data, "the bias")?;
+        if v.len() != len {
+            return Err(refuse(node, format!("a bias of {} values", v.len()), expected()));
+        }
+        Ok(Some(Param::from_tensor(tensor1(v, self.device))))
     }
 
     fn pool_padding(&self, node: &Node, auto: &AutoPad, pad: &OnnxPadding) -> Load<PaddingConfig2d> {

@@ -140,12 +140,11 @@ fn a_graph_of_many_operators_matches_onnxruntime() {
             .iter()
             .map(|v| v.as_f64().unwrap() as f32)
             .collect();
-        let flat = |t: Vec<f32>| t;
         let (got_nd, got_cd, dims) = if shape.len() == 4 {
             let a = y_nd.tensor::<4>(name).unwrap();
             let dims = a.dims().to_vec();
             (
-                flat(a.into_data().to_vec().unwrap()),
+                a.into_data().to_vec().unwrap(),
                 y_cd.tensor::<4>(name).unwrap().into_data().to_vec().unwrap(),
                 dims,
             )
@@ -153,7 +152,7 @@ fn a_graph_of_many_operators_matches_onnxruntime() {
             let a = y_nd.tensor::<2>(name).unwrap();
             let dims = a.dims().to_vec();
             (
-                flat(a.into_data().to_vec().unwrap()),
+                a.into_data().to_vec().unwrap(),
                 y_cd.tensor::<2>(name).unwrap().into_data().to_vec().unwrap(),
                 dims,
             )
