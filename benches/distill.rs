@@ -126,6 +126,7 @@ fn teachers(c: &mut Criterion) {
         .map(|img| FaceRef {
             image: img,
             landmarks: lm,
+            bbox: None,
         })
         .collect();
     let mut group = c.benchmark_group("teachers");

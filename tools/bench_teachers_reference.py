@@ -1,6 +1,6 @@
 """Anchors for the face-teachers and face-detect benches, same models, inputs and batches.
 
-    python tools/bench_teachers_reference.py [--threads 2] [--seconds 10]
+    python tools/bench_teachers_reference.py [--threads 2] [--seconds 10] [--load]
 
 - onnxruntime (default graph optimisations, `--threads` intra-op threads) on models/fr_feature.onnx
   at batch 1 (its graph is traced at batch 1, so batch 32 runs 32 calls), and on
@@ -8,6 +8,10 @@
 - facenet-pytorch 2.6.0 `MTCNN(keep_all=True).detect` on CPU (`torch.set_num_threads(--threads)`)
   on data/faces/obama.jpg and t1.jpg.
 Prints images/s for each, to put beside `cargo bench -p face-teachers` and `-p face-detect`.
+With `--load`, prints only onnxruntime's session creation (file → ready session, median of 15)
+for fr_feature.onnx and for age-v1.onnx + gender-v1.onnx, beside the `teachers_load` bench
+(`cargo bench -p face-teachers --bench teachers -- teachers_load`; that load also hashes the files
+and runs the load-time checks).
 """
 import argparse
 import glob
@@ -24,6 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ap = argparse.ArgumentParser()
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--seconds", type=float, default=10.0)
+ap.add_argument("--load", action="store_true")
 args = ap.parse_args()
 
 
@@ -45,6 +50,22 @@ def crops(size, n):
 so = ort.SessionOptions()
 so.intra_op_num_threads = args.threads
 so.inter_op_num_threads = 1
+
+
+def session(name):
+    return ort.InferenceSession(os.path.join(ROOT, "models", name), so, providers=["CPUExecutionProvider"])
+
+
+if args.load:
+    for label, names in [("fr_feature", ["fr_feature.onnx"]), ("age+gender", ["age-v1.onnx", "gender-v1.onnx"])]:
+        times = []
+        for _ in range(15):
+            t = time.perf_counter()
+            for n in names:
+                session(n)
+            times.append(time.perf_counter() - t)
+        print(f"onnxruntime {ort.__version__} load {label}: median {1e3 * float(np.median(times)):.1f} ms")
+    raise SystemExit(0)
 fr = ort.InferenceSession(os.path.join(ROOT, "models/fr_feature.onnx"), so, providers=["CPUExecutionProvider"])
 age = ort.InferenceSession(os.path.join(ROOT, "models/age-v1.onnx"), so, providers=["CPUExecutionProvider"])
 gender = ort.InferenceSession(os.path.join(ROOT, "models/gender-v1.onnx"), so, providers=["CPUExecutionProvider"])

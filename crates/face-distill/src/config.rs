@@ -25,6 +25,58 @@ pub struct DistillConfig {
     pub train: TrainConfig,
     /// Validation and the irAUC monitor.
     pub val: ValConfig,
+    /// Which teachers make the targets.
+    pub teachers: TeachersConfig,
+}
+
+/// The two teachers, as teacher spec files (`face_teachers::spec`); absent: the bundled ones
+/// (`models/fr_feature.teacher.json`, `models/dlib_age_gender.teacher.json`). The target cache
+/// is keyed by the specs' hashes, so targets of other teachers are never mixed in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TeachersConfig {
+    /// A spec with an `identity` network.
+    pub identity: Option<PathBuf>,
+    /// A spec with `age` and `gender` networks.
+    pub age_gender: Option<PathBuf>,
+}
+
+impl TeachersConfig {
+    /// The identity teacher on NdArray (the CPU device that makes targets).
+    ///
+    /// # Errors
+    /// A bad spec or model (see `face_teachers::SpecIdentityTeacher::load`).
+    pub fn identity(
+        &self,
+        models: &Path,
+    ) -> Result<face_teachers::SpecIdentityTeacher<burn::backend::NdArray>> {
+        let spec = match &self.identity {
+            Some(p) => face_teachers::SpecFile::read(p)?,
+            None => face_teachers::SpecFile::in_dir(face_teachers::TeacherSpec::fr_feature(), models),
+        };
+        Ok(face_teachers::SpecIdentityTeacher::load(
+            &spec,
+            &Default::default(),
+        )?)
+    }
+
+    /// The age/gender teacher on NdArray.
+    ///
+    /// # Errors
+    /// A bad spec or model (see `face_teachers::SpecAgeGenderTeacher::load`).
+    pub fn age_gender(
+        &self,
+        models: &Path,
+    ) -> Result<face_teachers::SpecAgeGenderTeacher<burn::backend::NdArray>> {
+        let spec = match &self.age_gender {
+            Some(p) => face_teachers::SpecFile::read(p)?,
+            None => face_teachers::SpecFile::in_dir(face_teachers::TeacherSpec::dlib_age_gender(), models),
+        };
+        Ok(face_teachers::SpecAgeGenderTeacher::load(
+            &spec,
+            &Default::default(),
+        )?)
+    }
 }
 
 /// The student: a face-nets backbone and the multitask head (whose sizes come from the

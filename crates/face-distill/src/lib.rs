@@ -28,7 +28,7 @@ pub mod pipeline;
 pub mod report;
 pub mod trainer;
 
-pub use config::{AgeLoss, DistillConfig, StudentConfig, TaskMode};
+pub use config::{AgeLoss, DistillConfig, StudentConfig, TaskMode, TeachersConfig};
 pub use data::{Attributes, FaceSet, Targets};
 pub use error::{DistillError, Result};
 pub use eval::{evaluate, EvalRow, Predictions};

@@ -13,12 +13,9 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use face_detect::{Mtcnn, MtcnnConfig};
 use face_nets::{check_cuda, CandleTrain, DeviceChoice, FaceModel, NdArrayTrain};
-use face_teachers::{
-    build_cache, BuildOptions, BuildReport, CacheItem, DlibAgeGenderTeacher, FrFeatureTeacher,
-    LandmarkSource, TargetCache,
-};
+use face_teachers::{build_cache, BuildOptions, BuildReport, CacheItem, LandmarkSource, TargetCache};
 
-use crate::config::DistillConfig;
+use crate::config::{DistillConfig, TeachersConfig};
 use crate::data::FaceSet;
 use crate::error::{DistillError, Result};
 use crate::eval::{predict, Predictions};
@@ -93,13 +90,15 @@ pub fn cut_faces(
     })
 }
 
-/// Runs both bundled teachers (NdArray, CPU) over the crops in `faces_dir` into the target
-/// cache `cache_path` (MTCNN finds the face again inside each crop); resumable.
+/// Runs both teachers of `teachers` (NdArray, CPU; the bundled ones by default) over the crops
+/// in `faces_dir` into the target cache `cache_path` (MTCNN finds the face again inside each
+/// crop); resumable.
 ///
 /// # Errors
-/// Missing models, or as [`build_cache`].
+/// Missing models, a bad teacher spec, or as [`build_cache`].
 pub fn build_targets(
     models: &Path,
+    teachers: &TeachersConfig,
     faces_dir: &Path,
     cache_path: &Path,
     progress: bool,
@@ -107,8 +106,8 @@ pub fn build_targets(
     let cpu = Default::default();
     // The crops are cut with a margin, but a large face can still fill one: the padded retry.
     let mtcnn = Mtcnn::<NdArray>::load(models, MtcnnConfig::with_tight_crops(), &cpu)?;
-    let identity = FrFeatureTeacher::<NdArray>::load(models, &cpu)?;
-    let age_gender = DlibAgeGenderTeacher::<NdArray>::load(models, &cpu)?;
+    let identity = teachers.identity(models)?;
+    let age_gender = teachers.age_gender(models)?;
     let items = CacheItem::from_folder(faces_dir)?;
     let options = BuildOptions {
         progress,

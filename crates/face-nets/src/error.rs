@@ -14,21 +14,19 @@ pub enum NetsError {
         /// What went wrong.
         message: String,
     },
-    /// Required weights are absent from the checkpoint (after key remapping).
-    #[error("{path}: {} model weights missing from the checkpoint, e.g. {}", keys.len(), keys.iter().take(5).cloned().collect::<Vec<_>>().join(", "))]
-    MissingKeys {
+    /// The checkpoint's keys do not match the architecture (after key remapping): model weights
+    /// without a tensor, checkpoint tensors nothing uses (outside the allow-list), or both.
+    #[error(
+        "{path}: the checkpoint does not match the architecture: {}",
+        describe_keys(missing, unused)
+    )]
+    Keys {
         /// The checkpoint file.
         path: PathBuf,
         /// Model paths with no tensor.
-        keys: Vec<String>,
-    },
-    /// The checkpoint has tensors the model does not use and that are not allowed to be left over.
-    #[error("{path}: {} checkpoint tensors unused by the model, e.g. {}", keys.len(), keys.iter().take(5).cloned().collect::<Vec<_>>().join(", "))]
-    UnusedKeys {
-        /// The checkpoint file.
-        path: PathBuf,
-        /// Checkpoint keys (after remapping) nothing consumed.
-        keys: Vec<String>,
+        missing: Vec<String>,
+        /// Checkpoint keys nothing consumed.
+        unused: Vec<String>,
     },
     /// A tensor has the wrong shape or type.
     #[error("{path}: {message}")]
@@ -59,3 +57,30 @@ pub enum NetsError {
 
 /// Result alias of this crate.
 pub type Result<T, E = NetsError> = std::result::Result<T, E>;
+
+/// `N model weights missing (a, b, …); M checkpoint tensors unused (c, …)`, the first 8 of each.
+fn describe_keys(missing: &[String], unused: &[String]) -> String {
+    let list = |keys: &[String]| {
+        let mut s = keys.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+        if keys.len() > 8 {
+            s.push_str(", …");
+        }
+        s
+    };
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!(
+            "{} model weights missing ({})",
+            missing.len(),
+            list(missing)
+        ));
+    }
+    if !unused.is_empty() {
+        parts.push(format!(
+            "{} checkpoint tensors unused ({})",
+            unused.len(),
+            list(unused)
+        ));
+    }
+    parts.join("; ")
+}

@@ -135,6 +135,57 @@ impl BackboneConfig {
     }
 }
 
+impl BackboneConfig {
+    /// Builds the backbone and loads a PyTorch state dict of its reference implementation
+    /// (arcface_torch `iresnet` / `mbf` / `vit`, torchvision ResNet, facenet-pytorch
+    /// InceptionResnetV1, a whole-CLIP state dict for `clip_vit`), strictly: every weight must
+    /// be found and every tensor used.
+    ///
+    /// # Errors
+    /// As [`crate::weights::load_pytorch`]; the token ViT, which has no PyTorch layout.
+    pub fn load_torch<B: Backend>(
+        &self,
+        path: &Path,
+        device: &B::Device,
+    ) -> Result<(FaceBackbone<B>, crate::weights::LoadReport)> {
+        Ok(match self {
+            Self::IResNet(c) => {
+                let (m, r) = c.load_torch(path, device)?;
+                (FaceBackbone::IResNet(m), r)
+            }
+            Self::MobileFaceNet(c) => {
+                let (m, r) = c.load_torch(path, device)?;
+                (FaceBackbone::MobileFaceNet(m), r)
+            }
+            Self::ResNet(c) => {
+                let (m, r) = c.load_torch(path, device)?;
+                (FaceBackbone::ResNet(m), r)
+            }
+            Self::InceptionResnetV1(c) => {
+                let (m, r) = c.load_torch(path, device)?;
+                (FaceBackbone::InceptionResnetV1(m), r)
+            }
+            Self::Vit(c) => {
+                let (m, r) = c.load_torch(path, device)?;
+                (FaceBackbone::Vit(m), r)
+            }
+            Self::ClipVit(c) => {
+                let layout = crate::backbones::ClipCheckpoint::clip_state_dict();
+                let (m, r) = c.load_torch(path, &layout, device)?;
+                (FaceBackbone::ClipVit(m), r)
+            }
+            Self::TokenVit(_) => {
+                return Err(NetsError::Checkpoint {
+                    path: path.to_owned(),
+                    message:
+                        "the token ViT (LAFS/DINO) has no PyTorch layout to load; use its facekit folder"
+                            .into(),
+                })
+            }
+        })
+    }
+}
+
 /// A backbone of any family (one variant per [`BackboneConfig`] variant).
 #[derive(Module, Debug)]
 #[allow(clippy::large_enum_variant)]

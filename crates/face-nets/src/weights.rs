@@ -63,12 +63,6 @@ pub fn load_pytorch<B: Backend, M: Module<B>>(
             message: msgs.join("; "),
         });
     }
-    if !result.missing.is_empty() {
-        return Err(NetsError::MissingKeys {
-            path: path.to_owned(),
-            keys: result.missing.iter().map(|(k, _)| k.clone()).collect(),
-        });
-    }
     // burn-store finds a norm layer's `gamma`/`beta` under PyTorch's `weight`/`bias` but still
     // lists those checkpoint keys as unused; they were consumed when their twin was applied.
     let applied: std::collections::HashSet<&str> = result.applied.iter().map(String::as_str).collect();
@@ -88,10 +82,11 @@ pub fn load_pytorch<B: Backend, M: Module<B>>(
         .filter(|k| !consumed_by_twin(k))
         .cloned()
         .partition(|k| allowed.iter().any(|r| r.is_match(k)));
-    if !unused.is_empty() {
-        return Err(NetsError::UnusedKeys {
+    if !unused.is_empty() || !result.missing.is_empty() {
+        return Err(NetsError::Keys {
             path: path.to_owned(),
-            keys: unused,
+            missing: result.missing.iter().map(|(k, _)| k.clone()).collect(),
+            unused,
         });
     }
     Ok(LoadReport {

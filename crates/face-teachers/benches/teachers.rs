@@ -14,6 +14,7 @@ use burn::tensor::backend::Backend;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use face_teachers::{
     default_models_dir, AgeGenderTeacher, DlibAgeGenderTeacher, FrFeatureTeacher, IdentityTeacher,
+    SpecAgeGenderTeacher, SpecFile, SpecIdentityTeacher, DLIB_AGE_GENDER_SPEC, FR_FEATURE_SPEC,
 };
 use image::RgbImage;
 
@@ -70,10 +71,40 @@ fn run<B: Backend>(c: &mut Criterion, backend: &str) {
     group.finish();
 }
 
+/// Loading a teacher from its spec on NdArray: reading and hashing the files (SHA-256),
+/// parsing and compiling the graphs, the batching probe of a batch-1 graph, and the blank-face
+/// run that checks the output widths. The anchor is onnxruntime's session creation on the same
+/// files (`tools/bench_teachers_reference.py --load`).
+fn load(c: &mut Criterion) {
+    let models = default_models_dir();
+    let device = Default::default();
+    let mut group = c.benchmark_group("teachers_load");
+    group.sample_size(10);
+    let id = SpecFile::read(&models.join(FR_FEATURE_SPEC)).expect("bundled spec");
+    group.bench_function("fr_feature_spec/ndarray", |b| {
+        b.iter(|| {
+            SpecIdentityTeacher::<NdArray<f32>>::load(&id, &device)
+                .expect("load")
+                .dim()
+        })
+    });
+    let ag = SpecFile::read(&models.join(DLIB_AGE_GENDER_SPEC)).expect("bundled spec");
+    group.bench_function("age_gender_spec/ndarray", |b| {
+        b.iter(|| {
+            SpecAgeGenderTeacher::<NdArray<f32>>::load(&ag, &device)
+                .expect("load")
+                .age_bins()
+                .len()
+        })
+    });
+    group.finish();
+}
+
 fn teachers(c: &mut Criterion) {
     face_nets::keep_freed_memory();
     run::<NdArray<f32>>(c, "ndarray");
     run::<Candle<f32, i64>>(c, "candle");
+    load(c);
 }
 
 criterion_group!(benches, teachers);

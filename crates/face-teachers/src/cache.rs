@@ -506,11 +506,11 @@ pub fn build_cache<B: Backend>(
     let mut sets = RecordSets::default();
     for chunk in todo[..limit].chunks(batch) {
         let mut rows = Vec::with_capacity(chunk.len());
-        let mut faces: Vec<(usize, RgbImage, [[f32; 2]; 5], f32)> = Vec::new();
+        let mut faces: Vec<(usize, RgbImage, Located)> = Vec::new();
         for &i in chunk {
             let it = &items[i];
             match face_for(it, &landmarks, &mut sets) {
-                Ok((img, lm, score)) => faces.push((i, img, lm, score)),
+                Ok((img, at)) => faces.push((i, img, at)),
                 Err(reason) => rows.push(JournalRow {
                     i,
                     id: it.id.clone(),
@@ -522,9 +522,10 @@ pub fn build_cache<B: Backend>(
         if !faces.is_empty() {
             let refs: Vec<FaceRef<'_>> = faces
                 .iter()
-                .map(|(_, img, lm, _)| FaceRef {
+                .map(|(_, img, at)| FaceRef {
                     image: img,
-                    landmarks: *lm,
+                    landmarks: at.landmarks,
+                    bbox: at.bbox,
                 })
                 .collect();
             let emb = values(identity.embed_faces(&refs, device)?)?;
@@ -535,7 +536,7 @@ pub fn build_cache<B: Backend>(
                 values(ag.p_male)?,
             );
             let (d, k) = (meta.dim, meta.age_bins.len());
-            for (r, (i, _, lm, score)) in faces.iter().enumerate() {
+            for (r, (i, _, at)) in faces.iter().enumerate() {
                 rows.push(JournalRow {
                     i: *i,
                     id: items[*i].id.clone(),
@@ -544,8 +545,8 @@ pub fn build_cache<B: Backend>(
                     age_probs: probs[r * k..(r + 1) * k].to_vec(),
                     expected_age: ages[r],
                     p_male: males[r],
-                    landmarks: lm.iter().flatten().copied().collect(),
-                    det_score: *score,
+                    landmarks: at.landmarks.iter().flatten().copied().collect(),
+                    det_score: at.score,
                 });
             }
         }
@@ -716,11 +717,18 @@ impl RecordSets {
 }
 
 /// Decodes an image and finds its landmarks; the error is the reason for skipping it.
+/// Where the face of an item is: its landmarks, its box when detected, the detector's score.
+struct Located {
+    landmarks: [[f32; 2]; 5],
+    bbox: Option<[f32; 4]>,
+    score: f32,
+}
+
 fn face_for<B: Backend>(
     item: &CacheItem,
     source: &LandmarkSource<'_, B>,
     sets: &mut RecordSets,
-) -> std::result::Result<(RgbImage, [[f32; 2]; 5], f32), String> {
+) -> std::result::Result<(RgbImage, Located), String> {
     let img = match item.record {
         None => face_data::read_rgb(&item.path).map_err(|e| e.to_string())?,
         Some(i) => {
@@ -733,7 +741,12 @@ fn face_for<B: Backend>(
         LandmarkSource::Detect(mtcnn) => {
             let faces = mtcnn.detect(&img);
             let face = faces.first().ok_or_else(|| "no face detected".to_string())?;
-            Ok((img, face.landmarks, face.score))
+            let at = Located {
+                landmarks: face.landmarks,
+                bbox: Some(face.bbox),
+                score: face.score,
+            };
+            Ok((img, at))
         }
         LandmarkSource::Aligned => {
             if img.width() != img.height() {
@@ -744,8 +757,12 @@ fn face_for<B: Backend>(
                 ));
             }
             let t = face_data::FaceTemplate::arcface(img.width()).map_err(|e| e.to_string())?;
-            let lm = std::array::from_fn(|j| t.points[j]);
-            Ok((img, lm, 1.0))
+            let at = Located {
+                landmarks: std::array::from_fn(|j| t.points[j]),
+                bbox: None,
+                score: 1.0,
+            };
+            Ok((img, at))
         }
     }
 }

@@ -12,11 +12,21 @@ pub enum TeacherError {
     /// An ONNX model could not be loaded or run.
     #[error(transparent)]
     Onnx(#[from] face_nets::onnx::OnnxError),
-    /// An output could not be written.
+    /// A file could not be read or written (an output, a spec file: with its line and key).
     #[error(transparent)]
     Output(#[from] face_io::IoError),
+    /// A teacher spec is inconsistent with itself or with its model.
+    #[error("{path}: `{key}`: {message}")]
+    Spec {
+        /// The spec file.
+        path: PathBuf,
+        /// The key at fault (dotted).
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A model file is missing.
-    #[error("{path}: missing teacher model (run tools/fetch_models.sh)")]
+    #[error("{path}: no such file (the bundled models come with the repository; tools/fetch_models.sh fetches them again)")]
     MissingModel {
         /// The expected file.
         path: PathBuf,

@@ -22,7 +22,7 @@
 //! let mtcnn = face_detect::Mtcnn::<NdArray>::load(&default_models_dir(), Default::default(), &device)?;
 //! let img = face_data::read_rgb("data/faces/obama.jpg".as_ref())?;
 //! let faces = mtcnn.detect(&img);
-//! let refs: Vec<FaceRef> = faces.iter().map(|f| FaceRef { image: &img, landmarks: f.landmarks }).collect();
+//! let refs: Vec<FaceRef> = faces.iter().map(|f| FaceRef::detected(&img, f)).collect();
 //! let embeddings = teacher.embed_faces(&refs, &device)?; // [faces, 512], unit norm
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -31,12 +31,16 @@
 pub mod cache;
 mod error;
 pub mod recipe;
+pub mod spec;
 pub mod teachers;
 
 pub use cache::{build_cache, BuildOptions, BuildReport, CacheItem, CacheMeta, LandmarkSource, TargetCache};
 pub use error::{Result, TeacherError};
 pub use recipe::{Alignment, FaceRef, InputRecipe, Prepared, DLIB_MTCNN_5};
+pub use spec::{
+    SpecAgeGenderTeacher, SpecFile, SpecIdentityTeacher, TeacherSpec, AGE_V1_BINS, AGE_V1_ONNX_SHA256,
+    DLIB_AGE_GENDER_SPEC, FR_FEATURE_ONNX_SHA256, FR_FEATURE_SPEC, GENDER_V1_ONNX_SHA256,
+};
 pub use teachers::{
     default_models_dir, AgeGender, AgeGenderTeacher, DlibAgeGenderTeacher, FrFeatureTeacher, IdentityTeacher,
-    AGE_V1_BINS,
 };

@@ -43,6 +43,14 @@ pub enum Alignment {
         /// dlib's chip padding (0.2 for the age/gender teacher).
         padding: f64,
     },
+    /// facenet-pytorch's crop: MTCNN's face box widened by `margin` output pixels and resized
+    /// ([`face_data::facenet_crop`]); needs the face's box ([`FaceRef::bbox`]).
+    Facenet {
+        /// The margin in pixels of the output crop (facenet-pytorch's `margin`, default 0).
+        margin: u32,
+    },
+    /// The whole image resized to the square input (for images that are already face crops).
+    Resize,
 }
 
 /// Crop size, alignment and normalisation of one model's input.
@@ -73,9 +81,15 @@ impl InputRecipe {
     /// The landmark targets in crop pixels.
     ///
     /// # Errors
-    /// A zero size.
+    /// A zero size, or a recipe that does not align to landmarks (facenet boxes, resizes).
     pub fn template(&self) -> Result<FaceTemplate> {
         Ok(match self.alignment {
+            Alignment::Facenet { .. } | Alignment::Resize => {
+                return Err(TeacherError::RecipeMismatch {
+                    given: format!("recipe `{}` (no landmark template)", self.name),
+                    expected: "a recipe that aligns to landmarks (arcface or dlib_chip)".into(),
+                })
+            }
             Alignment::ArcFace => FaceTemplate::arcface_scaled(self.size)?,
             Alignment::DlibChip { padding } => {
                 // dlib maps its chip rectangle's corners onto pixels 0 and size − 1, so a unit
@@ -90,28 +104,83 @@ impl InputRecipe {
         })
     }
 
-    /// Aligns and normalises faces (image + 5 MTCNN-order landmarks) into a batch.
+    /// Aligns and normalises faces (image + 5 MTCNN-order landmarks, and the box for facenet
+    /// crops) into a batch.
     ///
     /// # Errors
-    /// An empty list, degenerate landmarks.
+    /// An empty list, degenerate landmarks, a facenet recipe given a face without its box.
     pub fn prepare<B: Backend>(&self, faces: &[FaceRef<'_>], device: &B::Device) -> Result<Prepared<B>> {
         if faces.is_empty() {
             return Err(TeacherError::EmptyBatch);
         }
-        let template = self.template()?;
         let s = self.size as usize;
         let mut data = Vec::with_capacity(faces.len() * 3 * s * s);
-        for f in faces {
-            let crop = match self.alignment {
-                Alignment::ArcFace => align_face(f.image, &f.landmarks, &template, &self.normalize, false)?,
-                // dlib's chips come through its image pyramid; so do ours.
-                Alignment::DlibChip { .. } => {
-                    align_face_pyramid(f.image, &f.landmarks, &template, &self.normalize, false)?
+        match self.alignment {
+            Alignment::ArcFace | Alignment::DlibChip { .. } => {
+                let template = self.template()?;
+                for f in faces {
+                    // Warped and normalised in one pass (the values are those of `crop`).
+                    let chw = if let Alignment::ArcFace = self.alignment {
+                        align_face(f.image, &f.landmarks, &template, &self.normalize, false)?
+                    } else {
+                        align_face_pyramid(f.image, &f.landmarks, &template, &self.normalize, false)?
+                    };
+                    data.extend(chw.data);
                 }
-            };
-            data.extend(crop.data);
+            }
+            Alignment::Facenet { .. } | Alignment::Resize => {
+                for f in faces {
+                    data.extend(Chw::from_rgb(&self.crop(f)?, &self.normalize).data);
+                }
+            }
         }
         Ok(self.wrap(data, faces.len(), device))
+    }
+
+    /// The 8-bit crop of one face this recipe feeds its network (before normalisation).
+    ///
+    /// # Errors
+    /// Degenerate landmarks, or a facenet recipe given a face without its box.
+    pub fn crop(&self, face: &FaceRef<'_>) -> Result<RgbImage> {
+        Ok(match self.alignment {
+            Alignment::ArcFace => {
+                let t = self.template()?;
+                face_data::warp_affine(
+                    face.image,
+                    &t.transform_for(&face.landmarks)?,
+                    self.size,
+                    self.size,
+                )?
+            }
+            // dlib's chips come through its image pyramid; so do ours.
+            Alignment::DlibChip { .. } => {
+                let t = self.template()?;
+                let m = t.transform_for(&face.landmarks)?;
+                let (level, m) = face_data::pyramid_level(face.image, &m, self.size, self.size);
+                face_data::warp_affine(&level, &m, self.size, self.size)?
+            }
+            Alignment::Facenet { margin } => {
+                let bbox = face.bbox.ok_or_else(|| TeacherError::RecipeMismatch {
+                    given: "a face without its detection box".into(),
+                    expected: format!(
+                        "a face box for recipe `{}` (facenet crops cut the box)",
+                        self.name
+                    ),
+                })?;
+                face_data::facenet_crop(face.image, bbox, self.size, margin)?
+            }
+            Alignment::Resize => face_data::augment::resize_region(
+                face.image,
+                [
+                    0.0,
+                    0.0,
+                    f64::from(face.image.width()),
+                    f64::from(face.image.height()),
+                ],
+                self.size,
+                self.size,
+            ),
+        })
     }
 
     /// Normalises crops that are already aligned to this recipe (e.g. insightface's 112 × 112
@@ -144,7 +213,7 @@ impl InputRecipe {
         Ok(self.wrap(data, crops.len(), device))
     }
 
-    fn wrap<B: Backend>(&self, data: Vec<f32>, n: usize, device: &B::Device) -> Prepared<B> {
+    pub(crate) fn wrap<B: Backend>(&self, data: Vec<f32>, n: usize, device: &B::Device) -> Prepared<B> {
         let s = self.size as usize;
         Prepared {
             recipe: self.name.clone(),
@@ -160,6 +229,20 @@ pub struct FaceRef<'a> {
     pub image: &'a RgbImage,
     /// Left eye, right eye, nose tip, left and right mouth corner (image pixels).
     pub landmarks: [[f32; 2]; 5],
+    /// The detection box `[x0, y0, x1, y1]` (image pixels), when there is one: facenet crops
+    /// ([`Alignment::Facenet`]) need it.
+    pub bbox: Option<[f32; 4]>,
+}
+
+impl<'a> FaceRef<'a> {
+    /// A face MTCNN found in `image`: its landmarks and its box.
+    pub fn detected(image: &'a RgbImage, face: &face_detect::Detection) -> Self {
+        Self {
+            image,
+            landmarks: face.landmarks,
+            bbox: Some(face.bbox),
+        }
+    }
 }
 
 /// A normalised `[N, 3, S, S]` batch tagged with the recipe that made it.

@@ -5,13 +5,40 @@ use clap::{Args, ValueEnum};
 /// Where a face embedding comes from.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// `teacher` (the bundled identity teacher, 512-d) or a model folder: a distillation run
-    /// (`model.json` + `student.bin`, as `facekit distill` writes it).
-    #[arg(long, default_value = "teacher", value_name = "teacher|MODEL_DIR")]
+    /// `teacher` (the bundled identity teacher, 512-d), a teacher spec (a `.json` file with an
+    /// `identity` network: any ONNX graph, PyTorch checkpoint or facekit run), or a model
+    /// folder: a distillation run (`model.json` + `student.bin`, as `facekit distill` writes it).
+    #[arg(long, default_value = "teacher", value_name = "teacher|SPEC|MODEL_DIR")]
     pub model: String,
     /// Images are already aligned crops of the model's input size (skip detection).
     #[arg(long)]
     pub aligned: bool,
+}
+
+/// The teachers that make distillation targets (teacher spec files; see `face_teachers::spec`).
+#[derive(Debug, Clone, Args)]
+pub struct TeacherArgs {
+    /// A teacher spec with an `identity` network (default: the bundled
+    /// models/fr_feature.teacher.json). Config key `teachers.identity`.
+    #[arg(long, value_name = "SPEC")]
+    pub identity_teacher: Option<std::path::PathBuf>,
+    /// A teacher spec with `age` and `gender` networks (default: the bundled
+    /// models/dlib_age_gender.teacher.json). Config key `teachers.age_gender`.
+    #[arg(long, value_name = "SPEC")]
+    pub age_gender_teacher: Option<std::path::PathBuf>,
+}
+
+impl TeacherArgs {
+    /// `base` with the flags given here replacing its entries.
+    pub fn apply(&self, base: &face_distill::TeachersConfig) -> face_distill::TeachersConfig {
+        face_distill::TeachersConfig {
+            identity: self.identity_teacher.clone().or_else(|| base.identity.clone()),
+            age_gender: self
+                .age_gender_teacher
+                .clone()
+                .or_else(|| base.age_gender.clone()),
+        }
+    }
 }
 
 /// Gallery storage (face-search).

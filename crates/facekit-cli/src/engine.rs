@@ -7,7 +7,7 @@ use burn::backend::NdArray;
 use face_data::FaceTemplate;
 use face_detect::{Mtcnn, MtcnnConfig};
 use face_nets::{FaceModel, FaceModelConfig};
-use face_teachers::{FrFeatureTeacher, IdentityTeacher, InputRecipe};
+use face_teachers::{FaceRef, IdentityTeacher, InputRecipe, SpecFile, SpecIdentityTeacher, TeacherSpec};
 use image::RgbImage;
 
 use crate::error::{bad, Classify, Res};
@@ -58,8 +58,15 @@ impl Engine {
 
 /// The network that turns aligned crops into identity embeddings.
 pub enum Embedder {
-    /// The bundled identity teacher (`fr_feature`, 512-d).
-    Teacher(Box<FrFeatureTeacher<NdArray>>),
+    /// The identity network of a teacher spec (any ONNX graph, PyTorch checkpoint or facekit
+    /// run a spec describes).
+    Spec {
+        /// The network.
+        teacher: Box<SpecIdentityTeacher<NdArray>>,
+        /// Whether it is the bundled identity teacher (`--model teacher`), whose calibration
+        /// ships in models/.
+        bundled: bool,
+    },
     /// A face-nets model folder (a distilled student).
     Model {
         /// The network.
@@ -72,38 +79,42 @@ pub enum Embedder {
 }
 
 impl Embedder {
-    /// `teacher`, or a model folder holding `model.json` and `student.bin`.
+    /// `teacher` (the bundled identity teacher), a teacher spec file (`.json` with an
+    /// `identity` network), or a model folder holding `model.json` and `student.bin`.
     pub fn load(engine: &Engine, model: &str) -> Res<Self> {
-        if model == "teacher" {
-            let t = FrFeatureTeacher::<NdArray>::load(&engine.models, &Default::default()).map_err(|e| {
-                bad(format!(
-                    "cannot load the identity teacher from {}: {e}",
-                    engine.models.display()
-                ))
-            })?;
-            return Ok(Self::Teacher(Box::new(t)));
-        }
-        let dir = PathBuf::from(model);
-        let files = face_nets::model::files::CONFIG;
-        if !dir.join(files).is_file() {
-            return Err(bad(format!(
-                "--model {model}: expected `teacher` or a model folder with {files} and {} (as `facekit distill` writes)",
-                face_nets::model::files::WEIGHTS
-            )));
-        }
-        let (config, m) = face_nets::load_model::<NdArray>(&dir, &Default::default())
-            .map_err(|e| bad(format!("--model {model}: {e}")))?;
-        Ok(Self::Model {
-            model: Box::new(m),
-            config,
-            dir,
+        let path = PathBuf::from(model);
+        let spec = if model == "teacher" {
+            SpecFile::in_dir(TeacherSpec::fr_feature(), &engine.models)
+        } else if path.is_file() {
+            SpecFile::read(&path).map_err(|e| bad(format!("--model {model}: {e}")))?
+        } else {
+            let files = face_nets::model::files::CONFIG;
+            if !path.join(files).is_file() {
+                return Err(bad(format!(
+                    "--model {model}: expected `teacher`, a teacher spec (.json with an `identity` network) or a model folder with {files} and {} (as `facekit distill` writes)",
+                    face_nets::model::files::WEIGHTS
+                )));
+            }
+            let (config, m) = face_nets::load_model::<NdArray>(&path, &Default::default())
+                .map_err(|e| bad(format!("--model {model}: {e}")))?;
+            return Ok(Self::Model {
+                model: Box::new(m),
+                config,
+                dir: path,
+            });
+        };
+        let teacher = SpecIdentityTeacher::<NdArray>::load(&spec, &Default::default())
+            .map_err(|e| bad(format!("--model {model}: cannot load the identity network: {e}")))?;
+        Ok(Self::Spec {
+            teacher: Box::new(teacher),
+            bundled: model == "teacher",
         })
     }
 
     /// A name for reports.
     pub fn name(&self) -> String {
         match self {
-            Self::Teacher(t) => t.version(),
+            Self::Spec { teacher, .. } => teacher.version(),
             Self::Model { dir, .. } => format!("model:{}", dir.display()),
         }
     }
@@ -111,25 +122,21 @@ impl Embedder {
     /// The input recipe of the crops it takes (size, template, normalisation).
     pub fn recipe(&self) -> InputRecipe {
         match self {
-            Self::Teacher(t) => t.recipe().clone(),
+            Self::Spec { teacher, .. } => teacher.recipe().clone(),
             Self::Model { config, .. } => InputRecipe::face_model(config.input_size() as u32),
         }
     }
 
-    /// Input side in pixels.
-    pub fn size(&self) -> u32 {
-        self.recipe().size
-    }
-
-    /// The alignment template of the crops it takes.
+    /// The landmark template of the crops it takes (an error for recipes that cut boxes or
+    /// resize, which landmarks alone cannot feed).
     pub fn template(&self) -> Res<FaceTemplate> {
-        self.recipe().template().failure()
+        self.recipe().template().input()
     }
 
     /// Embedding dimension.
     pub fn dim(&self) -> usize {
         match self {
-            Self::Teacher(t) => t.dim(),
+            Self::Spec { teacher, .. } => teacher.dim(),
             Self::Model { config, .. } => config.embedding_dim,
         }
     }
@@ -144,7 +151,7 @@ impl Embedder {
                 .prepare_aligned::<NdArray>(chunk, &Default::default())
                 .input()?;
             let e = match self {
-                Self::Teacher(t) => t.raw_embeddings(&x).failure()?,
+                Self::Spec { teacher, .. } => teacher.raw_embeddings(&x).failure()?,
                 Self::Model { model, .. } => model.embed(x.tensor().clone()),
             };
             out.extend(face_nets::to_f32_vec(e).failure()?);
@@ -177,15 +184,16 @@ pub fn collect_images(inputs: &[PathBuf]) -> Res<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
-/// The aligned crop of the largest face of `path` (or the image itself with `aligned`),
-/// or why there is none (an unreadable image is one reason: a failure to enrol, not an abort).
+/// The crop of the largest face of `path` as `recipe` cuts it (or the image itself with
+/// `aligned`), or why there is none (an unreadable image is one reason: a failure to enrol,
+/// not an abort).
 pub fn face_crop(
     engine: &Engine,
-    template: &FaceTemplate,
-    size: u32,
+    recipe: &InputRecipe,
     aligned: bool,
     path: &Path,
 ) -> Res<Result<RgbImage, String>> {
+    let size = recipe.size;
     let img = match face_data::read_rgb(path) {
         Ok(img) => img,
         Err(e) => return Ok(Err(e.to_string())),
@@ -200,9 +208,11 @@ pub fn face_crop(
         }
         return Ok(Ok(img));
     }
-    match engine.mtcnn()?.largest_aligned(&img, template).input()? {
+    match engine.mtcnn()?.largest(&img) {
         None => Ok(Err("no face found".to_owned())),
-        Some((_, crop)) => Ok(Ok(crop)),
+        Some(face) => Ok(recipe
+            .crop(&FaceRef::detected(&img, &face))
+            .map_err(|e| e.to_string())),
     }
 }
 
@@ -228,14 +238,13 @@ pub fn embed_items(
     items: &[(String, PathBuf)],
     quiet: bool,
 ) -> Res<(Vec<String>, Vec<f32>, Vec<Miss>)> {
-    let template = embedder.template()?;
-    let size = embedder.size();
+    let recipe = embedder.recipe();
     let progress = bar(items.len(), "embed", quiet);
     let (mut ids, mut data, mut misses) = (Vec::new(), Vec::new(), Vec::new());
     for chunk in items.chunks(BATCH) {
         let mut crops = Vec::with_capacity(chunk.len());
         for (id, path) in chunk {
-            match face_crop(engine, &template, size, aligned, path)? {
+            match face_crop(engine, &recipe, aligned, path)? {
                 Ok(c) => {
                     ids.push(id.clone());
                     crops.push(c);

@@ -1236,3 +1236,144 @@ fn eval_celeba_attr_with_an_image_missing_from_the_embeddings() {
     assert_eq!(run("fail").status.code(), Some(3));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A teacher spec for the MobileFaceNet fixture face-nets exports with torch.onnx
+/// (crates/face-nets/tests/fixtures/onnx/mbf_small.onnx: random weights, a 64-d embedding).
+fn mbf_spec(dir: &Path) -> PathBuf {
+    let onnx = repo().join("crates/face-nets/tests/fixtures/onnx/mbf_small.onnx");
+    let sha: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(std::fs::read(&onnx).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let spec = serde_json::json!({"identity": {
+        "model": {"onnx": {"file": onnx, "sha256": sha}},
+        "input": {"size": 112, "template": "arcface", "mean": [127.5, 127.5, 127.5], "std": [127.5, 127.5, 127.5], "channels": "rgb"},
+        "output": {"name": "embedding"}
+    }});
+    let path = dir.join("mbf.teacher.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn teacher_specs_drive_teach_verify_and_embed() {
+    let dir = tmp("specs");
+    let spec = mbf_spec(&dir);
+    // Any model a spec describes verifies; it has no bundled calibration, so it needs a threshold.
+    let o = facekit(&[
+        "verify",
+        s(&faces("obama.jpg")),
+        s(&faces("obama2.jpg")),
+        "--model",
+        s(&spec),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("needs --threshold"), "{}", stderr(&o));
+    let o = facekit(&[
+        "verify",
+        s(&faces("obama.jpg")),
+        s(&faces("obama2.jpg")),
+        "--model",
+        s(&spec),
+        "--threshold",
+        "0.5",
+        "--json",
+    ]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let j = json_of(&o);
+    assert!(
+        j["model"].as_str().unwrap().starts_with("spec:mbf_small.onnx:"),
+        "{j}"
+    );
+    assert!(j["score"].as_f64().unwrap().abs() <= 1.0);
+
+    // `teach` with that identity teacher and the bundled age/gender teacher.
+    let images = bundled_faces(&dir.join("images"), &["obama.jpg", "biden.jpg"]);
+    let out = dir.join("teach");
+    let o = facekit(&[
+        "teach",
+        "--images",
+        s(&images),
+        "--out",
+        s(&out),
+        "--identity-teacher",
+        s(&spec),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    assert_eq!(j["images"], 2, "{j}");
+    assert!(
+        j["cached"].as_u64().unwrap() >= 2 && j["cached"] == j["faces"],
+        "{j}"
+    );
+    let cached = j["cached"].clone();
+    assert_eq!(j["embedding_dim"], 64);
+    assert_eq!(j["age_bins"], 81);
+    assert!(
+        j["identity_teacher"]
+            .as_str()
+            .unwrap()
+            .starts_with("spec:mbf_small.onnx:"),
+        "{j}"
+    );
+    assert!(
+        j["age_gender_teacher"]
+            .as_str()
+            .unwrap()
+            .starts_with("spec:age-v1.onnx+gender-v1.onnx:"),
+        "{j}"
+    );
+    // The same again resumes; other teachers on the same cache are refused, not mixed in.
+    let o = facekit(&[
+        "teach",
+        "--images",
+        s(&images),
+        "--out",
+        s(&out),
+        "--identity-teacher",
+        s(&spec),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["resumed"], cached);
+    let o = facekit(&["teach", "--images", s(&images), "--out", s(&out)]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("refusing to mix"), "{}", stderr(&o));
+
+    // A bad spec is a clear error naming the file and the key.
+    let bad = dir.join("bad.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&spec).unwrap()).unwrap();
+    v["identity"]["input"]["mean_rgb"] = serde_json::json!([0, 0, 0]);
+    std::fs::write(&bad, v.to_string()).unwrap();
+    let o = facekit(&[
+        "teach",
+        "--images",
+        s(&images),
+        "--out",
+        s(&dir.join("bad")),
+        "--identity-teacher",
+        s(&bad),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("bad.json") && stderr(&o).contains("identity.input.mean_rgb"),
+        "{}",
+        stderr(&o)
+    );
+    let o = facekit(&[
+        "embed",
+        s(&images),
+        "--out",
+        s(&dir.join("g.fkg")),
+        "--model",
+        s(&bad),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("identity.input.mean_rgb"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

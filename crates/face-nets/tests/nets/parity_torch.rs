@@ -350,8 +350,16 @@ fn wrong_architecture_is_a_clear_error() {
         .with_num_features(32)
         .load_torch::<Nd>(&fixture("iresnet18_w8.pth"), &device);
     match e {
-        Err(NetsError::MissingKeys { keys, .. }) => {
-            assert!(keys.iter().any(|k| k.starts_with("layer2.2.")), "{keys:?}")
+        Err(e @ NetsError::Keys { .. }) => {
+            let NetsError::Keys { missing, unused, .. } = &e else {
+                unreachable!()
+            };
+            assert!(missing.iter().any(|k| k.starts_with("layer2.2.")), "{missing:?}");
+            assert!(unused.is_empty(), "{unused:?}");
+            assert!(
+                e.to_string().contains("120 model weights missing (layer1.2."),
+                "{e}"
+            );
         }
         other => panic!("expected missing keys, got {:?}", other.err()),
     }
@@ -361,7 +369,16 @@ fn wrong_architecture_is_a_clear_error() {
         .with_scale(1)
         .with_num_features(64)
         .load_torch::<Nd>(&fixture("resnet50_w8.pth"), &device);
-    assert!(matches!(e, Err(NetsError::MissingKeys { .. })), "{:?}", e.err());
+    match e {
+        // Both sides are listed: what the model lacks and what the checkpoint has left over.
+        Err(NetsError::Keys { missing, unused, .. }) => {
+            assert!(
+                !missing.is_empty() && unused.iter().any(|k| k.starts_with("layer1.")),
+                "{missing:?} / {unused:?}"
+            );
+        }
+        other => panic!("expected a key mismatch, got {:?}", other.err()),
+    }
     // A headed ResNet refuses a checkpoint whose classifier has another size.
     let e = ResNetConfig::resnet50()
         .with_base_width(8)

@@ -74,10 +74,7 @@ fn compare() -> Vec<Row> {
             .max_by(|a, b| iou(&a.bbox, &r).total_cmp(&iou(&b.bbox, &r)))
             .unwrap_or_else(|| panic!("{image}: MTCNN finds no face where dlib found one"));
         assert!(iou(&det.bbox, &r) > 0.25, "{image}: no MTCNN face on dlib's face");
-        let faces = [FaceRef {
-            image: &img,
-            landmarks: det.landmarks,
-        }];
+        let faces = [FaceRef::detected(&img, &det)];
         let a = teacher.age_recipe().prepare::<B>(&faces, &dev).unwrap();
         let g = teacher.gender_recipe().prepare::<B>(&faces, &dev).unwrap();
         let out = teacher.predict(&a, &g).unwrap();

@@ -10,4 +10,5 @@
 mod cache;
 mod end_to_end;
 mod executor;
+mod spec;
 mod teachers_parity;

@@ -171,6 +171,7 @@ fn our_alignment_reproduces_the_reference_crops() {
                     &[FaceRef {
                         image: img,
                         landmarks: f.landmarks,
+                        bbox: None,
                     }],
                     &dev,
                 )
@@ -288,7 +289,8 @@ fn wrong_inputs_are_refused() {
         .embed_faces(
             &[FaceRef {
                 image: &img,
-                landmarks: [[3.0, 3.0]; 5]
+                landmarks: [[3.0, 3.0]; 5],
+                bbox: None,
             }],
             &dev
         )

@@ -34,6 +34,9 @@ pub struct DistillArgs {
     /// the student then has the pretrained backbone's architecture).
     #[arg(long, value_name = "PRETRAIN_DIR")]
     pub init: Option<PathBuf>,
+    /// The teachers (flags replace the config's `teachers` keys).
+    #[command(flatten)]
+    pub teachers: crate::args::TeacherArgs,
     /// cpu (NdArray), candle, cuda or cuda:0,1.
     #[arg(long, default_value = "cpu", value_parser = crate::args::device)]
     pub device: DeviceChoice,
@@ -49,6 +52,7 @@ pub fn run(engine: &Engine, a: DistillArgs, quiet: bool) -> Res<Outcome> {
     if let Some(init) = &a.init {
         config.student.init = Some(init.clone());
     }
+    config.teachers = a.teachers.apply(&config.teachers);
     let config = config.resolve_init().input()?;
     config.validate().input()?;
     if !a.images.is_dir() {
@@ -63,7 +67,8 @@ pub fn run(engine: &Engine, a: DistillArgs, quiet: bool) -> Res<Outcome> {
         face_distill::pipeline::cut_faces(engine.mtcnn()?, &a.images, &image_labels, &faces).failure()?;
     let cache_path = a.out.join("targets.safetensors");
     let (cache, items, _) =
-        face_distill::pipeline::build_targets(&engine.models, &faces, &cache_path, !quiet).input()?;
+        face_distill::pipeline::build_targets(&engine.models, &config.teachers, &faces, &cache_path, !quiet)
+            .input()?;
     let size = config.student.backbone.input_size() as u32;
     let train = FaceSet::from_cache(&cache, &items, size, None).input()?;
     let val = if cut.face_labels.is_empty() {

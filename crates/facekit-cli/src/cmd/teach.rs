@@ -18,6 +18,9 @@ pub struct TeachArgs {
     /// Output folder: faces/ and targets.safetensors.
     #[arg(long)]
     pub out: PathBuf,
+    /// The teachers.
+    #[command(flatten)]
+    pub teachers: crate::args::TeacherArgs,
 }
 
 /// Runs `facekit teach`.
@@ -29,11 +32,15 @@ pub fn run(engine: &Engine, a: TeachArgs, quiet: bool) -> Res<Outcome> {
     let faces = a.out.join("faces");
     let cut = face_distill::pipeline::cut_faces(mtcnn, &a.images, &Default::default(), &faces).failure()?;
     let cache_path = a.out.join("targets.safetensors");
+    let teachers = a.teachers.apply(&Default::default());
     let (cache, _, built) =
-        face_distill::pipeline::build_targets(&engine.models, &faces, &cache_path, !quiet).input()?;
+        face_distill::pipeline::build_targets(&engine.models, &teachers, &faces, &cache_path, !quiet)
+            .input()?;
     let summary = json!({
         "command": "teach", "images": cut.images, "unreadable": cut.unreadable, "faces": cut.faces,
         "cached": cache.len(), "resumed": built.resumed, "skipped": cache.skipped.len(), "cache": cache_path,
+        "identity_teacher": cache.meta.identity_version, "age_gender_teacher": cache.meta.age_gender_version,
+        "embedding_dim": cache.meta.dim, "age_bins": cache.meta.age_bins.len(),
     });
     Ok(Outcome::ok(
         format!(

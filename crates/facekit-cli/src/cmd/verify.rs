@@ -111,8 +111,8 @@ fn verify(
         (None, far) => {
             let path = match calibration {
                 Some(p) => p.to_path_buf(),
-                None if matches!(embedder, Embedder::Teacher(_)) => default_calibration,
-                None => return Err(bad("a student needs --threshold, or --far with --calibration (a report of `facekit eval` for it)")),
+                None if matches!(embedder, Embedder::Spec { bundled: true, .. }) => default_calibration,
+                None => return Err(bad("a model other than the bundled teacher needs --threshold, or --far with --calibration (a report of `facekit eval` for it)")),
             };
             let far = far.unwrap_or(1e-2);
             let (t, entry, impostors) = calibrated_threshold(&path, far)?;
