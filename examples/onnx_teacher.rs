@@ -7,12 +7,14 @@
 //! cargo run --release --example onnx_teacher -- MODEL.onnx OUTPUT_NAME [--out DIR] [--epochs N]
 //! ```
 //!
-//! The default teacher is `crates/face-nets/tests/fixtures/onnx/mbf_small.onnx`: a
-//! MobileFaceNet (arcface_torch's `mbf`, the layout face-nets' MobileFaceNet loads) exported by
-//! `torch.onnx.export` with a dynamic batch axis, output `embedding` (64-d). Its weights are
-//! random, so the student learns to copy an untrained embedding: the point is the path, not the
-//! accuracy. Put a real model's file and output name in its place (an insightface model-zoo
-//! `w600k_r50.onnx`, output `683`, input `(x − 127.5)/127.5` RGB on the ArcFace 112 crop).
+//! By default the teacher is a face-nets network from a test fixture, exported here to ONNX:
+//! the iResNet-18 face model of `crates/face-nets/tests/fixtures/export/iresnet.safetensors`
+//! (PyTorch layout, read by `face_nets::export::read_torch`), written by
+//! `face_nets::export::write_onnx` (BatchNorms folded, dynamic batch axis, output
+//! `embedding`, 16-d). Its weights are random, so the student learns to copy an untrained
+//! embedding: the point is the path, not the accuracy. Put a real model's file and output name in
+//! its place: an insightface model-zoo `w600k_r50.onnx`, output `683`, input
+//! `(x − 127.5)/127.5` RGB on the ArcFace 112 crop.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -29,7 +31,7 @@ type Error = Box<dyn std::error::Error>;
 fn main() -> Result<(), Error> {
     facekit::nets::keep_freed_memory();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut onnx = root.join("crates/face-nets/tests/fixtures/onnx/mbf_small.onnx");
+    let mut onnx = None;
     let mut output = "embedding".to_owned();
     let (mut out, mut epochs) = (PathBuf::from("runs/onnx_teacher"), 10u64);
     let mut positional = Vec::new();
@@ -42,14 +44,27 @@ fn main() -> Result<(), Error> {
         }
     }
     if let [file, name] = positional.as_slice() {
-        onnx = file.into();
+        onnx = Some(PathBuf::from(file));
         output = name.clone();
     } else if !positional.is_empty() {
         return Err("usage: onnx_teacher [MODEL.onnx OUTPUT_NAME] [--out DIR] [--epochs N]".into());
     }
+    std::fs::create_dir_all(&out)?;
+    let onnx = match onnx {
+        Some(f) => f,
+        // 0. A face-nets network from a test fixture, exported to ONNX.
+        None => {
+            let fixture = root.join("crates/face-nets/tests/fixtures/export/iresnet.safetensors");
+            let (config, net) =
+                face_nets::export::read_torch::<burn::backend::NdArray>(&fixture, &Default::default())?;
+            let file = out.join("teacher.onnx");
+            face_nets::export::write_onnx(&net, &config, &file)?;
+            println!("0. {} → {} (ONNX)", fixture.display(), file.display());
+            file
+        }
+    };
 
     // 1. The teacher spec: the file and its hash, the crop, the normalisation, the output.
-    std::fs::create_dir_all(&out)?;
     let spec = TeacherSpec {
         identity: Some(IdentityNet {
             model: ModelFile::Onnx {

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 # arcface_torch's classes (not on PyPI), shared with reference_onnx.py.
-from torch_nets import FaceViT, IResNet, MobileFaceNet, deterministic_input, randomise
+from torch_nets import FaceViT, InceptionResnetV1, IResNet, MobileFaceNet, ResNet, deterministic_input, randomise
 
 ap = argparse.ArgumentParser()
 ap.add_argument("out")
@@ -75,55 +75,6 @@ save_case("iresnet18_w8", m, 112, dict(layers=[2, 2, 2, 2], width=8, num_feature
 
 
 # ---------------------------------------------------------------- ResNet-50 (torchvision)
-class Bottleneck(nn.Module):
-    def __init__(self, inplanes, planes, stride=1, downsample=None):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4)
-        self.downsample = downsample
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return F.relu(out + (self.downsample(x) if self.downsample is not None else x))
-
-
-class ResNet(nn.Module):
-    """torchvision's ResNet-50 layout (v1.5: stride on the 3×3), with a configurable base width."""
-
-    def __init__(self, layers=(3, 4, 6, 3), width=64, num_classes=1000):
-        super().__init__()
-        self.inplanes = width
-        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        self.layer1 = self._make_layer(width, layers[0], 1)
-        self.layer2 = self._make_layer(2 * width, layers[1], 2)
-        self.layer3 = self._make_layer(4 * width, layers[2], 2)
-        self.layer4 = self._make_layer(8 * width, layers[3], 2)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(32 * width, num_classes)
-
-    def _make_layer(self, planes, blocks, stride):
-        down = None
-        if stride != 1 or self.inplanes != planes * 4:
-            down = nn.Sequential(nn.Conv2d(self.inplanes, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4))
-        layers = [Bottleneck(self.inplanes, planes, stride, down)]
-        self.inplanes = planes * 4
-        layers += [Bottleneck(self.inplanes, planes) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
-
-    def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
-
 
 import torchvision  # noqa: E402
 
@@ -161,120 +112,6 @@ save_case("mbf_small", m, 112, dict(num_features=64, blocks=[2, 2, 2, 1], scale=
 
 # ---------------------------------------------------------------- Inception-ResNet-V1 (facenet-pytorch)
 from facenet_pytorch import InceptionResnetV1 as FacenetIRV1  # noqa: E402
-
-
-class BasicConv2d(nn.Module):
-    def __init__(self, cin, cout, kernel, stride, padding=0):
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride, padding, bias=False)
-        self.bn = nn.BatchNorm2d(cout, eps=0.001)
-        self.relu = nn.ReLU()
-
-    def forward(self, x):
-        return self.relu(self.bn(self.conv(x)))
-
-
-class Block35(nn.Module):
-    def __init__(self, d, scale):
-        super().__init__()
-        self.scale = scale
-        c, b = 256 // d, 32 // d
-        self.branch0 = BasicConv2d(c, b, 1, 1)
-        self.branch1 = nn.Sequential(BasicConv2d(c, b, 1, 1), BasicConv2d(b, b, 3, 1, 1))
-        self.branch2 = nn.Sequential(BasicConv2d(c, b, 1, 1), BasicConv2d(b, b, 3, 1, 1), BasicConv2d(b, b, 3, 1, 1))
-        self.conv2d = nn.Conv2d(3 * b, c, 1, 1)
-
-    def forward(self, x):
-        out = self.conv2d(torch.cat((self.branch0(x), self.branch1(x), self.branch2(x)), 1))
-        return F.relu(out * self.scale + x)
-
-
-class Block17(nn.Module):
-    def __init__(self, d, scale):
-        super().__init__()
-        self.scale = scale
-        c, b = 896 // d, 128 // d
-        self.branch0 = BasicConv2d(c, b, 1, 1)
-        self.branch1 = nn.Sequential(BasicConv2d(c, b, 1, 1), BasicConv2d(b, b, (1, 7), 1, (0, 3)),
-                                     BasicConv2d(b, b, (7, 1), 1, (3, 0)))
-        self.conv2d = nn.Conv2d(2 * b, c, 1, 1)
-
-    def forward(self, x):
-        out = self.conv2d(torch.cat((self.branch0(x), self.branch1(x)), 1))
-        return F.relu(out * self.scale + x)
-
-
-class Block8(nn.Module):
-    def __init__(self, d, scale=1.0, relu=True):
-        super().__init__()
-        self.scale, self.use_relu = scale, relu
-        c, b = 1792 // d, 192 // d
-        self.branch0 = BasicConv2d(c, b, 1, 1)
-        self.branch1 = nn.Sequential(BasicConv2d(c, b, 1, 1), BasicConv2d(b, b, (1, 3), 1, (0, 1)),
-                                     BasicConv2d(b, b, (3, 1), 1, (1, 0)))
-        self.conv2d = nn.Conv2d(2 * b, c, 1, 1)
-
-    def forward(self, x):
-        out = self.conv2d(torch.cat((self.branch0(x), self.branch1(x)), 1)) * self.scale + x
-        return F.relu(out) if self.use_relu else out
-
-
-class Mixed6a(nn.Module):
-    def __init__(self, d):
-        super().__init__()
-        self.branch0 = BasicConv2d(256 // d, 384 // d, 3, 2)
-        self.branch1 = nn.Sequential(BasicConv2d(256 // d, 192 // d, 1, 1), BasicConv2d(192 // d, 192 // d, 3, 1, 1),
-                                     BasicConv2d(192 // d, 256 // d, 3, 2))
-        self.branch2 = nn.MaxPool2d(3, stride=2)
-
-    def forward(self, x):
-        return torch.cat((self.branch0(x), self.branch1(x), self.branch2(x)), 1)
-
-
-class Mixed7a(nn.Module):
-    def __init__(self, d):
-        super().__init__()
-        c, b = 896 // d, 256 // d
-        self.branch0 = nn.Sequential(BasicConv2d(c, b, 1, 1), BasicConv2d(b, 384 // d, 3, 2))
-        self.branch1 = nn.Sequential(BasicConv2d(c, b, 1, 1), BasicConv2d(b, b, 3, 2))
-        self.branch2 = nn.Sequential(BasicConv2d(c, b, 1, 1), BasicConv2d(b, b, 3, 1, 1), BasicConv2d(b, b, 3, 2))
-        self.branch3 = nn.MaxPool2d(3, stride=2)
-
-    def forward(self, x):
-        return torch.cat((self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)), 1)
-
-
-class InceptionResnetV1(nn.Module):
-    """facenet-pytorch's layout with every width divided by `d` (d=1 is the published network)."""
-
-    def __init__(self, d=1, num_classes=None):
-        super().__init__()
-        self.conv2d_1a = BasicConv2d(3, 32 // d, 3, 2)
-        self.conv2d_2a = BasicConv2d(32 // d, 32 // d, 3, 1)
-        self.conv2d_2b = BasicConv2d(32 // d, 64 // d, 3, 1, 1)
-        self.maxpool_3a = nn.MaxPool2d(3, stride=2)
-        self.conv2d_3b = BasicConv2d(64 // d, 80 // d, 1, 1)
-        self.conv2d_4a = BasicConv2d(80 // d, 192 // d, 3, 1)
-        self.conv2d_4b = BasicConv2d(192 // d, 256 // d, 3, 2)
-        self.repeat_1 = nn.Sequential(*[Block35(d, 0.17) for _ in range(5)])
-        self.mixed_6a = Mixed6a(d)
-        self.repeat_2 = nn.Sequential(*[Block17(d, 0.10) for _ in range(10)])
-        self.mixed_7a = Mixed7a(d)
-        self.repeat_3 = nn.Sequential(*[Block8(d, 0.20) for _ in range(5)])
-        self.block8 = Block8(d, relu=False)
-        self.avgpool_1a = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(0.6)
-        self.last_linear = nn.Linear(1792 // d, 512 // d, bias=False)
-        self.last_bn = nn.BatchNorm1d(512 // d, eps=0.001)
-        if num_classes:
-            self.logits = nn.Linear(512 // d, num_classes)
-
-    def forward(self, x):
-        for name in ["conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "conv2d_4b",
-                     "repeat_1", "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8", "avgpool_1a"]:
-            x = getattr(self, name)(x)
-        x = self.last_bn(self.last_linear(x.view(x.shape[0], -1)))
-        return F.normalize(x, p=2, dim=1)
 
 
 fn = FacenetIRV1(classify=True, num_classes=8631)

@@ -231,6 +231,42 @@ impl<B: Backend> MultiTaskOutput<B> {
 }
 
 impl<B: Backend> MultiTaskHead<B> {
+    /// The three heads as ONNX nodes from the features `f`, ending in the named outputs
+    /// `embedding` (unit rows), `age_probs` (softmax over the bins), `expected_age` (years)
+    /// and `p_male` (sigmoid of the gender logit).
+    pub(crate) fn write_onnx(
+        &self,
+        w: &mut crate::export::onnx::OnnxWriter,
+        f: &str,
+        age_bins: &[f32],
+    ) -> crate::error::Result<()> {
+        use crate::export::onnx::Attr;
+        let e = &self.embedding;
+        let raw = w.linear(&e.linear, e.bn.as_ref(), f)?;
+        let sq = w.node("Mul", &[&raw, &raw], vec![]);
+        let axes = w.constant_i64("axes", vec![1]);
+        let sum = w.node("ReduceSum", &[&sq, &axes], vec![("keepdims", Attr::Int(1))]);
+        let norm = w.node("Sqrt", &[&sum], vec![]);
+        let eps = w.constant("eps", &[], vec![1e-12]);
+        let norm = w.node("Clip", &[&norm, &eps], vec![]);
+        w.node_named("Div", &[&raw, &norm], vec![], Some("embedding"));
+        let logits = w.linear(&self.age.linear, None, f)?;
+        let probs = w.node_named(
+            "Softmax",
+            &[&logits],
+            vec![("axis", Attr::Int(1))],
+            Some("age_probs"),
+        );
+        let bins = w.constant("age_bins", &[age_bins.len(), 1], age_bins.to_vec());
+        let years = w.node("MatMul", &[&probs, &bins], vec![]);
+        let flat = w.constant_i64("shape", vec![-1]);
+        w.node_named("Reshape", &[&years, &flat], vec![], Some("expected_age"));
+        let logit = w.linear(&self.gender.linear, None, f)?;
+        let p = w.node("Sigmoid", &[&logit], vec![]);
+        w.node_named("Reshape", &[&p, &flat], vec![], Some("p_male"));
+        Ok(())
+    }
+
     /// Runs the three heads on backbone features `[N, in_dim]`.
     pub fn forward(&self, features: Tensor<B, 2>) -> MultiTaskOutput<B> {
         MultiTaskOutput {

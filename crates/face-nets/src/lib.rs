@@ -24,6 +24,7 @@
 pub mod backbones;
 pub mod blocks;
 mod error;
+pub mod export;
 pub mod fold;
 pub mod heads;
 mod host;

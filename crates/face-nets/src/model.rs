@@ -206,6 +206,36 @@ pub enum FaceBackbone<B: Backend> {
     TokenVit(TokenVit<B>),
 }
 
+impl<B: Backend> FaceBackbone<B> {
+    /// The backbone as ONNX nodes from `x` to its features (the families written so far).
+    pub(crate) fn write_onnx(&self, w: &mut crate::export::onnx::OnnxWriter, x: &str) -> Result<String> {
+        match self {
+            Self::IResNet(m) => m.write_onnx(w, x),
+            Self::MobileFaceNet(m) => m.write_onnx(w, x),
+            Self::ResNet(m) => m.write_onnx(w, x),
+            other => Err(NetsError::Config {
+                name: "backbone",
+                message: format!(
+                    "ONNX export of `{}` is not written yet (iresnet, mobilefacenet and resnet are); `--format torch` exports it",
+                    other.arch_name()
+                ),
+            }),
+        }
+    }
+
+    fn arch_name(&self) -> &'static str {
+        match self {
+            Self::IResNet(_) => "iresnet",
+            Self::MobileFaceNet(_) => "mobilefacenet",
+            Self::ResNet(_) => "resnet",
+            Self::InceptionResnetV1(_) => "inception_resnet_v1",
+            Self::Vit(_) => "vit",
+            Self::ClipVit(_) => "clip_vit",
+            Self::TokenVit(_) => "token_vit",
+        }
+    }
+}
+
 /// Runs one [`Backbone`] method on whichever network the enum holds.
 macro_rules! each_backbone {
     ($self:expr, $m:ident => $body:expr) => {
@@ -411,6 +441,11 @@ impl<B: Backend> FaceModel<B> {
     /// Width of the identity embedding.
     pub fn embedding_dim(&self) -> usize {
         self.head.embedding.dim()
+    }
+
+    /// Whether the model is in folded inference form ([`FoldBatchNorm`]).
+    pub fn is_folded(&self) -> bool {
+        self.folded
     }
 
     /// The ages (years) of the age bins.

@@ -82,6 +82,34 @@ pub fn materialize<B: Backend, M: Module<B>>(module: &M) {
     module.visit(&mut Materialize);
 }
 
+/// Sets every vector parameter of a module (BatchNorm γ, β and running statistics, biases,
+/// PReLU slopes) to deterministic values in [0.5, 1.5) that differ from vector to vector (seeded
+/// by `seed`). A freshly built network has BatchNorm at the identity; tests and fixtures that
+/// must show a swapped or dropped statistic (folding, export) spread them first.
+pub fn spread_vectors<B: Backend, M: Module<B>>(module: M, seed: usize) -> M {
+    struct Spread(usize);
+    impl<B: Backend> burn::module::ModuleMapper<B> for Spread {
+        fn map_float<const D: usize>(
+            &mut self,
+            param: burn::module::Param<burn::tensor::Tensor<B, D>>,
+        ) -> burn::module::Param<burn::tensor::Tensor<B, D>> {
+            if D != 1 {
+                return param;
+            }
+            self.0 += 1;
+            let seed = self.0;
+            param.map(|t| {
+                let n = t.dims()[0];
+                let v: Vec<f32> = (0..n)
+                    .map(|i| 0.5 + ((i * 37 + seed * 101) % 97) as f32 / 97.0)
+                    .collect();
+                burn::tensor::Tensor::from_data(burn::tensor::TensorData::new(v, t.dims()), &t.device())
+            })
+        }
+    }
+    module.map(&mut Spread(seed))
+}
+
 /// Saves a module's weights to `path` atomically (the weights the module computes with: lazy
 /// parameters are materialised first).
 ///

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use burn_store::{KeyRemapper, ModuleSnapshot, PytorchStore};
+use burn_store::{KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
 
 use crate::error::{NetsError, Result};
 
@@ -23,7 +23,9 @@ pub struct LoadReport {
     pub ignored: Vec<String>,
 }
 
-/// Loads a PyTorch `.pth`/`.pt` state dict into `model`.
+/// Loads a PyTorch state dict into `model`: a `.pth`/`.pt` pickle, or a `.safetensors` file
+/// with PyTorch's names and layouts (what `facekit export --format torch` writes, and what the
+/// Hugging Face hub serves).
 ///
 /// `remaps` are `(regex, replacement)` pairs applied to checkpoint keys in order;
 /// `allow_unused` are regexes of checkpoint keys that may be left over (in addition to
@@ -48,14 +50,31 @@ pub fn load_pytorch<B: Backend, M: Module<B>>(
     }
     let remapper = KeyRemapper::from_pattern_iter(remaps.iter().copied())
         .map_err(|e| err(format!("bad key remap: {e}")))?;
-    let mut store = PytorchStore::from_file(path)
-        .remap(remapper)
-        .allow_partial(true)
-        .validate(false);
-    if let Some(k) = top_level_key {
-        store = store.with_top_level_key(k);
-    }
-    let result = model.load_from(&mut store).map_err(|e| err(e.to_string()))?;
+    let safetensors = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    let result = if safetensors {
+        if let Some(k) = top_level_key {
+            return Err(err(format!("a safetensors file has no nested dict `{k}`")));
+        }
+        let mut store = SafetensorsStore::from_file(path)
+            .with_from_adapter(PyTorchToBurnAdapter)
+            .remap(remapper)
+            .allow_partial(true)
+            .validate(false)
+            .skip_enum_variants(true);
+        model.load_from(&mut store).map_err(|e| err(e.to_string()))?
+    } else {
+        let mut store = PytorchStore::from_file(path)
+            .remap(remapper)
+            .allow_partial(true)
+            .validate(false)
+            .skip_enum_variants(true);
+        if let Some(k) = top_level_key {
+            store = store.with_top_level_key(k);
+        }
+        model.load_from(&mut store).map_err(|e| err(e.to_string()))?
+    };
     if !result.errors.is_empty() {
         let msgs: Vec<String> = result.errors.iter().take(5).map(|e| format!("{e:?}")).collect();
         return Err(NetsError::Tensor {

@@ -59,6 +59,8 @@ enum Command {
     Teach(cmd::teach::TeachArgs),
     /// Distil a student from the two teachers (teach + train), as the quickstart does.
     Distill(cmd::distill::DistillArgs),
+    /// Export a distilled model: PyTorch layout (safetensors + JSON sidecar) or ONNX.
+    Export(cmd::export::ExportArgs),
     /// Self-supervised pretraining of a ViT on unlabelled faces: LAFS (landmark tokens) or DINO.
     Pretrain(cmd::pretrain::PretrainArgs),
     /// Evaluation protocols (reports as JSON plus ROC/DET pictures).
@@ -85,6 +87,7 @@ fn run(cli: Cli) -> Res<Outcome> {
         Command::Teach(a) => cmd::teach::run(&engine, a, quiet),
         Command::Distill(a) => cmd::distill::run(&engine, a, quiet),
         Command::Pretrain(a) => cmd::pretrain::run(&engine, a, quiet),
+        Command::Export(a) => cmd::export::run(a),
         Command::Eval(e) => cmd::eval::run(&engine, e, quiet),
         Command::Verify(a) => cmd::verify::run(&engine, a),
         Command::Search(a) => cmd::search::run(&engine, a, quiet),

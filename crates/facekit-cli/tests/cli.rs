@@ -1237,17 +1237,20 @@ fn eval_celeba_attr_with_an_image_missing_from_the_embeddings() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A file's SHA-256 (what a teacher spec names).
+fn sha256(path: &Path) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(std::fs::read(path).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A teacher spec for the MobileFaceNet fixture face-nets exports with torch.onnx
 /// (crates/face-nets/tests/fixtures/onnx/mbf_small.onnx: random weights, a 64-d embedding).
 fn mbf_spec(dir: &Path) -> PathBuf {
     let onnx = repo().join("crates/face-nets/tests/fixtures/onnx/mbf_small.onnx");
-    let sha: String = {
-        use sha2::Digest;
-        sha2::Sha256::digest(std::fs::read(&onnx).unwrap())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
+    let sha = sha256(&onnx);
     let spec = serde_json::json!({"identity": {
         "model": {"onnx": {"file": onnx, "sha256": sha}},
         "input": {"size": 112, "template": "arcface", "mean": [127.5, 127.5, 127.5], "std": [127.5, 127.5, 127.5], "channels": "rgb"},
@@ -1294,16 +1297,19 @@ fn teacher_specs_drive_teach_verify_and_embed() {
     // `teach` with that identity teacher and the bundled age/gender teacher.
     let images = bundled_faces(&dir.join("images"), &["obama.jpg", "biden.jpg"]);
     let out = dir.join("teach");
-    let o = facekit(&[
-        "teach",
-        "--images",
-        s(&images),
-        "--out",
-        s(&out),
-        "--identity-teacher",
-        s(&spec),
-        "--json",
-    ]);
+    let teach_with_spec = || {
+        facekit(&[
+            "teach",
+            "--images",
+            s(&images),
+            "--out",
+            s(&out),
+            "--identity-teacher",
+            s(&spec),
+            "--json",
+        ])
+    };
+    let o = teach_with_spec();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let j = json_of(&o);
     assert_eq!(j["images"], 2, "{j}");
@@ -1329,16 +1335,7 @@ fn teacher_specs_drive_teach_verify_and_embed() {
         "{j}"
     );
     // The same again resumes; other teachers on the same cache are refused, not mixed in.
-    let o = facekit(&[
-        "teach",
-        "--images",
-        s(&images),
-        "--out",
-        s(&out),
-        "--identity-teacher",
-        s(&spec),
-        "--json",
-    ]);
+    let o = teach_with_spec();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(json_of(&o)["resumed"], cached);
     let o = facekit(&["teach", "--images", s(&images), "--out", s(&out)]);
@@ -1375,5 +1372,112 @@ fn teacher_specs_drive_teach_verify_and_embed() {
     ]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("identity.input.mean_rgb"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn export_writes_torch_and_onnx_and_the_onnx_teaches() {
+    use burn::backend::NdArray;
+    use face_nets::{BackboneConfig, FaceModelConfig, IResNetConfig};
+    let dir = tmp("export");
+    let run = dir.join("out/run");
+    let config = FaceModelConfig::new(
+        BackboneConfig::IResNet(IResNetConfig::r18().with_base_width(8).with_num_features(32)),
+        16,
+        vec![10.0, 30.0, 50.0, 70.0],
+    );
+    let model = config.init::<NdArray>(&Default::default()).unwrap();
+    model.save(&config, &run).unwrap();
+
+    // The distill output folder finds its run/; PyTorch layout with its sidecar.
+    let st = dir.join("student.safetensors");
+    let o = facekit(&[
+        "export",
+        s(&dir.join("out")),
+        "--format",
+        "torch",
+        "--out",
+        s(&st),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    assert_eq!(j["format"], "torch");
+    assert_eq!(j["backbone"], "iresnet");
+    assert!(st.is_file() && dir.join("student.safetensors.json").is_file());
+    let (back_config, _) = face_nets::export::read_torch::<NdArray>(&st, &Default::default()).unwrap();
+    assert_eq!(back_config, config);
+
+    // ONNX: the four named outputs, and the exported student is itself a teacher through a spec.
+    let onnx = dir.join("student.onnx");
+    let o = facekit(&["export", s(&run), "--format", "onnx", "--out", s(&onnx)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("student.onnx (onnx"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let m = face_nets::onnx::OnnxModel::<NdArray>::load(&onnx, &Default::default()).unwrap();
+    let names: Vec<&str> = m.outputs().iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["embedding", "age_probs", "expected_age", "p_male"]);
+    let sha = sha256(&onnx);
+    let spec = dir.join("student.teacher.json");
+    let input = serde_json::json!({"size": 112, "template": "arcface", "mean": [127.5, 127.5, 127.5], "std": [127.5, 127.5, 127.5], "channels": "rgb"});
+    std::fs::write(
+        &spec,
+        serde_json::json!({"identity": {"model": {"onnx": {"file": "student.onnx", "sha256": sha}}, "input": input, "output": {"name": "embedding"}}})
+            .to_string(),
+    )
+    .unwrap();
+    let gallery = dir.join("g.fkg");
+    let o = facekit(&[
+        "embed",
+        s(&faces("obama.jpg")),
+        s(&faces("biden.jpg")),
+        "--model",
+        s(&spec),
+        "--out",
+        s(&gallery),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["dim"], 16, "{}", json_of(&o));
+    // The same faces through the model folder give the same embeddings (the ONNX is the model).
+    let g2 = dir.join("g2.fkg");
+    let o = facekit(&[
+        "embed",
+        s(&faces("obama.jpg")),
+        s(&faces("biden.jpg")),
+        "--model",
+        s(&run),
+        "--out",
+        s(&g2),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let a = face_search::Gallery::open(&gallery).unwrap();
+    let b = face_search::Gallery::open(&g2).unwrap();
+    assert_eq!(a.len(), 2);
+    for i in 0..2 {
+        let (x, y) = (a.row(i), b.row(i));
+        let d = x
+            .iter()
+            .zip(&y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
+        assert!(d < 1e-4, "row {i}: {d}");
+    }
+
+    // Bad input: no model here.
+    let o = facekit(&[
+        "export",
+        s(&dir),
+        "--format",
+        "onnx",
+        "--out",
+        s(&dir.join("x.onnx")),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no model.json"), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -30,6 +30,14 @@ pub(crate) const TORCH_KEYS: &[(&str, &str)] = &[
     (r"^feature\.3\.", "feature.bn2."),
 ];
 
+/// The inverse of [`TORCH_KEYS`], for `face_nets::export`.
+pub(crate) const TORCH_EXPORT_KEYS: &[(&str, &str)] = &[
+    (r"^feature\.fc1\.", "feature.0."),
+    (r"^feature\.bn1\.", "feature.1."),
+    (r"^feature\.fc2\.", "feature.2."),
+    (r"^feature\.bn2\.", "feature.3."),
+];
+
 /// Face ViT configuration.
 #[derive(Config, Debug, PartialEq)]
 pub struct FaceVitConfig {

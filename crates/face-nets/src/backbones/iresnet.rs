@@ -34,6 +34,14 @@ pub(crate) const TORCH_KEYS: &[(&str, &str)] = &[
     (r"\.downsample\.1\.", ".downsample.bn."),
 ];
 
+/// The inverse of [`TORCH_KEYS`]: module paths (after Burn → PyTorch parameter names) to
+/// arcface_torch's keys, for `face_nets::export`.
+pub(crate) const TORCH_EXPORT_KEYS: &[(&str, &str)] = &[
+    (r"prelu\.alpha$", "prelu.weight"),
+    (r"\.downsample\.conv\.", ".downsample.0."),
+    (r"\.downsample\.bn\.", ".downsample.1."),
+];
+
 /// iResNet configuration.
 #[derive(Config, Debug, PartialEq)]
 pub struct IResNetConfig {
@@ -305,6 +313,45 @@ impl<B: Backend> Backbone<B> for IResNet<B> {
 
     fn features(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         self.forward(x)
+    }
+}
+
+impl<B: Backend> IBasicBlock<B> {
+    /// This block as ONNX nodes (as [`IBasicBlock::forward`], BatchNorms after convolutions folded).
+    fn write_onnx(&self, w: &mut crate::export::onnx::OnnxWriter, x: &str) -> Result<String> {
+        let out = w.batch_norm(&self.bn1, x)?;
+        let out = w.conv(&self.conv1, Some(&self.bn2), &out)?;
+        let out = w.prelu(&self.prelu, &out)?;
+        let out = w.conv(&self.conv2, Some(&self.bn3), &out)?;
+        let identity = match &self.downsample {
+            Some(d) => w.conv(&d.conv, Some(&d.bn), x)?,
+            None => x.to_owned(),
+        };
+        Ok(w.node("Add", &[&out, &identity], vec![]))
+    }
+}
+
+impl<B: Backend> IResNet<B> {
+    /// The network as ONNX nodes from `x` to the `[N, num_features]` features.
+    pub(crate) fn write_onnx(&self, w: &mut crate::export::onnx::OnnxWriter, x: &str) -> Result<String> {
+        let x = w.conv(&self.conv1, Some(&self.bn1), x)?;
+        let mut x = w.prelu(&self.prelu, &x)?;
+        for block in self
+            .layer1
+            .iter()
+            .chain(&self.layer2)
+            .chain(&self.layer3)
+            .chain(&self.layer4)
+        {
+            x = block.write_onnx(w, &x)?;
+        }
+        let x = w.batch_norm(&self.bn2, &x)?;
+        let x = w.node(
+            "Flatten",
+            &[&x],
+            vec![("axis", crate::export::onnx::Attr::Int(1))],
+        );
+        w.linear(&self.fc, Some(&self.features), &x)
     }
 }
 

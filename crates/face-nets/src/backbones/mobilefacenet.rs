@@ -53,6 +53,38 @@ pub fn torch_keys(single_conv_stage0: bool) -> Vec<(&'static str, &'static str)>
     ]
 }
 
+/// The inverse of [`torch_keys`] (module paths, after Burn → PyTorch parameter names, to
+/// arcface_torch's keys), for `face_nets::export`: first the block internals, then the stage
+/// prefixes, the BatchNorm1d `features` before the rules that produce `features.layers.*`.
+pub fn torch_export_keys(single_conv_stage0: bool) -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r"conv\.weight$", "layers.0.weight"),
+        (
+            r"bn\.(weight|bias|running_mean|running_var|num_batches_tracked)$",
+            "layers.1.$1",
+        ),
+        (r"prelu\.alpha$", "layers.2.weight"),
+        (r"^features\.", "features.layers.3."),
+        (r"^gdc\.", "features.layers.0."),
+        (r"^linear\.", "features.layers.2."),
+        (r"^stem\.", "layers.0."),
+        (
+            if single_conv_stage0 {
+                r"^conv_dw\."
+            } else {
+                r"^stage0\."
+            },
+            "layers.1.",
+        ),
+        (r"^down1\.", "layers.2."),
+        (r"^stage1\.", "layers.3."),
+        (r"^down2\.", "layers.4."),
+        (r"^stage2\.", "layers.5."),
+        (r"^down3\.", "layers.6."),
+        (r"^stage3\.", "layers.7."),
+    ]
+}
+
 /// MobileFaceNet configuration.
 #[derive(Config, Debug, PartialEq)]
 pub struct MobileFaceNetConfig {
@@ -301,6 +333,70 @@ impl<B: Backend> Backbone<B> for MobileFaceNet<B> {
 
     fn features(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         self.forward(x)
+    }
+}
+
+use crate::export::onnx::{Attr, OnnxWriter};
+
+impl<B: Backend> ConvBlock<B> {
+    /// Convolution + folded BatchNorm (+ the residual) (+ PReLU), as ONNX nodes.
+    fn write_onnx(&self, w: &mut OnnxWriter, x: &str, residual: Option<&str>) -> Result<String> {
+        let mut y = w.conv(&self.conv, Some(&self.bn), x)?;
+        if let Some(r) = residual {
+            y = w.node("Add", &[&y, r], vec![]);
+        }
+        match &self.prelu {
+            Some(p) => w.prelu(p, &y),
+            None => Ok(y),
+        }
+    }
+}
+
+impl<B: Backend> DepthWise<B> {
+    fn write_onnx(&self, w: &mut OnnxWriter, x: &str) -> Result<String> {
+        let Some((last, first)) = self.layers.split_last() else {
+            return Ok(x.to_owned());
+        };
+        let mut y = x.to_owned();
+        for l in first {
+            y = l.write_onnx(w, &y, None)?;
+        }
+        last.write_onnx(w, &y, self.residual.then_some(x))
+    }
+}
+
+impl<B: Backend> Residual<B> {
+    fn write_onnx(&self, w: &mut OnnxWriter, x: &str) -> Result<String> {
+        let mut y = x.to_owned();
+        for l in &self.layers {
+            y = l.write_onnx(w, &y)?;
+        }
+        Ok(y)
+    }
+}
+
+impl<B: Backend> MobileFaceNet<B> {
+    /// The network as ONNX nodes from `x` to the `[N, num_features]` features.
+    pub(crate) fn write_onnx(&self, w: &mut OnnxWriter, x: &str) -> Result<String> {
+        let mut x = self.stem.write_onnx(w, x, None)?;
+        if let Some(c) = &self.conv_dw {
+            x = c.write_onnx(w, &x, None)?;
+        }
+        if let Some(r) = &self.stage0 {
+            x = r.write_onnx(w, &x)?;
+        }
+        for (down, stage) in [
+            (&self.down1, &self.stage1),
+            (&self.down2, &self.stage2),
+            (&self.down3, &self.stage3),
+        ] {
+            let d = down.write_onnx(w, &x)?;
+            x = stage.write_onnx(w, &d)?;
+        }
+        let x = self.conv_sep.write_onnx(w, &x, None)?;
+        let x = self.gdc.write_onnx(w, &x, None)?;
+        let x = w.node("Flatten", &[&x], vec![("axis", Attr::Int(1))]);
+        w.linear(&self.linear, Some(&self.features), &x)
     }
 }
 

@@ -28,6 +28,12 @@ pub(crate) const TORCH_KEYS: &[(&str, &str)] = &[
     (r"\.downsample\.1\.", ".downsample.bn."),
 ];
 
+/// The inverse of [`TORCH_KEYS`], for `face_nets::export`.
+pub(crate) const TORCH_EXPORT_KEYS: &[(&str, &str)] = &[
+    (r"\.downsample\.conv\.", ".downsample.0."),
+    (r"\.downsample\.bn\.", ".downsample.1."),
+];
+
 /// Checkpoint tensors a headless model may leave unused (the classifier of the checkpoint).
 pub(crate) const HEADLESS_UNUSED: &[&str] = &[r"^fc\."];
 
@@ -181,6 +187,53 @@ impl<B: Backend> Bottleneck<B> {
             Some(identity),
             Activation::Relu,
         )
+    }
+}
+
+impl<B: Backend> Bottleneck<B> {
+    /// This block as ONNX nodes (BatchNorms folded into their convolutions).
+    fn write_onnx(&self, w: &mut crate::export::onnx::OnnxWriter, x: &str) -> Result<String> {
+        let out = w.conv(&self.conv1, Some(&self.bn1), x)?;
+        let out = w.node("Relu", &[&out], vec![]);
+        let out = w.conv(&self.conv2, Some(&self.bn2), &out)?;
+        let out = w.node("Relu", &[&out], vec![]);
+        let out = w.conv(&self.conv3, Some(&self.bn3), &out)?;
+        let identity = match &self.downsample {
+            Some(d) => w.conv(&d.conv, Some(&d.bn), x)?,
+            None => x.to_owned(),
+        };
+        let sum = w.node("Add", &[&out, &identity], vec![]);
+        Ok(w.node("Relu", &[&sum], vec![]))
+    }
+}
+
+impl<B: Backend> ResNet<B> {
+    /// The network as ONNX nodes from `x` to the pooled `[N, feature_dim]` features (a
+    /// classifier `fc`, if any, is not part of a face model's features).
+    pub(crate) fn write_onnx(&self, w: &mut crate::export::onnx::OnnxWriter, x: &str) -> Result<String> {
+        use crate::export::onnx::Attr;
+        let x = w.conv(&self.conv1, Some(&self.bn1), x)?;
+        let x = w.node("Relu", &[&x], vec![]);
+        let mut x = w.node(
+            "MaxPool",
+            &[&x],
+            vec![
+                ("kernel_shape", Attr::Ints(vec![3, 3])),
+                ("strides", Attr::Ints(vec![2, 2])),
+                ("pads", Attr::Ints(vec![1, 1, 1, 1])),
+            ],
+        );
+        for block in self
+            .layer1
+            .iter()
+            .chain(&self.layer2)
+            .chain(&self.layer3)
+            .chain(&self.layer4)
+        {
+            x = block.write_onnx(w, &x)?;
+        }
+        let x = w.node("GlobalAveragePool", &[&x], vec![]);
+        Ok(w.node("Flatten", &[&x], vec![("axis", Attr::Int(1))]))
     }
 }
 

@@ -5,11 +5,13 @@
 //!
 //! - `parity_torch`: every backbone against PyTorch fixtures on NdArray, Candle and Flex;
 //! - `onnx`: the ONNX executor against onnxruntime, and its load-time refusals;
+//! - `export`: the PyTorch-layout export read back, and against PyTorch;
 //! - `ops`: the fused convolutions' fast NdArray path against the composed Burn ops;
 //! - `train_step`: one ArcFace SGD step;
 //! - `units`: the shared transformer block, the token ViT's tokens, the face model and its
 //!   files, weight records.
 
+mod export;
 mod onnx;
 mod ops;
 mod parity_torch;

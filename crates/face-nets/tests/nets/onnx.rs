@@ -24,8 +24,9 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The script's input: x[i] = 0.5·sin(0.37·i) over the flattened [n, 3, S, S] tensor.
-fn input<B: Backend>(n: usize, size: usize) -> Tensor<B, 4> {
+/// The fixture scripts' input: x[i] = 0.5·sin(0.37·i) over the flattened [n, 3, S, S] tensor
+/// (`deterministic_input` of tools/torch_nets.py at n = 2).
+pub(crate) fn input<B: Backend>(n: usize, size: usize) -> Tensor<B, 4> {
     let len = n * 3 * size * size;
     let v: Vec<f32> = (0..len).map(|i| (0.5 * (0.37 * i as f64).sin()) as f32).collect();
     Tensor::from_data(TensorData::new(v, [n, 3, size, size]), &Default::default())

@@ -180,7 +180,7 @@ fn dense_layout_on_112_is_the_16_pixel_block_grid() {
     assert!(too_many.validate().unwrap_err().to_string().contains("slots"));
 }
 
-fn small_backbones() -> Vec<BackboneConfig> {
+pub(crate) fn small_backbones() -> Vec<BackboneConfig> {
     vec![
         BackboneConfig::IResNet(IResNetConfig::r18().with_base_width(8).with_num_features(16)),
         BackboneConfig::MobileFaceNet(
@@ -280,31 +280,6 @@ fn records_round_trip_and_corrupt_files_are_named() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Sets every vector parameter (BatchNorm γ, β and running statistics, biases, PReLU slopes)
-/// to deterministic values in [0.5, 1.5), so that folding a freshly built network is not the
-/// trivial identity.
-struct Perturb(usize);
-
-impl burn::module::ModuleMapper<B> for Perturb {
-    fn map_float<const D: usize>(
-        &mut self,
-        param: burn::module::Param<Tensor<B, D>>,
-    ) -> burn::module::Param<Tensor<B, D>> {
-        if D != 1 {
-            return param;
-        }
-        self.0 += 1;
-        let seed = self.0;
-        param.map(|t| {
-            let n = t.dims()[0];
-            let v: Vec<f32> = (0..n)
-                .map(|i| 0.5 + ((i * 37 + seed * 101) % 97) as f32 / 97.0)
-                .collect();
-            Tensor::from_data(TensorData::new(v, t.dims()), &t.device())
-        })
-    }
-}
-
 #[test]
 fn every_student_folds_its_batch_norms_to_the_same_outputs_and_round_trips() {
     use face_nets::FoldBatchNorm;
@@ -322,7 +297,7 @@ fn every_student_folds_its_batch_norms_to_the_same_outputs_and_round_trips() {
             x
         };
         let config = FaceModelConfig::new(b, 8, vec![0.5, 10.0, 40.0]);
-        let model = config.init::<B>(&device).unwrap().map(&mut Perturb(i));
+        let model = face_nets::record::spread_vectors(config.init::<B>(&device).unwrap(), i);
         let before = model.forward(x.clone());
         let folded = model.fold_batch_norm();
         let after = folded.forward(x.clone());

@@ -15,6 +15,8 @@ use face_teachers::{
 };
 use image::RgbImage;
 
+use crate::{max_abs, values};
+
 type Nd = NdArray<f32>;
 type Cd = Candle<f32, i64>;
 
@@ -62,15 +64,6 @@ fn crops(faces: &[Reference], size: u32) -> Vec<RgbImage> {
                 .to_rgb8()
         })
         .collect()
-}
-
-fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().to_vec::<f32>().unwrap()
-}
-
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 #[test]

@@ -12,3 +12,17 @@ mod end_to_end;
 mod executor;
 mod spec;
 mod teachers_parity;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+/// A tensor's values on the host.
+pub(crate) fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().to_vec::<f32>().unwrap()
+}
+
+/// The largest absolute difference of two equally long slices.
+pub(crate) fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}

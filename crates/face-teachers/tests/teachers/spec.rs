@@ -17,6 +17,8 @@ use face_teachers::{
     DLIB_AGE_GENDER_SPEC, FR_FEATURE_SPEC,
 };
 use image::RgbImage;
+
+use crate::{max_abs, values};
 use serde_json::json;
 
 type Nd = NdArray<f32>;
@@ -37,15 +39,6 @@ fn sha256(path: &Path) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().to_vec::<f32>().unwrap()
-}
-
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// Writes `spec` (JSON) as `name` in `dir` and returns its path.

@@ -12,6 +12,8 @@ use face_teachers::{
 };
 use image::RgbImage;
 
+use crate::{max_abs, values};
+
 type B = NdArray<f32>;
 
 fn fixtures() -> PathBuf {
@@ -68,15 +70,6 @@ fn crop(face: &Face, size: u32) -> RgbImage {
     image::open(fixtures().join(format!("crops/{}_{size}.png", face.id)))
         .unwrap()
         .to_rgb8()
-}
-
-fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().to_vec::<f32>().unwrap()
-}
-
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 #[test]

@@ -5,6 +5,7 @@ pub mod detect;
 pub mod distill;
 pub mod embed;
 pub mod eval;
+pub mod export;
 pub mod lexicon;
 pub mod oversample;
 pub mod pretrain;
