@@ -272,7 +272,7 @@ fn onnx_export_matches_onnxruntime_through_our_executor() {
             1e-4,
         );
         // Batch 3 through the same file.
-        let x3 = Tensor::cat(vec![x.clone(), x.slice([0..1])], 0);
+        let x3 = Tensor::cat(vec![x.clone(), x.narrow(0, 0, 1)], 0);
         let e3 = values(onnx.run(x3).unwrap().tensor::<2>("embedding").unwrap());
         check("batch 3", e3[..32].to_vec(), &floats("embedding"), 1e-4);
     }

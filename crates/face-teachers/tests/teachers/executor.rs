@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::candle::Candle;
 use burn::backend::NdArray;
-use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
 use face_nets::onnx::OnnxModel;
 use face_teachers::{
     default_models_dir, AgeGenderTeacher, DlibAgeGenderTeacher, FrFeatureTeacher, IdentityTeacher,

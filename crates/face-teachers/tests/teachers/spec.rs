@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::NdArray;
 use burn::tensor::activation::{sigmoid, softmax};
-use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
 use face_nets::onnx::{OnnxError, OnnxModel};
 use face_nets::{Backbone, BackboneConfig, FaceModelConfig, IResNetConfig, MobileFaceNetConfig, NetsError};
 use face_teachers::spec::Template;

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::NdArray;
-use burn::tensor::Tensor;
 use face_teachers::{
     default_models_dir, AgeGenderTeacher, DlibAgeGenderTeacher, FaceRef, FrFeatureTeacher, IdentityTeacher,
     TeacherError,
