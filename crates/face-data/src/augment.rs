@@ -469,3 +469,46 @@ impl Transform for RandomSolarize {
         img
     }
 }
+
+/// facenet-pytorch's crop (`extract_face` on a PIL image): the detection box widened by a
+/// margin given in *output* pixels (`margin · box side / (size − margin)` in the photo, half on
+/// each side), clipped to the photo, truncated to whole pixels, then resized to `size × size`
+/// with Pillow's antialiased bilinear filter ([`resize_region`] of the
+/// cropped pixels).
+///
+/// # Errors
+/// A zero size, a margin of at least `size`, a non-finite box, or a box with nothing of the
+/// photo inside it.
+pub fn facenet_crop(src: &RgbImage, bbox: [f32; 4], size: u32, margin: u32) -> Result<RgbImage> {
+    if size == 0 || margin >= size {
+        return Err(DataError::InvalidParameter {
+            name: "margin",
+            message: format!("a facenet crop of {size} px cannot take a margin of {margin} px"),
+        });
+    }
+    if bbox.iter().any(|v| !v.is_finite()) {
+        return Err(DataError::DegenerateLandmarks(format!(
+            "face box {bbox:?} is not finite"
+        )));
+    }
+    let [x0, y0, x1, y1] = bbox.map(f64::from);
+    let grow = |lo: f64, hi: f64| f64::from(margin) * (hi - lo) / f64::from(size - margin) / 2.0;
+    let (mx, my) = (grow(x0, x1), grow(y0, y1));
+    // Python's int() of a non-negative value: truncation.
+    let left = (x0 - mx).max(0.0).trunc();
+    let top = (y0 - my).max(0.0).trunc();
+    let right = (x1 + mx).min(f64::from(src.width())).trunc();
+    let bottom = (y1 + my).min(f64::from(src.height())).trunc();
+    if right <= left || bottom <= top {
+        return Err(DataError::DegenerateLandmarks(format!(
+            "face box {bbox:?} covers no pixel of the {}×{} photo",
+            src.width(),
+            src.height()
+        )));
+    }
+    // Cropped first: Pillow's filter taps then stop at the box's edges, where a resize with
+    // a box would read the pixels beyond them.
+    let (w, h) = (right - left, bottom - top);
+    let cut = image::imageops::crop_imm(src, left as u32, top as u32, w as u32, h as u32).to_image();
+    Ok(resize_region(&cut, [0.0, 0.0, w, h], size, size))
+}

@@ -45,10 +45,10 @@ pub mod sampler;
 mod text;
 
 pub use align::{
-    align_face, align_face_pyramid, facenet_crop, pyramid_down, pyramid_level, warp_affine, warp_affine_f32,
-    Affine2, FaceTemplate, ARCFACE_112, DLIB_5,
+    align_face, align_face_pyramid, pyramid_down, pyramid_level, warp_affine, warp_affine_f32, Affine2,
+    FaceTemplate, ARCFACE_112, DLIB_5,
 };
-pub use augment::{DataRng, Transform};
+pub use augment::{facenet_crop, DataRng, Transform};
 pub use error::{DataError, Result};
 pub use formats::folders::{list_images, IMAGE_EXTENSIONS};
 pub use image_ops::{decode_rgb, read_rgb, ChannelOrder, Chw, Normalize};

@@ -236,11 +236,11 @@ impl<B: Backend> MultiTaskHead<B> {
     /// and `p_male` (sigmoid of the gender logit).
     pub(crate) fn write_onnx(
         &self,
-        w: &mut crate::export::onnx::OnnxWriter,
+        w: &mut crate::onnx_writer::OnnxWriter,
         f: &str,
         age_bins: &[f32],
     ) -> crate::error::Result<()> {
-        use crate::export::onnx::Attr;
+        use crate::onnx_writer::Attr;
         let e = &self.embedding;
         let raw = w.linear(&e.linear, e.bn.as_ref(), f)?;
         let sq = w.node("Mul", &[&raw, &raw], vec![]);

@@ -31,6 +31,7 @@ mod host;
 pub mod losses;
 pub mod model;
 pub mod onnx;
+pub(crate) mod onnx_writer;
 pub mod ops;
 pub mod record;
 pub mod runtime;

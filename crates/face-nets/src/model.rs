@@ -208,7 +208,7 @@ pub enum FaceBackbone<B: Backend> {
 
 impl<B: Backend> FaceBackbone<B> {
     /// The backbone as ONNX nodes from `x` to its features (the families written so far).
-    pub(crate) fn write_onnx(&self, w: &mut crate::export::onnx::OnnxWriter, x: &str) -> Result<String> {
+    pub(crate) fn write_onnx(&self, w: &mut crate::onnx_writer::OnnxWriter, x: &str) -> Result<String> {
         match self {
             Self::IResNet(m) => m.write_onnx(w, x),
             Self::MobileFaceNet(m) => m.write_onnx(w, x),

@@ -28,12 +28,14 @@
 //! ```
 #![warn(missing_docs)]
 
+mod bundled;
 pub mod cache;
 mod error;
 pub mod recipe;
 pub mod spec;
 pub mod teachers;
 
+pub use bundled::{DlibAgeGenderTeacher, FrFeatureTeacher};
 pub use cache::{build_cache, BuildOptions, BuildReport, CacheItem, CacheMeta, LandmarkSource, TargetCache};
 pub use error::{Result, TeacherError};
 pub use recipe::{Alignment, FaceRef, InputRecipe, Prepared, DLIB_MTCNN_5};
@@ -41,6 +43,4 @@ pub use spec::{
     SpecAgeGenderTeacher, SpecFile, SpecIdentityTeacher, TeacherSpec, AGE_V1_BINS, AGE_V1_ONNX_SHA256,
     DLIB_AGE_GENDER_SPEC, FR_FEATURE_ONNX_SHA256, FR_FEATURE_SPEC, GENDER_V1_ONNX_SHA256,
 };
-pub use teachers::{
-    default_models_dir, AgeGender, AgeGenderTeacher, DlibAgeGenderTeacher, FrFeatureTeacher, IdentityTeacher,
-};
+pub use teachers::{default_models_dir, AgeGender, AgeGenderTeacher, IdentityTeacher};

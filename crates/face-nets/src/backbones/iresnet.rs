@@ -318,7 +318,7 @@ impl<B: Backend> Backbone<B> for IResNet<B> {
 
 impl<B: Backend> IBasicBlock<B> {
     /// This block as ONNX nodes (as [`IBasicBlock::forward`], BatchNorms after convolutions folded).
-    fn write_onnx(&self, w: &mut crate::export::onnx::OnnxWriter, x: &str) -> Result<String> {
+    fn write_onnx(&self, w: &mut crate::onnx_writer::OnnxWriter, x: &str) -> Result<String> {
         let out = w.batch_norm(&self.bn1, x)?;
         let out = w.conv(&self.conv1, Some(&self.bn2), &out)?;
         let out = w.prelu(&self.prelu, &out)?;
@@ -333,7 +333,7 @@ impl<B: Backend> IBasicBlock<B> {
 
 impl<B: Backend> IResNet<B> {
     /// The network as ONNX nodes from `x` to the `[N, num_features]` features.
-    pub(crate) fn write_onnx(&self, w: &mut crate::export::onnx::OnnxWriter, x: &str) -> Result<String> {
+    pub(crate) fn write_onnx(&self, w: &mut crate::onnx_writer::OnnxWriter, x: &str) -> Result<String> {
         let x = w.conv(&self.conv1, Some(&self.bn1), x)?;
         let mut x = w.prelu(&self.prelu, &x)?;
         for block in self
@@ -346,11 +346,7 @@ impl<B: Backend> IResNet<B> {
             x = block.write_onnx(w, &x)?;
         }
         let x = w.batch_norm(&self.bn2, &x)?;
-        let x = w.node(
-            "Flatten",
-            &[&x],
-            vec![("axis", crate::export::onnx::Attr::Int(1))],
-        );
+        let x = w.node("Flatten", &[&x], vec![("axis", crate::onnx_writer::Attr::Int(1))]);
         w.linear(&self.fc, Some(&self.features), &x)
     }
 }

@@ -336,7 +336,7 @@ impl<B: Backend> Backbone<B> for MobileFaceNet<B> {
     }
 }
 
-use crate::export::onnx::{Attr, OnnxWriter};
+use crate::onnx_writer::{Attr, OnnxWriter};
 
 impl<B: Backend> ConvBlock<B> {
     /// Convolution + folded BatchNorm (+ the residual) (+ PReLU), as ONNX nodes.

@@ -192,7 +192,7 @@ impl<B: Backend> Bottleneck<B> {
 
 impl<B: Backend> Bottleneck<B> {
     /// This block as ONNX nodes (BatchNorms folded into their convolutions).
-    fn write_onnx(&self, w: &mut crate::export::onnx::OnnxWriter, x: &str) -> Result<String> {
+    fn write_onnx(&self, w: &mut crate::onnx_writer::OnnxWriter, x: &str) -> Result<String> {
         let out = w.conv(&self.conv1, Some(&self.bn1), x)?;
         let out = w.node("Relu", &[&out], vec![]);
         let out = w.conv(&self.conv2, Some(&self.bn2), &out)?;
@@ -210,8 +210,8 @@ impl<B: Backend> Bottleneck<B> {
 impl<B: Backend> ResNet<B> {
     /// The network as ONNX nodes from `x` to the pooled `[N, feature_dim]` features (a
     /// classifier `fc`, if any, is not part of a face model's features).
-    pub(crate) fn write_onnx(&self, w: &mut crate::export::onnx::OnnxWriter, x: &str) -> Result<String> {
-        use crate::export::onnx::Attr;
+    pub(crate) fn write_onnx(&self, w: &mut crate::onnx_writer::OnnxWriter, x: &str) -> Result<String> {
+        use crate::onnx_writer::Attr;
         let x = w.conv(&self.conv1, Some(&self.bn1), x)?;
         let x = w.node("Relu", &[&x], vec![]);
         let mut x = w.node(

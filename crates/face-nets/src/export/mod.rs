@@ -47,8 +47,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{NetsError, Result};
 use crate::model::{BackboneConfig, FaceModel, FaceModelConfig};
 
-pub(crate) mod onnx;
-
 /// The `format` of a PyTorch-layout export's sidecar.
 pub const TORCH_FORMAT: &str = "facekit-torch-export/1";
 
@@ -282,7 +280,7 @@ pub fn onnx_bytes<B: Backend>(model: &FaceModel<B>, config: &FaceModelConfig) ->
                 .into(),
         });
     }
-    let mut w = onnx::OnnxWriter::new(&format!("facekit_{}", config.backbone.arch()));
+    let mut w = crate::onnx_writer::OnnxWriter::new(&format!("facekit_{}", config.backbone.arch()));
     let f = model.backbone.write_onnx(&mut w, "input")?;
     model.head.write_onnx(&mut w, &f, model.age_bins())?;
     w.finish(
