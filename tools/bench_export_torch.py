@@ -1,5 +1,5 @@
 """Anchor for face-nets' export bench (`cargo bench -p face-nets --bench export`): the same
-architectures in PyTorch (tools/torch_nets.py IResNet plus facekit's head, as
+architectures in PyTorch (tools/torch_nets.py IResNet and FaceViT plus facekit's head, as
 tools/check_torch_export.py builds it), on the same machine and threads.
 
     python tools/bench_export_torch.py [--threads 2] [--repeat 5]
@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_nets import IResNet  # noqa: E402
+from torch_nets import FaceViT, IResNet  # noqa: E402
 from check_torch_export import FaceModel  # noqa: E402
 
 ap = argparse.ArgumentParser()
@@ -49,11 +49,14 @@ def timed(fn):
 
 
 def build(layers, width, dim):
+    if layers == "vit_t":  # arcface_torch vit_t: 256 wide, 12 blocks, 8 heads
+        return FaceModel(FaceViT(dim=256, depth=12, heads=8, num_features=dim), dim, dim, 101).eval()
     return FaceModel(IResNet(layers, width=width, num_features=dim), dim, dim, 101).eval()
 
 
 tmp = tempfile.mkdtemp()
-for name, layers, width, dim in [("student_r18w16", [2, 2, 2, 2], 16, 128), ("iresnet50", [3, 4, 14, 3], 64, 512)]:
+for name, layers, width, dim in [("student_r18w16", [2, 2, 2, 2], 16, 128), ("iresnet50", [3, 4, 14, 3], 64, 512),
+                                 ("vit_t", "vit_t", None, 512)]:
     m = build(layers, width, dim)
     st = os.path.join(tmp, name + ".safetensors")
     onnx_path = os.path.join(tmp, name + ".onnx")

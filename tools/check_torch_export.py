@@ -10,7 +10,7 @@ facenet-pytorch) and facekit's multitask head as `head`, and loads the file with
 `load_state_dict(strict=True)`. It then runs the fixture scripts' deterministic input and checks
 the outputs against facekit's (`<arch>.facekit.json`, when there) to 1e-4. PyTorch's outputs go
 to `<arch>.torch.json`, which the Rust test `export::torch_export_matches_pytorch` reads.
-Needs torch and safetensors (PyPI).
+Needs torch and safetensors (PyPI), and open_clip_torch for the CLIP tower.
 """
 import glob
 import json
@@ -23,7 +23,8 @@ from torch import nn
 from torch.nn import functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_nets import FaceViT, InceptionResnetV1, IResNet, MobileFaceNet, ResNet, deterministic_input  # noqa: E402
+from torch_nets import (FaceViT, InceptionResnetV1, IResNet, MobileFaceNet, ResNet, TokenViT,  # noqa: E402
+                        deterministic_input, token_centres)
 
 
 class EmbeddingHead(nn.Module):
@@ -98,6 +99,18 @@ def backbone(config):
         return FaceViT(img=config["image_size"], patch=config["patch_size"], dim=config["embed_dim"],
                        depth=config["depth"], heads=config["num_heads"],
                        num_features=config["num_features"]), config["num_features"]
+    if arch == "clip_vit":
+        from open_clip.transformer import QuickGELU, VisionTransformer
+        act = QuickGELU if config["quick_gelu"] else nn.GELU
+        return VisionTransformer(image_size=config["image_size"], patch_size=config["patch_size"],
+                                 width=config["width"], layers=config["layers"], heads=config["heads"],
+                                 mlp_ratio=4.0, output_dim=config["output_dim"], act_layer=act), config["output_dim"]
+    if arch == "token_vit":
+        inp = config.get("input") or {"image_size": 112, "layout": {"grid": {"n": 112 // config["patch_size"]}}}
+        centres = token_centres(inp["image_size"], config["patch_size"], inp["layout"])
+        return TokenViT(config["embed_dim"], config["depth"], config["num_heads"], config["mlp_ratio"],
+                        config["patch_size"], config["max_slots"], config["coord_freqs"], inp["image_size"],
+                        centres), config["embed_dim"]
     raise SystemExit(f"no PyTorch class for {arch}")
 
 

@@ -1,7 +1,8 @@
 """PyTorch definitions of arcface_torch's iResNet, MobileFaceNet (`mbf`) and ViT, written from
 its published layout (arcface_torch is not on PyPI), and of torchvision's ResNet-50 and
-facenet-pytorch's InceptionResnetV1 with configurable widths; plus the fixed-seed fill and the
-deterministic input every fixture script shares. Imported by tools/reference_nets.py (which
+facenet-pytorch's InceptionResnetV1 with configurable widths; facekit's own token ViT
+(`TokenViT`, the PyTorch class of an exported LAFS/DINO student); plus the fixed-seed fill and
+the deterministic input every fixture script shares. Imported by tools/reference_nets.py (which
 asserts the key layouts against torchvision and facenet-pytorch), tools/reference_onnx.py and
 tools/check_torch_export.py.
 """
@@ -399,3 +400,94 @@ class InceptionResnetV1(nn.Module):
             x = getattr(self, name)(x)
         x = self.last_bn(self.last_linear(x.view(x.shape[0], -1)))
         return F.normalize(x, p=2, dim=1)
+
+
+class TokenBlock(nn.Module):
+    """DINO's pre-LN block (timm names): qkv with bias, exact-GELU MLP, LayerNorm eps 1e-6."""
+
+    def __init__(self, dim, heads, hidden):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = FaceAttention(dim, heads)
+        self.attn.qkv = nn.Linear(dim, 3 * dim)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = FaceMlp(dim, hidden)
+        self.mlp.act = nn.GELU()
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+def token_centres(image_size, patch, layout):
+    """Token centres in pixels, (x, y), row by row (face-nets `TokenInput::centres`)."""
+    def grid(n, step, off):
+        return [(off + (c + 0.5) * step - 0.5, off + (r + 0.5) * step - 0.5) for r in range(n) for c in range(n)]
+    kind, v = next(iter(layout.items()))
+    if kind == "grid":
+        return grid(v["n"], float(patch), (image_size - v["n"] * patch) / 2.0)
+    if kind == "dense":
+        return grid(v["n"], image_size / v["n"], 0.0)
+    return [tuple(p) for p in v["points"]]
+
+
+class TokenViT(nn.Module):
+    """facekit's token ViT (face-nets `TokenVit`, the LAFS/DINO-pretrained backbone), the PyTorch
+    class its `facekit export --format torch` state dict loads into.
+
+    Each token is a `patch`-pixel patch cut at a fixed centre of the aligned face by bilinear
+    sampling (the face padded with -1, the ArcFace-normalised black), flattened channel by
+    channel. Its embedding is `patch_embed(patch) + coord_embed([x, y, sin/cos(2^f pi x),
+    sin/cos(2^f pi y)]) + slot_embed(i)` with (x, y) the centre scaled to [-1, 1]; the class token
+    is prepended, then DINO blocks and a final LayerNorm; the output is the class token.
+    """
+
+    def __init__(self, dim, depth, heads, mlp_ratio, patch, max_slots, coord_freqs, image_size, centres):
+        super().__init__()
+        self.patch, self.freqs, self.size = patch, coord_freqs, image_size
+        self.centres = centres
+        self.patch_embed = nn.Linear(3 * patch * patch, dim)
+        self.coord_embed = nn.Linear(2 + 4 * coord_freqs, dim)
+        self.slot_embed = nn.Embedding(max_slots, dim) if max_slots > 0 else None
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.blocks = nn.ModuleList([TokenBlock(dim, heads, mlp_ratio * dim) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+
+    def tokens(self, x):
+        n, c, h, w = x.shape
+        p, half = self.patch, (self.patch - 1) / 2.0
+        origins = [(cx - half, cy - half) for cx, cy in self.centres]
+        lo = min([0.0] + [float(torch.floor(torch.tensor(v))) for o in origins for v in o])
+        hi_x = max([0.0] + [float(torch.floor(torch.tensor(o[0]))) + p + 1 - w for o in origins])
+        hi_y = max([0.0] + [float(torch.floor(torch.tensor(o[1]))) + p + 1 - h for o in origins])
+        pad = int(max(-lo, hi_x, hi_y, 0.0))
+        x = F.pad(x, (pad, pad, pad, pad), value=-1.0)
+        out = []
+        for ox, oy in origins:
+            fx0, fy0 = float(torch.floor(torch.tensor(ox))), float(torch.floor(torch.tensor(oy)))
+            fx, fy = ox - fx0, oy - fy0
+            ix, iy = int(fx0) + pad, int(fy0) + pad
+            acc = 0
+            for dy, dx, wt in [(0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)), (1, 0, (1 - fx) * fy), (1, 1, fx * fy)]:
+                if wt > 1e-6:
+                    acc = acc + wt * x[:, :, iy + dy:iy + dy + p, ix + dx:ix + dx + p]
+            out.append(acc.reshape(n, 1, c * p * p))
+        return torch.cat(out, 1)
+
+    def forward(self, x):
+        n = x.shape[0]
+        t = len(self.centres)
+        coords = torch.tensor([[(cx + 0.5) / self.size * 2 - 1, (cy + 0.5) / self.size * 2 - 1]
+                               for cx, cy in self.centres], dtype=torch.float32)[None].expand(n, t, 2)
+        if self.freqs:
+            freqs = torch.tensor([torch.pi * 2 ** i for i in range(self.freqs)], dtype=torch.float32)
+            angles = coords[..., None] * freqs
+            waves = torch.cat([angles.sin(), angles.cos()], 3).reshape(n, t, 4 * self.freqs)
+            coords = torch.cat([coords, waves], 2)
+        e = self.patch_embed(self.tokens(x)) + self.coord_embed(coords)
+        if self.slot_embed is not None:
+            e = e + self.slot_embed(torch.arange(t))[None]
+        x = torch.cat([self.cls_token.expand(n, 1, -1), e], 1)
+        for b in self.blocks:
+            x = b(x)
+        return self.norm(x)[:, 0]

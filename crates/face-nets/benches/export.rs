@@ -1,6 +1,7 @@
 //! Export and load times of a face model: the PyTorch layout (`write_torch` / `read_torch`)
 //! and ONNX (`write_onnx`, then the executor's `OnnxModel::load`), for the quickstart's student
-//! (iResNet-18, width 16, 128-d) and a published-size iResNet-50 (512-d). The anchor,
+//! (iResNet-18, width 16, 128-d), a published-size iResNet-50 (512-d) and arcface_torch's
+//! `vit_t` (the transformer graph: layer norms, attention, 512-d). The anchor,
 //! `tools/bench_export_torch.py`, times PyTorch on the same architectures in the same sitting:
 //! `safetensors.torch.save_file` / `load_file` + `load_state_dict`, `torch.onnx.export`, and
 //! onnxruntime's session creation.
@@ -9,7 +10,7 @@ use burn::backend::NdArray;
 use criterion::{criterion_group, criterion_main, Criterion};
 use face_nets::export::{read_torch, write_onnx, write_torch};
 use face_nets::onnx::OnnxModel;
-use face_nets::{BackboneConfig, FaceModelConfig, IResNetConfig};
+use face_nets::{BackboneConfig, FaceModelConfig, FaceVitConfig, IResNetConfig};
 
 type B = NdArray<f32>;
 
@@ -22,15 +23,20 @@ fn bench(c: &mut Criterion) {
     let models = [
         (
             "student_r18w16",
-            IResNetConfig::r18().with_base_width(16).with_num_features(128),
+            BackboneConfig::IResNet(IResNetConfig::r18().with_base_width(16).with_num_features(128)),
             128,
         ),
-        ("iresnet50", IResNetConfig::new([3, 4, 14, 3]), 512),
+        (
+            "iresnet50",
+            BackboneConfig::IResNet(IResNetConfig::new([3, 4, 14, 3])),
+            512,
+        ),
+        ("vit_t", BackboneConfig::Vit(FaceVitConfig::vit_t()), 512),
     ];
     let mut group = c.benchmark_group("export");
     group.sample_size(10);
     for (name, backbone, dim) in models {
-        let config = FaceModelConfig::new(BackboneConfig::IResNet(backbone), dim, bins.clone());
+        let config = FaceModelConfig::new(backbone, dim, bins.clone());
         let model = config.init::<B>(&dev).expect("model");
         let st = dir.join(format!("{name}.safetensors"));
         let onnx = dir.join(format!("{name}.onnx"));

@@ -11,7 +11,7 @@
 //! The `.onnx` files are not committed: the tests write them again from the committed
 //! `.safetensors` (the same weights give the same bytes) and compare with onnxruntime's outputs.
 //!
-//! For each architecture with a PyTorch reference class, a small face model (every vector
+//! For each backbone family, a small face model (every vector
 //! spread away from its initial value by `record::spread_vectors`) is written as
 //! `<arch>.safetensors` + `<arch>.safetensors.json`, with our outputs on the fixture scripts'
 //! deterministic input (x[i] = 0.5·sin(0.37·i) over [2, 3, S, S]) in `<arch>.facekit.json`.
@@ -21,10 +21,10 @@ use std::path::PathBuf;
 use burn::backend::NdArray;
 use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::{Tensor, TensorData};
-use face_nets::export::{write_onnx, write_torch};
+use face_nets::export::{read_torch, write_onnx, write_torch};
 use face_nets::{
-    BackboneConfig, FaceModelConfig, FaceVitConfig, IResNetConfig, InceptionResnetV1Config,
-    MobileFaceNetConfig, ResNetConfig,
+    BackboneConfig, ClipVitConfig, FaceModelConfig, FaceVitConfig, IResNetConfig, InceptionResnetV1Config,
+    MobileFaceNetConfig, ResNetConfig, TokenInput, TokenLayout, TokenVitConfig,
 };
 
 type B = NdArray<f32>;
@@ -62,6 +62,35 @@ fn fixtures() -> Vec<(&'static str, BackboneConfig)> {
             "vit",
             BackboneConfig::Vit(FaceVitConfig::new(16, 1).with_num_heads(2).with_num_features(20)),
         ),
+        (
+            "clip_vit",
+            BackboneConfig::ClipVit(
+                ClipVitConfig::new()
+                    .with_image_size(32)
+                    .with_patch_size(8)
+                    .with_width(16)
+                    .with_layers(1)
+                    .with_heads(2)
+                    .with_output_dim(12),
+            ),
+        ),
+        (
+            // A dense 3×3 token layout: every token falls between pixels, each differently.
+            "token_vit",
+            BackboneConfig::TokenVit(TokenVitConfig {
+                embed_dim: 16,
+                depth: 1,
+                num_heads: 2,
+                mlp_ratio: 2,
+                patch_size: 12,
+                max_slots: 12,
+                coord_freqs: 2,
+                input: Some(TokenInput {
+                    image_size: 112,
+                    layout: TokenLayout::Dense { n: 3 },
+                }),
+            }),
+        ),
     ]
 }
 
@@ -80,14 +109,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     let device = Default::default();
     for (name, backbone) in fixtures() {
-        let config = FaceModelConfig::new(backbone, 16, vec![10.0, 25.0, 40.0, 55.0, 70.0]);
-        let model = face_nets::record::spread_vectors(config.init::<B>(&device)?, 7);
         let file = dir.join(format!("{name}.safetensors"));
-        write_torch(&model, &config, &file)?;
-        match write_onnx(&model, &config, &dir.join(format!("{name}.onnx"))) {
-            Ok(()) => {}
-            Err(e) => println!("{name}: no ONNX ({e})"),
-        }
+        // A fixture already written keeps its weights (initialisation is not seeded), so the
+        // committed PyTorch and onnxruntime outputs stay valid; delete it to draw new ones.
+        let (config, model) = if file.is_file() {
+            read_torch::<B>(&file, &device)?
+        } else {
+            let config = FaceModelConfig::new(backbone, 16, vec![10.0, 25.0, 40.0, 55.0, 70.0]);
+            let model = face_nets::record::spread_vectors(config.init::<B>(&device)?, 7);
+            write_torch(&model, &config, &file)?;
+            (config, model)
+        };
+        write_onnx(&model, &config, &dir.join(format!("{name}.onnx")))?;
         let out = model.forward(deterministic_input(config.input_size()));
         let doc = serde_json::json!({
             "input_size": config.input_size(),

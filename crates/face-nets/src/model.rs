@@ -174,13 +174,9 @@ impl BackboneConfig {
                 let (m, r) = c.load_torch(path, &layout, device)?;
                 (FaceBackbone::ClipVit(m), r)
             }
-            Self::TokenVit(_) => {
-                return Err(NetsError::Checkpoint {
-                    path: path.to_owned(),
-                    message:
-                        "the token ViT (LAFS/DINO) has no PyTorch layout to load; use its facekit folder"
-                            .into(),
-                })
+            Self::TokenVit(c) => {
+                let (m, r) = c.load_torch(path, device)?;
+                (FaceBackbone::TokenVit(m), r)
             }
         })
     }
@@ -207,31 +203,16 @@ pub enum FaceBackbone<B: Backend> {
 }
 
 impl<B: Backend> FaceBackbone<B> {
-    /// The backbone as ONNX nodes from `x` to its features (the families written so far).
+    /// The backbone as ONNX nodes from `x` to its features.
     pub(crate) fn write_onnx(&self, w: &mut crate::onnx_writer::OnnxWriter, x: &str) -> Result<String> {
         match self {
             Self::IResNet(m) => m.write_onnx(w, x),
             Self::MobileFaceNet(m) => m.write_onnx(w, x),
             Self::ResNet(m) => m.write_onnx(w, x),
-            other => Err(NetsError::Config {
-                name: "backbone",
-                message: format!(
-                    "ONNX export of `{}` is not written yet (iresnet, mobilefacenet and resnet are); `--format torch` exports it",
-                    other.arch_name()
-                ),
-            }),
-        }
-    }
-
-    fn arch_name(&self) -> &'static str {
-        match self {
-            Self::IResNet(_) => "iresnet",
-            Self::MobileFaceNet(_) => "mobilefacenet",
-            Self::ResNet(_) => "resnet",
-            Self::InceptionResnetV1(_) => "inception_resnet_v1",
-            Self::Vit(_) => "vit",
-            Self::ClipVit(_) => "clip_vit",
-            Self::TokenVit(_) => "token_vit",
+            Self::InceptionResnetV1(m) => m.write_onnx(w, x),
+            Self::Vit(m) => m.write_onnx(w, x),
+            Self::ClipVit(m) => m.write_onnx(w, x),
+            Self::TokenVit(m) => m.write_onnx(w, x),
         }
     }
 }

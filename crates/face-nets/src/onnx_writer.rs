@@ -4,7 +4,8 @@
 //! (`fold::fold_conv` / `fold_linear`); the others become `BatchNormalization` nodes.
 
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, Linear, PRelu, PaddingConfig2d};
+use burn::nn::pool::MaxPool2d;
+use burn::nn::{BatchNorm, LayerNorm, Linear, PRelu, PaddingConfig2d};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use onnx_ir::{GraphProto, ModelProto, TensorProto, ValueInfoProto};
@@ -20,12 +21,25 @@ pub const OPSET: i64 = 17;
 pub(crate) enum Attr {
     Int(i64),
     Ints(Vec<i64>),
+    Float(f32),
 }
 
 /// Builds the graph of one model: named constants (initialisers) and nodes in order.
 pub(crate) struct OnnxWriter {
     graph: GraphProto,
     next: usize,
+}
+
+/// ONNX's `[top, left, bottom, right]` pads of a layer's padding.
+fn fixed_pads(padding: &PaddingConfig2d, layer: &str) -> Result<[usize; 4]> {
+    match padding {
+        PaddingConfig2d::Valid => Ok([0; 4]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => Ok([*top, *left, *bottom, *right]),
+        PaddingConfig2d::Same => Err(NetsError::Config {
+            name: "padding",
+            message: format!("a `Same`-padded {layer} has no fixed ONNX pads"),
+        }),
+    }
 }
 
 fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>> {
@@ -98,6 +112,10 @@ impl OnnxWriter {
                     a.ints = v;
                     a.type_ = protobuf::EnumOrUnknown::from_i32(7); // INTS
                 }
+                Attr::Float(f) => {
+                    a.f = f;
+                    a.type_ = protobuf::EnumOrUnknown::from_i32(1); // FLOAT
+                }
             }
         }
         out
@@ -115,6 +133,18 @@ impl OnnxWriter {
         bn: Option<&BatchNorm<B>>,
         x: &str,
     ) -> Result<String> {
+        self.conv_padded(conv, bn, x, None)
+    }
+
+    /// [`OnnxWriter::conv`] with zero padding `[top, left, bottom, right]` given here instead
+    /// of the layer's own (a network that pads its input before an unpadded convolution).
+    pub(crate) fn conv_padded<B: Backend>(
+        &mut self,
+        conv: &Conv2d<B>,
+        bn: Option<&BatchNorm<B>>,
+        x: &str,
+        pads: Option<[usize; 4]>,
+    ) -> Result<String> {
         let conv = match bn {
             Some(bn) => fold_conv(conv.clone(), bn.clone()).0,
             None => conv.clone(),
@@ -126,15 +156,15 @@ impl OnnxWriter {
             Some(b) => Some(self.constant("conv_b", &[dims[0]], host(b.val())?)),
             None => None,
         };
-        let pads = match &conv.padding {
-            PaddingConfig2d::Valid => [0; 4],
-            PaddingConfig2d::Explicit(top, left, bottom, right) => [*top, *left, *bottom, *right],
-            PaddingConfig2d::Same => {
+        let pads = match (pads, &conv.padding) {
+            (Some(p), PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)) => p,
+            (Some(_), _) => {
                 return Err(NetsError::Config {
                     name: "padding",
-                    message: "a `Same`-padded convolution has no fixed ONNX pads".into(),
+                    message: "an input padding on a convolution that pads itself".into(),
                 })
             }
+            (None, own) => fixed_pads(own, "convolution")?,
         };
         let mut inputs = vec![x, weight.as_str()];
         if let Some(b) = &bias {
@@ -168,19 +198,11 @@ impl OnnxWriter {
         let b = self.constant("bn_bias", &[c], host(bn.beta.val())?);
         let m = self.constant("bn_mean", &[c], host(bn.running_mean.value())?);
         let v = self.constant("bn_var", &[c], host(bn.running_var.value())?);
-        let out = self.node("BatchNormalization", &[x, &g, &b, &m, &v], vec![]);
-        // epsilon is a float attribute.
-        let n = self.graph.node.len();
-        let node = &mut self.graph.node[n - 1];
-        node.attribute.push(Default::default());
-        let a = node
-            .attribute
-            .last_mut()
-            .ok_or_else(|| NetsError::Readback("attribute".into()))?;
-        a.name = "epsilon".into();
-        a.f = bn.epsilon as f32;
-        a.type_ = protobuf::EnumOrUnknown::from_i32(1); // FLOAT
-        Ok(out)
+        Ok(self.node(
+            "BatchNormalization",
+            &[x, &g, &b, &m, &v],
+            vec![("epsilon", Attr::Float(bn.epsilon as f32))],
+        ))
     }
 
     /// PReLU of `[N, C, H, W]` (the slopes broadcast over channels).
@@ -223,6 +245,96 @@ impl OnnxWriter {
         }
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         Ok(self.node_named("Gemm", &refs, vec![], output))
+    }
+
+    /// A float tensor as a constant, with its own shape.
+    pub(crate) fn tensor<B: Backend, const D: usize>(
+        &mut self,
+        stem: &str,
+        t: Tensor<B, D>,
+    ) -> Result<String> {
+        let dims = t.dims();
+        Ok(self.constant(stem, &dims, host(t)?))
+    }
+
+    /// A float scalar constant.
+    pub(crate) fn scalar(&mut self, value: f32) -> String {
+        self.constant("scalar", &[], vec![value])
+    }
+
+    /// `Reshape` to `dims` (0 copies the input's axis, −1 is inferred).
+    pub(crate) fn reshape(&mut self, x: &str, dims: Vec<i64>) -> String {
+        let shape = self.constant_i64("shape", dims);
+        self.node("Reshape", &[x, &shape], vec![])
+    }
+
+    /// `Transpose` by `perm`.
+    pub(crate) fn transpose(&mut self, x: &str, perm: Vec<i64>) -> String {
+        self.node("Transpose", &[x], vec![("perm", Attr::Ints(perm))])
+    }
+
+    /// `Slice` of `[start, end)` along each of `axes`.
+    pub(crate) fn slice(&mut self, x: &str, axes: Vec<i64>, starts: Vec<i64>, ends: Vec<i64>) -> String {
+        let starts = self.constant_i64("starts", starts);
+        let ends = self.constant_i64("ends", ends);
+        let axes = self.constant_i64("axes", axes);
+        self.node("Slice", &[x, &starts, &ends, &axes], vec![])
+    }
+
+    /// Constant `Pad`: `pads` is ONNX's `[begin of each axis…, end of each axis…]`.
+    pub(crate) fn pad(&mut self, x: &str, pads: Vec<i64>, value: f32) -> String {
+        let pads = self.constant_i64("pads", pads);
+        let value = self.scalar(value);
+        self.node("Pad", &[x, &pads, &value], vec![])
+    }
+
+    /// `LayerNormalization` over the last axis (ε given by the network: Burn keeps a layer
+    /// norm's ε private).
+    pub(crate) fn layer_norm<B: Backend>(&mut self, ln: &LayerNorm<B>, eps: f64, x: &str) -> Result<String> {
+        let gamma = ln.gamma.val();
+        let d = gamma.dims()[0];
+        let scale = self.constant("ln_scale", &[d], host(gamma)?);
+        let bias = match &ln.beta {
+            Some(b) => host(b.val())?,
+            None => vec![0.0; d],
+        };
+        let bias = self.constant("ln_bias", &[d], bias);
+        Ok(self.node(
+            "LayerNormalization",
+            &[x, &scale, &bias],
+            vec![("axis", Attr::Int(-1)), ("epsilon", Attr::Float(eps as f32))],
+        ))
+    }
+
+    /// A linear layer over the last axis of a tensor of any rank (`MatMul` by Burn's `[in, out]`
+    /// weight, then `Add` of the bias).
+    pub(crate) fn matmul<B: Backend>(&mut self, linear: &Linear<B>, x: &str) -> Result<String> {
+        let w = self.tensor("linear_w", linear.weight.val())?;
+        let y = self.node("MatMul", &[x, &w], vec![]);
+        Ok(match &linear.bias {
+            Some(b) => {
+                let b = self.tensor("linear_b", b.val())?;
+                self.node("Add", &[&y, &b], vec![])
+            }
+            None => y,
+        })
+    }
+
+    /// `MaxPool` with the layer's kernel, strides, padding, dilation and ceil mode.
+    pub(crate) fn max_pool(&mut self, pool: &MaxPool2d, x: &str) -> Result<String> {
+        let pads = fixed_pads(&pool.padding, "pool")?;
+        let ints = |v: &[usize]| Attr::Ints(v.iter().map(|&k| k as i64).collect());
+        Ok(self.node(
+            "MaxPool",
+            &[x],
+            vec![
+                ("kernel_shape", ints(&pool.kernel_size)),
+                ("strides", ints(&pool.stride)),
+                ("dilations", ints(&pool.dilation)),
+                ("pads", ints(&pads)),
+                ("ceil_mode", Attr::Int(i64::from(pool.ceil_mode))),
+            ],
+        ))
     }
 
     /// The finished model: one float image input `input` `[n, 3, size, size]` and the named

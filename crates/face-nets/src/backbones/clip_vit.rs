@@ -19,6 +19,7 @@ use burn::tensor::{Distribution, Tensor};
 use super::Backbone;
 use crate::blocks::{conv, Activation, LinearInit, TransformerBlock, TransformerBlockConfig};
 use crate::error::{NetsError, Result};
+use crate::onnx_writer::{Attr, OnnxWriter};
 use crate::weights::{load_pytorch, LoadReport};
 
 /// Checkpoint-key remaps from OpenAI CLIP's residual attention blocks (after the visual prefix is
@@ -43,6 +44,30 @@ pub(crate) const BLOCK_KEYS: &[(&str, &str)] = &[
     (r"^(transformer\.resblocks\.\d+)\.mlp\.c_fc\.", "$1.mlp.fc1."),
     (r"^(transformer\.resblocks\.\d+)\.mlp\.c_proj\.", "$1.mlp.fc2."),
 ];
+
+/// The inverse of [`BLOCK_KEYS`], for `face_nets::export`: the shared block's names back to
+/// OpenAI CLIP's.
+pub(crate) const TORCH_EXPORT_KEYS: &[(&str, &str)] = &[
+    (r"^(transformer\.resblocks\.\d+)\.norm1\.", "$1.ln_1."),
+    (r"^(transformer\.resblocks\.\d+)\.norm2\.", "$1.ln_2."),
+    (
+        r"^(transformer\.resblocks\.\d+)\.attn\.qkv\.weight$",
+        "$1.attn.in_proj_weight",
+    ),
+    (
+        r"^(transformer\.resblocks\.\d+)\.attn\.qkv\.bias$",
+        "$1.attn.in_proj_bias",
+    ),
+    (
+        r"^(transformer\.resblocks\.\d+)\.attn\.proj\.",
+        "$1.attn.out_proj.",
+    ),
+    (r"^(transformer\.resblocks\.\d+)\.mlp\.fc1\.", "$1.mlp.c_fc."),
+    (r"^(transformer\.resblocks\.\d+)\.mlp\.fc2\.", "$1.mlp.c_proj."),
+];
+
+/// The LayerNorm ε of every norm in the tower.
+const LN_EPS: f64 = 1e-5;
 
 /// CLIP ViT configuration.
 #[derive(Config, Debug, PartialEq)]
@@ -143,7 +168,7 @@ impl ClipVitConfig {
             } else {
                 Activation::Gelu
             })
-            .with_layer_norm_eps(1e-5)
+            .with_layer_norm_eps(LN_EPS)
             .with_init(LinearInit::Normal {
                 std: (self.width as f64).powf(-0.5),
             })
@@ -160,7 +185,7 @@ impl ClipVitConfig {
         let w = self.width;
         let scale = (w as f64).powf(-0.5);
         let normal = Distribution::Normal(0.0, scale);
-        let ln = || LayerNormConfig::new(w).with_epsilon(1e-5).init(device);
+        let ln = || LayerNormConfig::new(w).with_epsilon(LN_EPS).init(device);
         ClipVit {
             conv1: conv(
                 3,
@@ -252,6 +277,40 @@ impl<B: Backend> ClipVit<B> {
         let [n, _, w] = t.dims();
         let cls: Tensor<B, 2> = self.ln_post.forward(t.narrow(1, 0, 1)).reshape([n, w]);
         cls.matmul(self.proj.val())
+    }
+}
+
+impl<B: Backend> ClipVit<B> {
+    /// The tower as ONNX nodes from `x` to the projected `[N, output_dim]` embedding. The class
+    /// token is prepended by padding the patch tokens with a zero row and adding one constant
+    /// that holds the class embedding in that row and the position embeddings in all rows.
+    pub(crate) fn write_onnx(&self, w: &mut OnnxWriter, x: &str) -> Result<String> {
+        let [tokens, width] = self.positional_embedding.dims();
+        let t = w.conv(&self.conv1, None, x)?;
+        let t = w.reshape(&t, vec![0, width as i64, (tokens - 1) as i64]);
+        let t = w.transpose(&t, vec![0, 2, 1]);
+        let t = w.pad(&t, vec![0, 1, 0, 0, 0, 0], 0.0);
+        let cls = Tensor::cat(
+            vec![
+                self.class_embedding.val().reshape([1, width]),
+                Tensor::zeros([tokens - 1, width], &self.class_embedding.device()),
+            ],
+            0,
+        );
+        let embed = w.tensor(
+            "embeddings",
+            (cls + self.positional_embedding.val()).unsqueeze_dim::<3>(0),
+        )?;
+        let t = w.node("Add", &[&t, &embed], vec![]);
+        let mut t = w.layer_norm(&self.ln_pre, LN_EPS, &t)?;
+        for b in &self.transformer.resblocks {
+            t = b.write_onnx(w, &t, LN_EPS)?;
+        }
+        let cls = w.slice(&t, vec![1], vec![0], vec![1]);
+        let cls = w.node("Flatten", &[&cls], vec![("axis", Attr::Int(1))]);
+        let cls = w.layer_norm(&self.ln_post, LN_EPS, &cls)?;
+        let proj = w.tensor("proj", self.proj.val())?;
+        Ok(w.node("MatMul", &[&cls, &proj], vec![]))
     }
 }
 

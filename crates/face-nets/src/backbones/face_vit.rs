@@ -20,6 +20,7 @@ use super::Backbone;
 use crate::blocks::{bn, conv, Activation, TransformerBlock, TransformerBlockConfig};
 use crate::error::{NetsError, Result};
 use crate::fold::{fold_linear, FoldBatchNorm};
+use crate::onnx_writer::{Attr, OnnxWriter};
 use crate::weights::{load_pytorch, LoadReport};
 
 /// Checkpoint-key remaps from arcface_torch's ViT to this module (its `feature` Sequential).
@@ -37,6 +38,9 @@ pub(crate) const TORCH_EXPORT_KEYS: &[(&str, &str)] = &[
     (r"^feature\.fc2\.", "feature.2."),
     (r"^feature\.bn2\.", "feature.3."),
 ];
+
+/// The LayerNorm ε of every norm in the network.
+const LN_EPS: f64 = 1e-5;
 
 /// Face ViT configuration.
 #[derive(Config, Debug, PartialEq)]
@@ -130,7 +134,7 @@ impl FaceVitConfig {
         TransformerBlockConfig::new(self.embed_dim, self.num_heads, self.mlp_ratio * self.embed_dim)
             .with_activation(Activation::Relu6)
             .with_qkv_bias(false)
-            .with_layer_norm_eps(1e-5)
+            .with_layer_norm_eps(LN_EPS)
     }
 
     /// Builds the network with random weights.
@@ -142,7 +146,7 @@ impl FaceVitConfig {
             panic!("{e}");
         }
         let (d, n, p) = (self.embed_dim, self.num_patches(), self.patch_size);
-        let ln = || LayerNormConfig::new(d).with_epsilon(1e-5).init(device);
+        let ln = || LayerNormConfig::new(d).with_epsilon(LN_EPS).init(device);
         let small = Distribution::Normal(0.0, 0.02);
         FaceVit {
             patch_embed: PatchEmbed {
@@ -257,6 +261,27 @@ impl<B: Backend> FaceVit<B> {
         let masks = self.mask_token.val().expand([n, l - keep, d]);
         let full = Tensor::cat(vec![kept, masks], 1).gather(1, expand(restore, l));
         self.head(full)
+    }
+}
+
+impl<B: Backend> FaceVit<B> {
+    /// The network as ONNX nodes from `x` to the `[N, num_features]` embedding (the
+    /// evaluation path; the feature head's BatchNorms folded into its linear layers).
+    pub(crate) fn write_onnx(&self, w: &mut OnnxWriter, x: &str) -> Result<String> {
+        let [_, l, d] = self.pos_embed.dims();
+        let t = w.conv(&self.patch_embed.proj, None, x)?;
+        let t = w.reshape(&t, vec![0, d as i64, l as i64]);
+        let t = w.transpose(&t, vec![0, 2, 1]);
+        let pos = w.tensor("pos_embed", self.pos_embed.val())?;
+        let mut t = w.node("Add", &[&t, &pos], vec![]);
+        for b in &self.blocks {
+            t = b.write_onnx(w, &t, LN_EPS)?;
+        }
+        let t = w.layer_norm(&self.norm, LN_EPS, &t)?;
+        let t = w.node("Flatten", &[&t], vec![("axis", Attr::Int(1))]);
+        let f = &self.feature;
+        let t = w.linear(&f.fc1, Some(&f.bn1), &t)?;
+        w.linear(&f.fc2, Some(&f.bn2), &t)
     }
 }
 

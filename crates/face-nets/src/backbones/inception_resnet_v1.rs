@@ -29,6 +29,7 @@ use burn::tensor::Tensor;
 use super::Backbone;
 use crate::blocks::{bn, conv, global_avg_pool, l2_normalize};
 use crate::error::{NetsError, Result};
+use crate::onnx_writer::{Attr, OnnxWriter};
 use crate::weights::{load_pytorch, LoadReport};
 
 /// Checkpoint tensors a model without classifier leaves unused.
@@ -353,6 +354,86 @@ impl<B: Backend> InceptionResnetV1<B> {
     pub fn classify(&self, x: Tensor<B, 4>) -> Option<Tensor<B, 2>> {
         let logits = self.logits.as_ref()?;
         Some(crate::ops::linear(logits, self.features(x)))
+    }
+}
+
+impl<B: Backend> BasicConv2d<B> {
+    /// Convolution (BatchNorm folded, the explicit padding as the convolution's pads) → ReLU.
+    fn write_onnx(&self, w: &mut OnnxWriter, x: &str) -> Result<String> {
+        let pads = self.explicit_pad.map(|[h, v]| [h, v, h, v]);
+        let y = w.conv_padded(&self.conv, Some(&self.bn), x, pads)?;
+        Ok(w.node("Relu", &[&y], vec![]))
+    }
+}
+
+fn write_chain<'a, B: Backend>(
+    layers: impl IntoIterator<Item = &'a BasicConv2d<B>>,
+    w: &mut OnnxWriter,
+    x: &str,
+) -> Result<String> {
+    layers
+        .into_iter()
+        .try_fold(x.to_owned(), |x, l| l.write_onnx(w, &x))
+}
+
+impl<B: Backend> Block<B> {
+    /// The block as ONNX nodes (as its `forward`).
+    fn write_onnx(&self, w: &mut OnnxWriter, x: &str) -> Result<String> {
+        let mut branches = vec![self.branch0.write_onnx(w, x)?, write_chain(&self.branch1, w, x)?];
+        if !self.branch2.is_empty() {
+            branches.push(write_chain(&self.branch2, w, x)?);
+        }
+        let refs: Vec<&str> = branches.iter().map(String::as_str).collect();
+        let cat = w.node("Concat", &refs, vec![("axis", Attr::Int(1))]);
+        let out = w.conv(&self.conv2d, None, &cat)?;
+        let scale = w.scalar(self.scale as f32);
+        let out = w.node("Mul", &[&out, &scale], vec![]);
+        let out = w.node("Add", &[&out, x], vec![]);
+        Ok(if self.relu {
+            w.node("Relu", &[&out], vec![])
+        } else {
+            out
+        })
+    }
+}
+
+impl<B: Backend> InceptionResnetV1<B> {
+    /// The network as ONNX nodes from `x` to the `[N, embedding_dim]` features (`last_bn`
+    /// folded into `last_linear`; dropout is the identity at inference).
+    pub(crate) fn write_onnx(&self, w: &mut OnnxWriter, x: &str) -> Result<String> {
+        let x = write_chain([&self.conv2d_1a, &self.conv2d_2a, &self.conv2d_2b], w, x)?;
+        let x = w.max_pool(&self.maxpool_3a, &x)?;
+        let x = write_chain([&self.conv2d_3b, &self.conv2d_4a, &self.conv2d_4b], w, &x)?;
+        let x = self.repeat_1.iter().try_fold(x, |x, b| b.write_onnx(w, &x))?;
+        let m = &self.mixed_6a;
+        let parts = [
+            m.branch0.write_onnx(w, &x)?,
+            write_chain(&m.branch1, w, &x)?,
+            w.max_pool(&m.branch2, &x)?,
+        ];
+        let x = w.node(
+            "Concat",
+            &parts.each_ref().map(String::as_str),
+            vec![("axis", Attr::Int(1))],
+        );
+        let x = self.repeat_2.iter().try_fold(x, |x, b| b.write_onnx(w, &x))?;
+        let m = &self.mixed_7a;
+        let parts = [
+            write_chain(&m.branch0, w, &x)?,
+            write_chain(&m.branch1, w, &x)?,
+            write_chain(&m.branch2, w, &x)?,
+            w.max_pool(&m.branch3, &x)?,
+        ];
+        let x = w.node(
+            "Concat",
+            &parts.each_ref().map(String::as_str),
+            vec![("axis", Attr::Int(1))],
+        );
+        let x = self.repeat_3.iter().try_fold(x, |x, b| b.write_onnx(w, &x))?;
+        let x = self.block8.write_onnx(w, &x)?;
+        let x = w.node("GlobalAveragePool", &[&x], vec![]);
+        let x = w.node("Flatten", &[&x], vec![("axis", Attr::Int(1))]);
+        w.linear(&self.last_linear, Some(&self.last_bn), &x)
     }
 }
 

@@ -267,6 +267,15 @@ pub struct IResNet<B: Backend> {
 }
 
 impl<B: Backend> IResNet<B> {
+    /// The residual blocks of the four stages, in order.
+    fn blocks(&self) -> impl Iterator<Item = &IBasicBlock<B>> {
+        self.layer1
+            .iter()
+            .chain(&self.layer2)
+            .chain(&self.layer3)
+            .chain(&self.layer4)
+    }
+
     /// The last feature map, before the embedding layers.
     ///
     /// # Shapes
@@ -279,13 +288,7 @@ impl<B: Backend> IResNet<B> {
             None,
             Activation::PRelu(&self.prelu),
         );
-        for block in self
-            .layer1
-            .iter()
-            .chain(&self.layer2)
-            .chain(&self.layer3)
-            .chain(&self.layer4)
-        {
+        for block in self.blocks() {
             x = block.forward(x);
         }
         batch_norm(&self.bn2, x)
@@ -336,13 +339,7 @@ impl<B: Backend> IResNet<B> {
     pub(crate) fn write_onnx(&self, w: &mut crate::onnx_writer::OnnxWriter, x: &str) -> Result<String> {
         let x = w.conv(&self.conv1, Some(&self.bn1), x)?;
         let mut x = w.prelu(&self.prelu, &x)?;
-        for block in self
-            .layer1
-            .iter()
-            .chain(&self.layer2)
-            .chain(&self.layer3)
-            .chain(&self.layer4)
-        {
+        for block in self.blocks() {
             x = block.write_onnx(w, &x)?;
         }
         let x = w.batch_norm(&self.bn2, &x)?;

@@ -208,6 +208,15 @@ impl<B: Backend> Bottleneck<B> {
 }
 
 impl<B: Backend> ResNet<B> {
+    /// The residual blocks of the four stages, in order.
+    fn blocks(&self) -> impl Iterator<Item = &Bottleneck<B>> {
+        self.layer1
+            .iter()
+            .chain(&self.layer2)
+            .chain(&self.layer3)
+            .chain(&self.layer4)
+    }
+
     /// The network as ONNX nodes from `x` to the pooled `[N, feature_dim]` features (a
     /// classifier `fc`, if any, is not part of a face model's features).
     pub(crate) fn write_onnx(&self, w: &mut crate::onnx_writer::OnnxWriter, x: &str) -> Result<String> {
@@ -223,13 +232,7 @@ impl<B: Backend> ResNet<B> {
                 ("pads", Attr::Ints(vec![1, 1, 1, 1])),
             ],
         );
-        for block in self
-            .layer1
-            .iter()
-            .chain(&self.layer2)
-            .chain(&self.layer3)
-            .chain(&self.layer4)
-        {
+        for block in self.blocks() {
             x = block.write_onnx(w, &x)?;
         }
         let x = w.node("GlobalAveragePool", &[&x], vec![]);
@@ -257,13 +260,7 @@ impl<B: Backend> ResNet<B> {
         let x = conv2d_fused(&self.conv1, Some(&self.bn1), x, None, Activation::Relu);
         let x = x.pad((1, 1, 1, 1), PadMode::Constant(f32::NEG_INFINITY));
         let mut x = self.maxpool.forward(x);
-        for block in self
-            .layer1
-            .iter()
-            .chain(&self.layer2)
-            .chain(&self.layer3)
-            .chain(&self.layer4)
-        {
+        for block in self.blocks() {
             x = block.forward(x);
         }
         x

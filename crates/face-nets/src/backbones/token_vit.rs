@@ -27,6 +27,10 @@ use serde::{Deserialize, Serialize};
 use super::Backbone;
 use crate::blocks::{Activation, LinearInit, TransformerBlock, TransformerBlockConfig};
 use crate::error::{NetsError, Result};
+use crate::onnx_writer::{Attr, OnnxWriter};
+
+/// The LayerNorm ε of every norm in the network (DINO's).
+const LN_EPS: f64 = 1e-6;
 
 /// Where the tokens of an aligned `image_size × image_size` face are cut when the ViT runs as a
 /// [`Backbone`] (slot `i` for token `i`).
@@ -170,7 +174,7 @@ impl TokenVitConfig {
     pub fn block(&self) -> TransformerBlockConfig {
         TransformerBlockConfig::new(self.embed_dim, self.num_heads, self.mlp_ratio * self.embed_dim)
             .with_activation(Activation::Gelu)
-            .with_layer_norm_eps(1e-6)
+            .with_layer_norm_eps(LN_EPS)
             .with_init(LinearInit::Normal { std: 0.02 })
     }
 
@@ -233,6 +237,22 @@ impl TokenVitConfig {
         Ok(())
     }
 
+    /// Builds the network and loads a PyTorch state dict of facekit's reference class (module
+    /// names as here, `tools/torch_nets.py TokenViT`; the layout `face_nets::export` writes).
+    ///
+    /// # Errors
+    /// As [`crate::weights::load_pytorch`], plus an invalid configuration.
+    pub fn load_torch<B: Backend>(
+        &self,
+        path: &std::path::Path,
+        device: &B::Device,
+    ) -> Result<(TokenVit<B>, crate::weights::LoadReport)> {
+        self.validate()?;
+        let mut model = self.init(device);
+        let report = crate::weights::load_pytorch(&mut model, path, &[], &[], None)?;
+        Ok((model, report))
+    }
+
     /// Builds the network with random weights (DINO's initialisation: N(0, 0.02) linear
     /// layers with zero biases).
     ///
@@ -256,7 +276,7 @@ impl TokenVitConfig {
             }),
             cls_token: Param::from_tensor(Tensor::random([1, 1, d], small, device)),
             blocks: (0..self.depth).map(|_| self.block().init(device)).collect(),
-            norm: LayerNormConfig::new(d).with_epsilon(1e-6).init(device),
+            norm: LayerNormConfig::new(d).with_epsilon(LN_EPS).init(device),
             coord_freqs: self.coord_freqs,
             patch_values: self.patch_values(),
             max_slots: self.max_slots,
@@ -391,20 +411,7 @@ impl<B: Backend> TokenVit<B> {
     pub fn tokenize(&self, x: Tensor<B, 4>) -> TokenBatch<B> {
         let [n, c, h, w] = x.dims();
         let p = self.patch_size;
-        let half = (p as f32 - 1.0) / 2.0;
-        let origins: Vec<[f32; 2]> = self.centres.iter().map(|q| [q[0] - half, q[1] - half]).collect();
-        // Pad so that every sample (and its right/lower neighbour) lies inside.
-        let lo = origins
-            .iter()
-            .flat_map(|o| [o[0], o[1]])
-            .fold(0.0f32, |m, v| m.min(v.floor()));
-        let hi_x = origins
-            .iter()
-            .fold(0.0f32, |m, o| m.max(o[0].floor() + p as f32 + 1.0 - w as f32));
-        let hi_y = origins
-            .iter()
-            .fold(0.0f32, |m, o| m.max(o[1].floor() + p as f32 + 1.0 - h as f32));
-        let pad = (-lo).max(hi_x).max(hi_y).max(0.0) as usize;
+        let (pad, cuts) = self.cuts(h, w);
         let device = x.device();
         let x = if pad > 0 {
             let mut big = Tensor::<B, 4>::full([n, c, h + 2 * pad, w + 2 * pad], -1.0, &device);
@@ -413,36 +420,24 @@ impl<B: Backend> TokenVit<B> {
         } else {
             x
         };
-        let mut patches = Vec::with_capacity(origins.len());
-        for o in &origins {
-            let (fx, fy) = (o[0] - o[0].floor(), o[1] - o[1].floor());
-            let (ix, iy) = (
-                (o[0].floor() as isize + pad as isize) as usize,
-                (o[1].floor() as isize + pad as isize) as usize,
-            );
-            let cut = |dy: usize, dx: usize| -> Tensor<B, 4> {
+        let mut patches = Vec::with_capacity(cuts.len());
+        for cut in &cuts {
+            let at = |dy: usize, dx: usize| -> Tensor<B, 4> {
                 x.clone()
-                    .slice([0..n, 0..c, iy + dy..iy + dy + p, ix + dx..ix + dx + p])
+                    .slice([0..n, 0..c, cut.y + dy..cut.y + dy + p, cut.x + dx..cut.x + dx + p])
             };
             let mut patch: Option<Tensor<B, 4>> = None;
-            for (dy, dx, weight) in [
-                (0, 0, (1.0 - fx) * (1.0 - fy)),
-                (0, 1, fx * (1.0 - fy)),
-                (1, 0, (1.0 - fx) * fy),
-                (1, 1, fx * fy),
-            ] {
-                if weight > 1e-6 {
-                    let term = cut(dy, dx).mul_scalar(weight);
-                    patch = Some(match patch {
-                        Some(acc) => acc + term,
-                        None => term,
-                    });
-                }
+            for (dy, dx, weight) in cut.taps() {
+                let term = at(dy, dx).mul_scalar(weight);
+                patch = Some(match patch {
+                    Some(acc) => acc + term,
+                    None => term,
+                });
             }
-            let patch = patch.unwrap_or_else(|| cut(0, 0));
+            let patch = patch.unwrap_or_else(|| at(0, 0));
             patches.push(patch.reshape([n, 1, c * p * p]));
         }
-        let t = origins.len();
+        let t = cuts.len();
         let s = self.image_size as f32;
         let coords: Vec<f32> = self
             .centres
@@ -457,6 +452,138 @@ impl<B: Backend> TokenVit<B> {
             coords,
             slots,
         }
+    }
+}
+
+/// Where one token's patch is read in the padded image: the top-left pixel of its
+/// neighbourhood and the bilinear fractions.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    x: usize,
+    y: usize,
+    fx: f32,
+    fy: f32,
+}
+
+impl Cut {
+    /// The bilinear taps `(dy, dx, weight)` with a weight that counts (> 1e-6).
+    fn taps(&self) -> Vec<(usize, usize, f32)> {
+        let (fx, fy) = (self.fx, self.fy);
+        [
+            (0, 0, (1.0 - fx) * (1.0 - fy)),
+            (0, 1, fx * (1.0 - fy)),
+            (1, 0, (1.0 - fx) * fy),
+            (1, 1, fx * fy),
+        ]
+        .into_iter()
+        .filter(|t| t.2 > 1e-6)
+        .collect()
+    }
+}
+
+impl<B: Backend> TokenVit<B> {
+    /// The padding of an `h × w` image (with −1) that keeps every sample of every token, and
+    /// where each token is cut from the padded image.
+    fn cuts(&self, h: usize, w: usize) -> (usize, Vec<Cut>) {
+        let p = self.patch_size;
+        let half = (p as f32 - 1.0) / 2.0;
+        let origins: Vec<[f32; 2]> = self.centres.iter().map(|q| [q[0] - half, q[1] - half]).collect();
+        // Pad so that every sample (and its right/lower neighbour) lies inside.
+        let lo = origins
+            .iter()
+            .flat_map(|o| [o[0], o[1]])
+            .fold(0.0f32, |m, v| m.min(v.floor()));
+        let hi_x = origins
+            .iter()
+            .fold(0.0f32, |m, o| m.max(o[0].floor() + p as f32 + 1.0 - w as f32));
+        let hi_y = origins
+            .iter()
+            .fold(0.0f32, |m, o| m.max(o[1].floor() + p as f32 + 1.0 - h as f32));
+        let pad = (-lo).max(hi_x).max(hi_y).max(0.0) as usize;
+        let cuts = origins
+            .iter()
+            .map(|o| Cut {
+                x: (o[0].floor() as isize + pad as isize) as usize,
+                y: (o[1].floor() as isize + pad as isize) as usize,
+                fx: o[0] - o[0].floor(),
+                fy: o[1] - o[1].floor(),
+            })
+            .collect();
+        (pad, cuts)
+    }
+
+    /// The network as ONNX nodes from aligned faces `x` `[N, 3, S, S]` to the normalised class
+    /// token `[N, embed_dim]`, exactly as [`TokenVit::tokenize`] then [`TokenVit::forward`]:
+    /// - the image is padded with −1, and each token's `(p+1)²` neighbourhood (`p²` when no
+    ///   token falls between pixels) is sliced and flattened;
+    /// - the patch projection and the bilinear weights are one matrix per token (one for all
+    ///   when every token has the same fractions), applied by a batched `MatMul`;
+    /// - the projection bias, the coordinate encoding, the slot embeddings and the class token
+    ///   do not depend on the image: they are one constant `[1, 1 + t, d]`, added after a zero
+    ///   row is padded in front for the class token.
+    pub(crate) fn write_onnx(&self, w: &mut OnnxWriter, x: &str) -> Result<String> {
+        let (s, p, d) = (self.image_size, self.patch_size, self.embed_dim());
+        let (pad, cuts) = self.cuts(s, s);
+        let device = self.cls_token.device();
+        let x = if pad > 0 {
+            let q = pad as i64;
+            w.pad(x, vec![0, 0, q, q, 0, 0, q, q], -1.0)
+        } else {
+            x.to_owned()
+        };
+        let whole = cuts.iter().all(|c| c.taps().len() == 1 && c.taps()[0].2 == 1.0);
+        let q = if whole { p } else { p + 1 };
+        // One weight per distinct bilinear tap set, `[3·q·q, d]`.
+        let proj = crate::to_f32_vec(self.patch_embed.weight.val())?;
+        let effective = |cut: &Cut| -> Vec<f32> {
+            let mut m = vec![0.0f32; 3 * q * q * d];
+            for (dy, dx, weight) in if whole { vec![(0, 0, 1.0)] } else { cut.taps() } {
+                for ch in 0..3 {
+                    for y in 0..p {
+                        for xx in 0..p {
+                            let from = ((ch * p + y) * p + xx) * d;
+                            let to = ((ch * q + y + dy) * q + xx + dx) * d;
+                            for k in 0..d {
+                                m[to + k] += weight * proj[from + k];
+                            }
+                        }
+                    }
+                }
+            }
+            m
+        };
+        let mut slices = Vec::with_capacity(cuts.len());
+        for c in &cuts {
+            let (x0, y0) = (c.x as i64, c.y as i64);
+            let t = w.slice(&x, vec![2, 3], vec![y0, x0], vec![y0 + q as i64, x0 + q as i64]);
+            slices.push(w.reshape(&t, vec![0, 1, (3 * q * q) as i64]));
+        }
+        let refs: Vec<&str> = slices.iter().map(String::as_str).collect();
+        let tokens = w.node("Concat", &refs, vec![("axis", Attr::Int(1))]);
+        let first = effective(&cuts[0]);
+        let shared = whole || cuts.iter().all(|c| (c.fx, c.fy) == (cuts[0].fx, cuts[0].fy));
+        let t = if shared {
+            let m = w.constant("patch_w", &[3 * q * q, d], first);
+            w.node("MatMul", &[&tokens, &m], vec![])
+        } else {
+            let all: Vec<f32> = cuts.iter().flat_map(effective).collect();
+            let m = w.constant("patch_w", &[cuts.len(), 3 * q * q, d], all);
+            let per_token = w.transpose(&tokens, vec![1, 0, 2]);
+            let y = w.node("MatMul", &[&per_token, &m], vec![]);
+            w.transpose(&y, vec![1, 0, 2])
+        };
+        let t = w.pad(&t, vec![0, 1, 0, 0, 0, 0], 0.0);
+        // The image-independent part: the embedding of an all-zero patch batch.
+        let mut zero = self.tokenize(Tensor::zeros([1, 3, s, s], &device));
+        zero.patches = zero.patches.zeros_like();
+        let constant = w.tensor("token_embed", self.embed(&zero))?;
+        let mut t = w.node("Add", &[&t, &constant], vec![]);
+        for b in &self.blocks {
+            t = b.write_onnx(w, &t, LN_EPS)?;
+        }
+        let t = w.layer_norm(&self.norm, LN_EPS, &t)?;
+        let cls = w.slice(&t, vec![1], vec![0], vec![1]);
+        Ok(w.node("Flatten", &[&cls], vec![("axis", Attr::Int(1))]))
     }
 }
 

@@ -20,6 +20,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use super::multi_head_attention;
+use crate::error::Result;
+use crate::onnx_writer::{Attr, OnnxWriter};
 
 /// The MLP's activation.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -207,5 +209,74 @@ impl<B: Backend> TransformerBlock<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = x.clone() + self.attn.forward(self.norm1.forward(x));
         x.clone() + self.mlp.forward(self.norm2.forward(x))
+    }
+}
+
+impl Activation {
+    /// The activation as ONNX nodes (opset 17 has no `Gelu`: exact GELU is written with `Erf`).
+    pub(crate) fn write_onnx(self, w: &mut OnnxWriter, x: &str) -> String {
+        match self {
+            Self::Relu6 => {
+                let (lo, hi) = (w.scalar(0.0), w.scalar(6.0));
+                w.node("Clip", &[x, &lo, &hi], vec![])
+            }
+            Self::Gelu => {
+                let root2 = w.scalar(std::f32::consts::SQRT_2);
+                let z = w.node("Div", &[x, &root2], vec![]);
+                let erf = w.node("Erf", &[&z], vec![]);
+                let one = w.scalar(1.0);
+                let gate = w.node("Add", &[&erf, &one], vec![]);
+                let y = w.node("Mul", &[x, &gate], vec![]);
+                let half = w.scalar(0.5);
+                w.node("Mul", &[&y, &half], vec![])
+            }
+            Self::QuickGelu => {
+                let k = w.scalar(1.702);
+                let z = w.node("Mul", &[x, &k], vec![]);
+                let gate = w.node("Sigmoid", &[&z], vec![]);
+                w.node("Mul", &[x, &gate], vec![])
+            }
+        }
+    }
+}
+
+impl<B: Backend> SelfAttention<B> {
+    /// Attention as ONNX nodes, `[n, t, d]` → `[n, t, d]`: q, k and v sliced from the packed
+    /// projection, split into heads, `softmax(q·kᵀ / √hd)·v`, heads joined, projection.
+    fn write_onnx(&self, w: &mut OnnxWriter, x: &str) -> Result<String> {
+        let qkv = w.matmul(&self.qkv, x)?;
+        let d = self.proj.weight.dims()[0] as i64;
+        let (h, hd) = (self.heads as i64, d / self.heads as i64);
+        let mut part = |i: i64, perm: Vec<i64>| {
+            let p = w.slice(&qkv, vec![2], vec![i * d], vec![(i + 1) * d]);
+            let p = w.reshape(&p, vec![0, 0, h, hd]);
+            w.transpose(&p, perm)
+        };
+        let q = part(0, vec![0, 2, 1, 3]);
+        let k = part(1, vec![0, 2, 3, 1]);
+        let v = part(2, vec![0, 2, 1, 3]);
+        let scores = w.node("MatMul", &[&q, &k], vec![]);
+        let scale = w.scalar((hd as f32).powf(-0.5));
+        let scores = w.node("Mul", &[&scores, &scale], vec![]);
+        let attn = w.node("Softmax", &[&scores], vec![("axis", Attr::Int(3))]);
+        let y = w.node("MatMul", &[&attn, &v], vec![]);
+        let y = w.transpose(&y, vec![0, 2, 1, 3]);
+        let y = w.reshape(&y, vec![0, 0, d]);
+        w.matmul(&self.proj, &y)
+    }
+}
+
+impl<B: Backend> TransformerBlock<B> {
+    /// The block as ONNX nodes (as [`TransformerBlock::forward`]); `eps` is the network's
+    /// LayerNorm ε.
+    pub(crate) fn write_onnx(&self, w: &mut OnnxWriter, x: &str, eps: f64) -> Result<String> {
+        let h = w.layer_norm(&self.norm1, eps, x)?;
+        let a = self.attn.write_onnx(w, &h)?;
+        let x = w.node("Add", &[x, &a], vec![]);
+        let h = w.layer_norm(&self.norm2, eps, &x)?;
+        let h = w.matmul(&self.mlp.fc1, &h)?;
+        let h = self.mlp.activation.write_onnx(w, &h);
+        let h = w.matmul(&self.mlp.fc2, &h)?;
+        Ok(w.node("Add", &[&x, &h], vec![]))
     }
 }

@@ -4,10 +4,18 @@
 //!
 //! **ONNX.** Opset 17, one input `input` `[n, 3, S, S]` (dynamic batch axis; RGB aligned to the
 //! ArcFace template, `(x − 127.5) / 127.5`) and four named outputs: `embedding` `[n, D]` (unit
-//! rows), `age_probs` `[n, bins]`, `expected_age` `[n]` (years) and `p_male` `[n]`. The
-//! BatchNorms that follow a convolution or linear layer are folded into it. The others stay as
-//! `BatchNormalization` nodes (iResNet's pre-activation ones, which precede padded
-//! convolutions). The backbone families written so far are iResNet, MobileFaceNet and ResNet.
+//! rows), `age_probs` `[n, bins]`, `expected_age` `[n]` (years) and `p_male` `[n]`. Every
+//! backbone family is written, each next to its `forward` (`write_onnx`):
+//! - the convolutional ones (iResNet, MobileFaceNet, ResNet, Inception-ResNet-V1) with the
+//!   BatchNorms that follow a convolution or linear layer folded into it; the others stay as
+//!   `BatchNormalization` nodes (iResNet's pre-activation ones, which precede padded
+//!   convolutions);
+//! - the ViTs (arcface_torch's, CLIP's, the token ViT) with `LayerNormalization`, attention as
+//!   `MatMul` / `Softmax` over heads, and exact GELU as `Erf` (opset 17 has no `Gelu`). A class
+//!   token is prepended by padding the tokens with a zero row and adding one constant. The token
+//!   ViT's bilinear patch sampling at fixed centres is folded with its patch projection into
+//!   one matrix per token (or one for all when the tokens share their sub-pixel offsets).
+//!
 //! `tools/check_onnx_export.py` runs the files in onnxruntime, and face-nets' own executor runs
 //! them in the tests.
 //!
@@ -18,8 +26,12 @@
 //!   (`backbones/iresnet.py IResNet`), arcface_torch `mbf` (`backbones/mobilefacenet.py
 //!   MobileFaceNet`), arcface_torch `vit` (`backbones/vit.py VisionTransformer`), torchvision
 //!   `resnet50` (`fc = nn.Identity()` when the backbone has no classifier; with one, the head
-//!   reads the pooled features, not `fc`), or facenet-pytorch `InceptionResnetV1(classify=False)`
-//!   (the head reads `last_bn`, before its L2 normalisation);
+//!   reads the pooled features, not `fc`), facenet-pytorch `InceptionResnetV1(classify=False)`
+//!   (the head reads `last_bn`, before its L2 normalisation), OpenAI CLIP's `VisionTransformer`
+//!   (`model.py`; open_clip's `transformer.py VisionTransformer` has the same keys: packed
+//!   `attn.in_proj_weight`, `ln_1`, `mlp.c_fc`, `proj`), or, for the token ViT (LAFS/DINO),
+//!   which has no outside reference, facekit's own class `TokenViT` in `tools/torch_nets.py`
+//!   (timm block names; its docstring states the tokenisation);
 //! - `head`: facekit's multitask head:
 //!   - `head.embedding.linear` (`nn.Linear(features, dim)`);
 //!   - `head.embedding.bn` (`nn.BatchNorm1d(dim)`; absent when the head has none);
@@ -77,9 +89,9 @@ type KeyRules = Vec<(&'static str, &'static str)>;
 /// The PyTorch reference class of a backbone, and the key rules: the rules from our module
 /// paths to its `state_dict` names, then from those names back to ours. Both are regex →
 /// replacement, applied in order to each key. The second set is what the PyTorch loaders use.
-fn torch_layout(backbone: &BackboneConfig) -> Result<(&'static str, KeyRules, KeyRules)> {
-    use crate::backbones::{face_vit, iresnet, mobilefacenet, resnet};
-    Ok(match backbone {
+fn torch_layout(backbone: &BackboneConfig) -> (&'static str, KeyRules, KeyRules) {
+    use crate::backbones::{clip_vit, face_vit, iresnet, mobilefacenet, resnet};
+    match backbone {
         BackboneConfig::IResNet(_) => (
             "arcface_torch backbones/iresnet.py IResNet",
             iresnet::TORCH_EXPORT_KEYS.to_vec(),
@@ -95,24 +107,23 @@ fn torch_layout(backbone: &BackboneConfig) -> Result<(&'static str, KeyRules, Ke
             resnet::TORCH_EXPORT_KEYS.to_vec(),
             resnet::TORCH_KEYS.to_vec(),
         ),
-        BackboneConfig::InceptionResnetV1(_) => {
-            ("facenet_pytorch InceptionResnetV1(classify=False)", Vec::new(), Vec::new())
-        }
+        BackboneConfig::InceptionResnetV1(_) => (
+            "facenet_pytorch InceptionResnetV1(classify=False)",
+            Vec::new(),
+            Vec::new(),
+        ),
         BackboneConfig::Vit(_) => (
             "arcface_torch backbones/vit.py VisionTransformer",
             face_vit::TORCH_EXPORT_KEYS.to_vec(),
             face_vit::TORCH_KEYS.to_vec(),
         ),
-        other => {
-            return Err(NetsError::Config {
-                name: "backbone",
-                message: format!(
-                    "no PyTorch reference class to export `{}` into (iresnet, mobilefacenet, resnet, inception_resnet_v1 and vit have one)",
-                    other.arch()
-                ),
-            })
-        }
-    })
+        BackboneConfig::ClipVit(_) => (
+            "OpenAI CLIP model.py VisionTransformer (open_clip transformer.py VisionTransformer)",
+            clip_vit::TORCH_EXPORT_KEYS.to_vec(),
+            clip_vit::BLOCK_KEYS.to_vec(),
+        ),
+        BackboneConfig::TokenVit(_) => ("facekit tools/torch_nets.py TokenViT", Vec::new(), Vec::new()),
+    }
 }
 
 fn apply_rules(rules: &[regex::Regex], replacements: &[&str], key: &str) -> String {
@@ -138,8 +149,7 @@ fn compile(rules: &[(&str, &str)]) -> Result<(Vec<regex::Regex>, Vec<String>)> {
 /// order; BatchNorm layers gain their `num_batches_tracked` (0).
 ///
 /// # Errors
-/// A folded model (its BatchNorms are gone), a backbone without a PyTorch reference class, or
-/// a tensor that cannot be read back.
+/// A folded model (its BatchNorms are gone), or a tensor that cannot be read back.
 pub fn torch_state_dict<B: Backend>(
     model: &FaceModel<B>,
     config: &FaceModelConfig,
@@ -150,7 +160,7 @@ pub fn torch_state_dict<B: Backend>(
             message: "a folded model has no BatchNorm layers to name; export the model before folding".into(),
         });
     }
-    let (_, to_torch, _) = torch_layout(&config.backbone)?;
+    let (_, to_torch, _) = torch_layout(&config.backbone);
     let (rules, reps) = compile(&to_torch)?;
     let reps: Vec<&str> = reps.iter().map(String::as_str).collect();
     let mut out = Vec::new();
@@ -190,7 +200,7 @@ pub fn write_torch<B: Backend>(
     file: &Path,
 ) -> Result<TorchExport> {
     let tensors = torch_state_dict(model, config)?;
-    let (class, _, _) = torch_layout(&config.backbone)?;
+    let (class, _, _) = torch_layout(&config.backbone);
     let mut bytes: Vec<(String, Vec<u8>, safetensors::Dtype, Vec<usize>)> = Vec::with_capacity(tensors.len());
     for (name, data) in &tensors {
         let (dtype, raw) = match data.dtype {
@@ -251,7 +261,7 @@ pub fn read_torch<B: Backend>(file: &Path, device: &B::Device) -> Result<(FaceMo
         });
     }
     let config = meta.model;
-    let (_, _, from_torch) = torch_layout(&config.backbone)?;
+    let (_, _, from_torch) = torch_layout(&config.backbone);
     // The backbone's rules, moved under `backbone.`: anchored ones gain the prefix, the others
     // (suffix rules) already match only inside it.
     let prefixed: Vec<(String, String)> = from_torch
@@ -271,7 +281,7 @@ pub fn read_torch<B: Backend>(file: &Path, device: &B::Device) -> Result<(FaceMo
 ///
 /// # Errors
 /// A folded model (export the unfolded one: folding happens as the graph is written), a
-/// backbone family not written yet, or a tensor that cannot be read back.
+/// convolution with `Same` padding (no fixed ONNX pads), or a tensor that cannot be read back.
 pub fn onnx_bytes<B: Backend>(model: &FaceModel<B>, config: &FaceModelConfig) -> Result<Vec<u8>> {
     if model.is_folded() || config.folded {
         return Err(NetsError::Config {

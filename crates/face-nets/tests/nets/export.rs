@@ -1,6 +1,8 @@
 //! Student export: the PyTorch layout written by `face_nets::export` read back by our own
-//! loader for every architecture with a PyTorch reference class, and against PyTorch itself
-//! (the fixtures `tools/check_torch_export.py` wrote after `load_state_dict(strict=True)`).
+//! loader for every backbone family, and against PyTorch itself (the fixtures
+//! `tools/check_torch_export.py` wrote after `load_state_dict(strict=True)`); the ONNX graph
+//! against onnxruntime (`tools/check_onnx_export.py`) and against the model, through face-nets'
+//! own executor.
 
 use std::path::PathBuf;
 
@@ -13,8 +15,23 @@ use crate::units::small_backbones;
 
 type B = NdArray<f32>;
 
+/// Every backbone family, each with a committed fixture in `tests/fixtures/export`.
+const FAMILIES: [&str; 7] = [
+    "iresnet",
+    "mobilefacenet",
+    "resnet",
+    "inception_resnet_v1",
+    "vit",
+    "clip_vit",
+    "token_vit",
+];
+
 fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().to_vec::<f32>().unwrap()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -25,7 +42,7 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 #[test]
-fn torch_export_reads_back_identically_for_every_reference_class() {
+fn torch_export_reads_back_identically_for_every_family() {
     let dev = Default::default();
     let dir = tmp("round");
     let mut exported = 0;
@@ -35,12 +52,6 @@ fn torch_export_reads_back_identically_for_every_reference_class() {
         // so a swapped or dropped tensor shows.
         let model = face_nets::record::spread_vectors(config.init::<B>(&dev).unwrap(), 3);
         let file = dir.join(format!("{}.safetensors", b.arch()));
-        if matches!(b, BackboneConfig::ClipVit(_) | BackboneConfig::TokenVit(_)) {
-            let e = write_torch(&model, &config, &file).unwrap_err();
-            assert!(e.to_string().contains("no PyTorch reference class"), "{e}");
-            assert!(!file.exists());
-            continue;
-        }
         let meta = write_torch(&model, &config, &file).unwrap();
         assert!(sidecar_path(&file).is_file());
         assert_eq!(meta.model, config);
@@ -79,7 +90,7 @@ fn torch_export_reads_back_identically_for_every_reference_class() {
         assert_eq!(values(p.gender_logit), values(q.gender_logit), "{}", b.arch());
         exported += 1;
     }
-    assert_eq!(exported, 5);
+    assert_eq!(exported, 7);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -115,6 +126,37 @@ fn torch_export_names_follow_the_reference_classes() {
     assert!(has(&mbf, "backbone.layers.0.layers.2.weight").is_some());
     assert!(has(&mbf, "backbone.features.layers.3.running_var").is_some());
     assert!(has(&mbf, "backbone.features.layers.2.weight").is_some());
+    // OpenAI CLIP's VisionTransformer: packed `in_proj_weight` [3w, w], `ln_1`, `c_fc`, raw
+    // parameters as they are (`proj` [width, output_dim]).
+    let clip = arch(backbones[5].clone());
+    assert_eq!(
+        has(&clip, "backbone.transformer.resblocks.0.attn.in_proj_weight"),
+        Some(vec![48, 16])
+    );
+    assert_eq!(
+        has(&clip, "backbone.transformer.resblocks.0.attn.in_proj_bias"),
+        Some(vec![48])
+    );
+    assert!(has(&clip, "backbone.transformer.resblocks.0.attn.out_proj.weight").is_some());
+    assert!(has(&clip, "backbone.transformer.resblocks.0.ln_1.weight").is_some());
+    assert_eq!(
+        has(&clip, "backbone.transformer.resblocks.0.mlp.c_fc.weight"),
+        Some(vec![64, 16])
+    );
+    assert_eq!(has(&clip, "backbone.proj"), Some(vec![16, 12]));
+    assert_eq!(has(&clip, "backbone.class_embedding"), Some(vec![16]));
+    // facekit's TokenViT class: timm block names, `slot_embed` an nn.Embedding.
+    let token = arch(backbones[6].clone());
+    assert_eq!(has(&token, "backbone.slot_embed.weight"), Some(vec![49, 16]));
+    assert_eq!(
+        has(&token, "backbone.patch_embed.weight"),
+        Some(vec![16, 3 * 16 * 16])
+    );
+    assert_eq!(
+        has(&token, "backbone.blocks.0.attn.qkv.weight"),
+        Some(vec![48, 16])
+    );
+    assert!(has(&token, "backbone.norm.bias").is_some());
 }
 
 #[test]
@@ -155,7 +197,7 @@ fn torch_export_matches_pytorch() {
     // what PyTorch computed.
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/export");
     let dev = Default::default();
-    for arch in ["iresnet", "mobilefacenet", "resnet", "inception_resnet_v1", "vit"] {
+    for arch in FAMILIES {
         let (config, model) = read_torch::<B>(&dir.join(format!("{arch}.safetensors")), &dev).unwrap();
         assert_eq!(config.backbone.arch(), arch);
         let torch: serde_json::Value =
@@ -178,11 +220,7 @@ fn torch_export_matches_pytorch() {
             ("p_male", values(male), floats("p_male")),
         ] {
             assert_eq!(ours.len(), theirs.len(), "{arch} {what}");
-            let d = ours
-                .iter()
-                .zip(&theirs)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let d = max_diff(&ours, &theirs);
             assert!(d < 1e-4, "{arch} {what}: max |Δ| {d}");
         }
     }
@@ -197,7 +235,7 @@ fn onnx_export_matches_onnxruntime_through_our_executor() {
     use face_nets::onnx::OnnxModel;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/export");
     let dev = Default::default();
-    for arch in ["iresnet", "mobilefacenet", "resnet"] {
+    for arch in FAMILIES {
         let (config, model) = read_torch::<B>(&dir.join(format!("{arch}.safetensors")), &dev).unwrap();
         let bytes = onnx_bytes(&model, &config).unwrap();
         let onnx = OnnxModel::<B>::from_bytes(format!("{arch}.onnx"), &bytes, &dev).unwrap();
@@ -227,11 +265,7 @@ fn onnx_export_matches_onnxruntime_through_our_executor() {
         let direct = model.forward(x.clone());
         let check = |what: &str, ours: Vec<f32>, theirs: &[f32], tol: f32| {
             assert_eq!(ours.len(), theirs.len(), "{arch} {what}");
-            let d = ours
-                .iter()
-                .zip(theirs)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let d = max_diff(&ours, theirs);
             assert!(d < tol, "{arch} {what}: max |Δ| {d}");
         };
         check(
@@ -276,12 +310,63 @@ fn onnx_export_matches_onnxruntime_through_our_executor() {
         let e3 = values(onnx.run(x3).unwrap().tensor::<2>("embedding").unwrap());
         check("batch 3", e3[..32].to_vec(), &floats("embedding"), 1e-4);
     }
-    // Families not written yet are refused, naming the way out.
-    let (config, model) = read_torch::<B>(&dir.join("vit.safetensors"), &dev).unwrap();
-    let e = onnx_bytes(&model, &config).unwrap_err();
-    assert!(
-        e.to_string().contains("ONNX export of `vit` is not written yet")
-            && e.to_string().contains("--format torch"),
-        "{e}"
-    );
+    // A folded model is refused: its BatchNorms are folded as the graph is written.
+    use face_nets::FoldBatchNorm;
+    let (config, model) = read_torch::<B>(&dir.join("iresnet.safetensors"), &dev).unwrap();
+    let e = onnx_bytes(&model.fold_batch_norm(), &config).unwrap_err();
+    assert!(e.to_string().contains("before folding"), "{e}");
+}
+
+#[test]
+fn onnx_export_runs_like_the_model_for_every_token_layout() {
+    // The token ViT's graph has three cases: tokens on whole pixels (one shared projection, no
+    // bilinear taps), tokens that all fall between pixels alike (one shared bilinear matrix),
+    // and tokens that each fall differently (one matrix per token). Each against the model.
+    use face_nets::export::onnx_bytes;
+    use face_nets::onnx::OnnxModel;
+    use face_nets::{TokenInput, TokenLayout, TokenVitConfig};
+    let dev = Default::default();
+    for (name, layout, patch) in [
+        ("grid", TokenLayout::Grid { n: 6 }, 16),
+        ("dense 4 (every origin whole)", TokenLayout::Dense { n: 4 }, 12),
+        (
+            "points (shared fractions)",
+            TokenLayout::Points {
+                points: vec![[30.25, 40.75], [60.25, 20.75], [90.25, 100.75]],
+            },
+            10,
+        ),
+        ("dense 5 (fractions differ)", TokenLayout::Dense { n: 5 }, 9),
+        (
+            "points over the edge",
+            TokenLayout::Points {
+                points: vec![[0.3, 2.0], [110.6, 111.2], [56.0, 56.0]],
+            },
+            8,
+        ),
+    ] {
+        let backbone = BackboneConfig::TokenVit(TokenVitConfig {
+            embed_dim: 16,
+            depth: 1,
+            num_heads: 4,
+            mlp_ratio: 2,
+            patch_size: patch,
+            max_slots: 40,
+            coord_freqs: 1,
+            input: Some(TokenInput {
+                image_size: 112,
+                layout,
+            }),
+        });
+        let config = FaceModelConfig::new(backbone, 8, vec![20.0, 40.0]);
+        let model = face_nets::record::spread_vectors(config.init::<B>(&dev).unwrap(), 5);
+        let bytes = onnx_bytes(&model, &config).unwrap();
+        let onnx = OnnxModel::<B>::from_bytes("token.onnx", &bytes, &dev).unwrap();
+        let x = Tensor::<B, 4>::random([3, 3, 112, 112], Distribution::Uniform(-1.0, 1.0), &dev);
+        let ours = values(onnx.run(x.clone()).unwrap().tensor::<2>("embedding").unwrap());
+        let direct = values(model.forward(x).embedding);
+        assert_eq!(ours.len(), direct.len(), "{name}");
+        let d = max_diff(&ours, &direct);
+        assert!(d < 1e-4, "{name}: max |Δ| {d}");
+    }
 }
