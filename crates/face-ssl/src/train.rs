@@ -254,9 +254,38 @@ impl<B: AutodiffBackend> Session<B> {
         steps_per_epoch: usize,
     ) -> Result<Self> {
         config.validate()?;
+        B::seed(device, config.seed);
+        let student = DinoModel::<B>::new(config, device)?;
+        Self::with_student(config, device, batch, steps_per_epoch, student)
+    }
+
+    /// A fresh run of `config` from the given student (its weights, e.g. moved from another
+    /// backend or another run); the EMA teacher starts as its copy. Otherwise as
+    /// [`Session::new`].
+    ///
+    /// # Errors
+    /// An invalid configuration, or a student of another architecture.
+    pub fn with_student(
+        config: &PretrainConfig,
+        device: &B::Device,
+        batch: usize,
+        steps_per_epoch: usize,
+        student: DinoModel<B>,
+    ) -> Result<Self> {
+        config.validate()?;
         let c = config;
-        B::seed(device, c.seed);
-        let student = DinoModel::<B>::new(c, device)?;
+        let fresh = DinoModel::<B>::new(c, device)?;
+        if fresh.num_params() != student.num_params() {
+            return Err(SslError::Config {
+                key: "backbone".into(),
+                message: format!(
+                    "the student passed in has {} parameters, the configured architecture {}",
+                    student.num_params(),
+                    fresh.num_params()
+                ),
+            });
+        }
+        let student = student.fork(device);
         let teacher = student.valid();
         let optim = AdamConfig::new()
             .with_epsilon(1e-8)
@@ -284,6 +313,11 @@ impl<B: AutodiffBackend> Session<B> {
     /// Steps done.
     pub fn steps(&self) -> u64 {
         self.step
+    }
+
+    /// The student being trained.
+    pub fn student(&self) -> &DinoModel<B> {
+        &self.student
     }
 
     /// The EMA teacher.

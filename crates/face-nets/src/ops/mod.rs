@@ -90,7 +90,7 @@ pub fn conv2d_fused<B: Backend>(
     }
     let mut y = match autodiff::conv2d(conv, x) {
         Ok(y) => y,
-        Err(x) => conv.forward(x),
+        Err(x) => composed_conv2d(conv, x),
     };
     if let Some(bn) = bn {
         y = batch_norm(bn, y);
@@ -120,6 +120,37 @@ pub fn conv2d_affine<B: Backend>(
         }
     }
     finish(conv2d(conv, x).mul(scale).add(shift), residual, act)
+}
+
+/// The convolution composed of Burn's ops, for the backends without a fast path.
+///
+/// A strided 1×1 convolution without padding (the downsampling shortcut of iResNet and
+/// ResNet) is written as the stride-1 convolution of the input's strided slice. It is the same
+/// function, but Burn 0.21's CubeCL backends (wgpu, CUDA) compute a wrong input gradient for the
+/// strided 1×1 convolution itself, so training through them would silently go astray
+/// (`tests/cubecl.rs` in the workspace root shows both).
+fn composed_conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let unpadded = matches!(
+        conv.padding,
+        PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+    );
+    if conv.kernel_size != [1, 1] || conv.stride == [1, 1] || !unpadded {
+        return conv.forward(x);
+    }
+    use burn::tensor::Slice;
+    let [sh, sw] = conv.stride.map(|s| s as isize);
+    let x = x.slice([
+        Slice::new(0, None, 1),
+        Slice::new(0, None, 1),
+        Slice::new(0, None, sh),
+        Slice::new(0, None, sw),
+    ]);
+    burn::tensor::module::conv2d(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        burn::tensor::ops::ConvOptions::new([1, 1], [0, 0], [1, 1], conv.groups),
+    )
 }
 
 /// `act(y + residual)`: the composed bodies' common end.

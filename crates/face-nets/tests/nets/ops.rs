@@ -811,3 +811,63 @@ fn fast_matmul_matches_burns() {
         }
     }
 }
+
+#[test]
+fn composed_strided_pointwise_convolution_matches_burns_own() {
+    // On backends without the fast path, a strided 1×1 convolution is composed as a strided
+    // slice and a stride-1 convolution (Burn 0.21's CubeCL kernels get its input gradient
+    // wrong; the workspace's `tests/cubecl.rs` runs that case on wgpu). Here on Candle, forward
+    // and both gradients, against Burn's own convolution on NdArray.
+    type Candle = face_nets::CandleTrain;
+    // (Candle's convolution backward takes no groups, so groups = 1 here.)
+    for (size, stride, bias) in [(14, 2, false), (13, 2, true), (9, 3, true)] {
+        let c = Case {
+            x: [2, 4, size, size],
+            cout: 6,
+            kernel: [1, 1],
+            stride: [stride, stride],
+            padding: PaddingConfig2d::Valid,
+            groups: 1,
+            bias,
+        };
+        let (conv_n, _, _) = layers::<Composed>(&c, 40);
+        let (conv_c, _, _) = layers::<Candle>(&c, 40);
+        let x_n: Tensor<Composed, 4> = tensor::<Composed, 4>(c.x, 47).require_grad();
+        let x_c: Tensor<Candle, 4> = tensor::<Candle, 4>(c.x, 47).require_grad();
+        let y_n = conv_n.forward(x_n.clone());
+        let y_c = conv2d(&conv_c, x_c.clone());
+        let v = |t: Tensor<Candle, 4>| t.into_data().to_vec::<f32>().unwrap();
+        let w = |t: Tensor<Composed, 4>| t.into_data().to_vec::<f32>().unwrap();
+        let diff = |a: Vec<f32>, b: Vec<f32>| {
+            a.iter()
+                .zip(&b)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0f32, f32::max)
+        };
+        assert_eq!(y_c.dims(), y_n.dims());
+        assert!(
+            diff(v(y_c.clone()), w(y_n.clone())) < 1e-5,
+            "{size}/{stride}: forward"
+        );
+        let g_n = (y_n.clone() * y_n).sum().backward();
+        let g_c = (y_c.clone() * y_c).sum().backward();
+        let dx_n = x_n.grad(&g_n).unwrap().into_data().to_vec::<f32>().unwrap();
+        let dx_c = x_c.grad(&g_c).unwrap().into_data().to_vec::<f32>().unwrap();
+        assert!(diff(dx_c, dx_n) < 1e-5, "{size}/{stride}: input gradient");
+        let dw_n = conv_n
+            .weight
+            .grad(&g_n)
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let dw_c = conv_c
+            .weight
+            .grad(&g_c)
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        assert!(diff(dw_c, dw_n) < 1e-4, "{size}/{stride}: weight gradient");
+    }
+}
