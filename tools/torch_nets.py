@@ -6,6 +6,8 @@ the deterministic input every fixture script shares. Imported by tools/reference
 asserts the key layouts against torchvision and facenet-pytorch), tools/reference_onnx.py and
 tools/check_torch_export.py.
 """
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -457,16 +459,16 @@ class TokenViT(nn.Module):
         n, c, h, w = x.shape
         p, half = self.patch, (self.patch - 1) / 2.0
         origins = [(cx - half, cy - half) for cx, cy in self.centres]
-        lo = min([0.0] + [float(torch.floor(torch.tensor(v))) for o in origins for v in o])
-        hi_x = max([0.0] + [float(torch.floor(torch.tensor(o[0]))) + p + 1 - w for o in origins])
-        hi_y = max([0.0] + [float(torch.floor(torch.tensor(o[1]))) + p + 1 - h for o in origins])
+        # Pad (with -1) so that every sample and its right/lower neighbour lie inside.
+        lo = min([0.0] + [math.floor(v) for o in origins for v in o])
+        hi_x = max([0.0] + [math.floor(o[0]) + p + 1 - w for o in origins])
+        hi_y = max([0.0] + [math.floor(o[1]) + p + 1 - h for o in origins])
         pad = int(max(-lo, hi_x, hi_y, 0.0))
         x = F.pad(x, (pad, pad, pad, pad), value=-1.0)
         out = []
         for ox, oy in origins:
-            fx0, fy0 = float(torch.floor(torch.tensor(ox))), float(torch.floor(torch.tensor(oy)))
-            fx, fy = ox - fx0, oy - fy0
-            ix, iy = int(fx0) + pad, int(fy0) + pad
+            fx, fy = ox - math.floor(ox), oy - math.floor(oy)
+            ix, iy = math.floor(ox) + pad, math.floor(oy) + pad
             acc = 0
             for dy, dx, wt in [(0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)), (1, 0, (1 - fx) * fy), (1, 1, fx * fy)]:
                 if wt > 1e-6:
@@ -480,7 +482,7 @@ class TokenViT(nn.Module):
         coords = torch.tensor([[(cx + 0.5) / self.size * 2 - 1, (cy + 0.5) / self.size * 2 - 1]
                                for cx, cy in self.centres], dtype=torch.float32)[None].expand(n, t, 2)
         if self.freqs:
-            freqs = torch.tensor([torch.pi * 2 ** i for i in range(self.freqs)], dtype=torch.float32)
+            freqs = torch.tensor([math.pi * 2 ** i for i in range(self.freqs)], dtype=torch.float32)
             angles = coords[..., None] * freqs
             waves = torch.cat([angles.sin(), angles.cos()], 3).reshape(n, t, 4 * self.freqs)
             coords = torch.cat([coords, waves], 2)
