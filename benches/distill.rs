@@ -61,7 +61,8 @@ fn student_step<B: AutodiffBackend>(c: &mut Criterion, name: &str) {
     let config = DistillConfig::default();
     let set = face_set();
     let rows: Vec<usize> = (0..BATCH).collect();
-    let batch = DistillBatch::<B>::new(&set, &rows, None, &face_data::Normalize::arcface(), &device);
+    let batch = DistillBatch::<B>::new(&set, &rows, None, &face_data::Normalize::arcface(), &device)
+        .expect("bundled faces");
     let bins = Tensor::<B, 1>::from_data(TensorData::new(set.targets().age_bins.clone(), [81]), &device);
     let mut model = Some(
         config

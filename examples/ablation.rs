@@ -17,7 +17,7 @@ use face_distill::eval::{agreement, Agreement};
 use face_distill::pipeline::train_and_predict;
 use face_distill::FaceSet;
 use face_nets::DeviceChoice;
-use face_teachers::{CacheItem, TargetCache};
+use face_teachers::TargetCache;
 
 type Error = Box<dyn std::error::Error>;
 
@@ -57,7 +57,7 @@ fn main() -> Result<(), Error> {
     config.validate()?;
 
     let cache = TargetCache::read(&run_dir.join("targets.safetensors"))?;
-    let items = CacheItem::from_folder(&run_dir.join("faces"))?;
+    let items = face_data::FileFaces::folder(&run_dir.join("faces"))?;
     let size = config.student.backbone.input_size() as u32;
     let all = FaceSet::from_cache(&cache, &items, size, None)?;
     // Every k-th face (by id order) is held out: deterministic and spread over the images.

@@ -188,7 +188,8 @@ fn student_training_step_matches_ndarray() {
         &w_dev,
     );
     let rows: Vec<usize> = (0..8).collect();
-    let pixels = face_distill::data::image_batch(&set, &rows, None, &face_data::Normalize::arcface());
+    let pixels =
+        face_distill::data::image_batch(&set, &rows, None, &face_data::Normalize::arcface()).unwrap();
     fn x<B: Backend>(pixels: &[f32], device: &B::Device) -> Tensor<B, 4> {
         Tensor::from_data(TensorData::new(pixels.to_vec(), [8, 3, 112, 112]), device)
     }

@@ -11,6 +11,8 @@
 //! - [`augment`] (torchvision-rule augmentations) and [`landmarks`] (LAFS landmark shuffle,
 //!   coordinate perturbation, landmark-centred patches);
 //! - [`pipeline`]: parallel decode + align with per-file failure reports;
+//! - [`source`]: random access to sets larger than memory ([`FaceSource`]: RecordIO by positional
+//!   reads, image folders, list files);
 //! - [`captions`]: lexical analysis of caption corpora (CSV, TSV, JSONL, Parquet): terms,
 //!   n-grams, named identities and identity-bearing patterns, attribute words, scripts;
 //! - [`sampler`] (P×K identity batches), [`imbalance`] (IRLbl, MeanIR, category ratios,
@@ -42,6 +44,7 @@ pub mod landmarks;
 pub mod pairs;
 pub mod pipeline;
 pub mod sampler;
+pub mod source;
 mod text;
 
 pub use align::{
@@ -55,3 +58,4 @@ pub use image_ops::{decode_rgb, read_rgb, ChannelOrder, Chw, Normalize};
 pub use labels::{read_identity_labels, read_label_table, LabelFile};
 pub use pipeline::{align_batch, AlignSpec, AlignedBatch, FaceJob, ImageSource};
 pub use sampler::PkSampler;
+pub use source::{open_source, FaceSource, FileFaces, RecordIoFaces};

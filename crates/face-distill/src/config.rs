@@ -216,6 +216,9 @@ pub struct DataConfig {
     pub accumulate: usize,
     /// The augmentation of student inputs (teacher targets are of the clean crop).
     pub augment: AugmentConfig,
+    /// Whether training faces are held in memory or read from disk batch by batch (the same
+    /// crops either way, so the same run).
+    pub stream: Streaming,
 }
 
 impl Default for DataConfig {
@@ -224,6 +227,34 @@ impl Default for DataConfig {
             batch: 32,
             accumulate: 1,
             augment: AugmentConfig::default(),
+            stream: Streaming::Auto,
+        }
+    }
+}
+
+/// Where training faces live during training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Streaming {
+    /// Read from disk when the cache has more than [`Streaming::AUTO_LIMIT`] faces, held in
+    /// memory otherwise.
+    Auto,
+    /// Always held in memory (aligned crops, 37.6 KB per 112 px face).
+    Off,
+    /// Always read from disk when a batch needs them (memory O(batch)).
+    On,
+}
+
+impl Streaming {
+    /// The size above which `auto` streams: 20 000 faces of 112 px are 750 MB in memory.
+    pub const AUTO_LIMIT: usize = 20_000;
+
+    /// Whether a set of `faces` faces is streamed.
+    pub fn streams(self, faces: usize) -> bool {
+        match self {
+            Self::Auto => faces > Self::AUTO_LIMIT,
+            Self::Off => false,
+            Self::On => true,
         }
     }
 }

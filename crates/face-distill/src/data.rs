@@ -1,15 +1,18 @@
-//! Training and validation faces: aligned crops held in memory, row-aligned with the teachers'
-//! targets (and identity labels where known), and the batches built from them.
+//! Training and validation faces, row-aligned with the teachers' targets (and identity labels
+//! where known), and the batches built from them: [`FaceSet`] holds aligned crops in memory,
+//! [`StreamedFaces`] reads each face from its source and its targets from the cache file when a
+//! batch needs them (memory O(batch), for sets larger than RAM). Both give the trainer the same
+//! crops, so a run trains to the same weights on either ([`TrainFaces`]).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use face_data::augment::{ColorJitter, Compose, RandomGrayscale, RandomHorizontalFlip, RandomResizedCrop};
-use face_data::formats::recordio::InsightFaceRecordSet;
-use face_data::{Chw, DataRng, FaceTemplate, Normalize, Transform};
-use face_teachers::{CacheItem, TargetCache};
+use face_data::{Chw, DataRng, FaceSource, FaceTemplate, Normalize, Transform};
+use face_teachers::{CacheFile, CacheRow, TargetCache};
 use image::RgbImage;
 use rand::SeedableRng;
 use rayon::prelude::*;
@@ -204,42 +207,31 @@ impl FaceSet {
         self.attributes.as_ref()
     }
 
-    /// Loads the faces of a teacher-target cache: each image is read again (file or RecordIO
-    /// record) and aligned with the landmarks stored in the cache to the student's `size`.
-    /// `labels` maps cache ids to identity names; faces whose id it lacks are dropped from a
-    /// labelled set (so a validation set can be a subset of a cache).
+    /// Loads the faces of a teacher-target cache: each image is read again from `source` (the
+    /// one the cache was built from) and aligned with the landmarks stored in the cache to the
+    /// student's `size`. `labels` maps cache ids to identity names; faces whose id it lacks are
+    /// dropped from a labelled set (so a validation set can be a subset of a cache).
     ///
     /// # Errors
-    /// A cache id missing from `items`, an unreadable image, or degenerate landmarks.
+    /// A cache id missing from `source`, an unreadable image, or degenerate landmarks.
     pub fn from_cache(
         cache: &TargetCache,
-        items: &[CacheItem],
+        source: &dyn FaceSource,
         size: u32,
         labels: Option<&HashMap<String, String>>,
     ) -> Result<Self> {
-        let by_id: HashMap<&str, &CacheItem> = items.iter().map(|it| (it.id.as_str(), it)).collect();
         let rows: Vec<usize> = (0..cache.len())
             .filter(|&r| labels.is_none_or(|l| l.contains_key(&cache.ids[r])))
             .collect();
         if rows.is_empty() {
             return Err(DistillError::Data("no cached face has a label".into()));
         }
+        let at = source_rows(&cache.ids, source)?;
         let template = FaceTemplate::arcface_scaled(size)?;
-        let mut sets: HashMap<PathBuf, InsightFaceRecordSet> = HashMap::new();
-        let mut images = Vec::with_capacity(rows.len());
-        for &r in &rows {
-            let id = &cache.ids[r];
-            let item = by_id
-                .get(id.as_str())
-                .ok_or_else(|| DistillError::Data(format!("cache row `{id}` is not in the item list")))?;
-            let img = load_item(item, &mut sets)?;
-            let lm: Vec<[f32; 2]> = cache.landmarks[r * 10..r * 10 + 10]
-                .chunks_exact(2)
-                .map(|p| [p[0], p[1]])
-                .collect();
-            let m = template.transform_for(&lm)?;
-            images.push(face_data::warp_affine(&img, &m, size, size)?);
-        }
+        let images = rows
+            .iter()
+            .map(|&r| align_row(source, at[r] as usize, &cache.landmarks(r), &template, size))
+            .collect::<Result<Vec<_>>>()?;
         let k = cache.meta.age_bins.len();
         let targets = Targets {
             dim: cache.meta.dim,
@@ -322,18 +314,257 @@ impl FaceSet {
     }
 }
 
-/// Reads an item's image from its file or RecordIO set.
-fn load_item(item: &CacheItem, sets: &mut HashMap<PathBuf, InsightFaceRecordSet>) -> Result<RgbImage> {
-    match item.record {
-        None => Ok(face_data::read_rgb(&item.path)?),
-        Some(i) => {
-            if !sets.contains_key(&item.path) {
-                let set = InsightFaceRecordSet::open(&item.path)?;
-                sets.insert(item.path.clone(), set);
-            }
-            let (_, bytes) = sets[&item.path].get(i)?;
-            Ok(face_data::decode_rgb(&bytes, &item.path)?)
+/// The source index of each cache id. A cache lists its rows in source order, so one walk
+/// along the source finds them without an index of every id; a cache whose ids are in another
+/// order falls back to a lookup table.
+///
+/// # Errors
+/// An id the source does not have.
+fn source_rows(ids: &[String], source: &dyn FaceSource) -> Result<Vec<u32>> {
+    let n = source.len();
+    if n > u32::MAX as usize {
+        return Err(DistillError::Data(format!(
+            "{}: {n} images exceed the 2^32 a face set indexes",
+            source.origin().display()
+        )));
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    let mut j = 0;
+    for id in ids {
+        while j < n && source.id(j)? != id.as_str() {
+            j += 1;
         }
+        if j == n {
+            break;
+        }
+        out.push(j as u32);
+        j += 1;
+    }
+    if out.len() == ids.len() {
+        return Ok(out);
+    }
+    let mut index: HashMap<String, u32> = HashMap::with_capacity(n);
+    for i in 0..n {
+        index.insert(source.id(i)?.into_owned(), i as u32);
+    }
+    ids.iter()
+        .map(|id| {
+            index.get(id).copied().ok_or_else(|| {
+                DistillError::Data(format!(
+                    "cache row `{id}` is not an image of {}: build the cache from this source",
+                    source.origin().display()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Image `i` of `source` aligned by `landmarks` to `template` (a `size` px crop).
+fn align_row(
+    source: &dyn FaceSource,
+    i: usize,
+    landmarks: &[[f32; 2]; 5],
+    template: &FaceTemplate,
+    size: u32,
+) -> Result<RgbImage> {
+    let img = source.image(i)?;
+    let m = template.transform_for(landmarks)?;
+    Ok(face_data::warp_affine(&img, &m, size, size)?)
+}
+
+/// Faces the trainer draws its batches from: in memory ([`FaceSet`]) or read from disk when a
+/// batch needs them ([`StreamedFaces`]). Row `i`'s crop and targets belong together.
+pub trait TrainFaces: Sync {
+    /// Number of faces.
+    fn len(&self) -> usize;
+
+    /// True when there is no face.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Crop side in pixels.
+    fn size(&self) -> u32;
+
+    /// Embedding width of the targets.
+    fn dim(&self) -> usize;
+
+    /// The age (years) of each target bin.
+    fn age_bins(&self) -> &[f32];
+
+    /// A fingerprint of the face ids (FNV-1a over the ids, and the count): a checkpoint is tied
+    /// to the faces it was trained on.
+    fn fingerprint(&self) -> String;
+
+    /// The aligned crop of face `row`.
+    ///
+    /// # Errors
+    /// `row` out of range, or the face unreadable from disk.
+    fn crop(&self, row: usize) -> Result<Cow<'_, RgbImage>>;
+
+    /// The targets of `rows`, in that order.
+    ///
+    /// # Errors
+    /// A row out of range, or a read failing.
+    fn targets_of(&self, rows: &[usize]) -> Result<Targets>;
+}
+
+/// FNV-1a over `ids` (stable across runs and platforms) and their count.
+fn ids_fingerprint<'a>(ids: impl Iterator<Item = &'a str>) -> String {
+    let mut h = face_io::Fingerprint::new();
+    let mut n = 0usize;
+    for id in ids {
+        h.write(id.as_bytes()).write(&[0]);
+        n += 1;
+    }
+    format!("{}-{n}", h.hex())
+}
+
+fn out_of_range(row: usize, n: usize) -> DistillError {
+    DistillError::Data(format!("row {row} out of {n}"))
+}
+
+impl TrainFaces for FaceSet {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn size(&self) -> u32 {
+        self.images[0].width()
+    }
+
+    fn dim(&self) -> usize {
+        self.targets.dim
+    }
+
+    fn age_bins(&self) -> &[f32] {
+        &self.targets.age_bins
+    }
+
+    fn fingerprint(&self) -> String {
+        ids_fingerprint(self.ids.iter().map(String::as_str))
+    }
+
+    fn crop(&self, row: usize) -> Result<Cow<'_, RgbImage>> {
+        self.images
+            .get(row)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| out_of_range(row, self.len()))
+    }
+
+    fn targets_of(&self, rows: &[usize]) -> Result<Targets> {
+        if let Some(&r) = rows.iter().find(|&&r| r >= self.len()) {
+            return Err(out_of_range(r, self.len()));
+        }
+        Ok(self.targets.select(rows))
+    }
+}
+
+/// Training faces streamed from disk: each crop is read from the face source and aligned when
+/// a batch needs it, and its targets are read from the cache file, so memory holds a batch (and
+/// a 4-byte source index per face), however many faces there are. It gives the same crops as
+/// [`FaceSet::from_cache`] on the same cache and source.
+#[derive(Debug)]
+pub struct StreamedFaces {
+    cache: CacheFile,
+    source: Box<dyn FaceSource>,
+    at: Vec<u32>,
+    template: FaceTemplate,
+    size: u32,
+    fingerprint: String,
+}
+
+impl StreamedFaces {
+    /// Opens the cache file `cache` over the source it was built from, for `size` px crops.
+    ///
+    /// # Errors
+    /// An unreadable cache, an empty one, or a cached id the source does not have.
+    pub fn open(cache: &Path, source: Box<dyn FaceSource>, size: u32) -> Result<Self> {
+        let mut file = CacheFile::open(cache)?;
+        if file.is_empty() {
+            return Err(DistillError::Data(format!(
+                "{}: the cache has no face",
+                cache.display()
+            )));
+        }
+        let at = source_rows(&file.ids, source.as_ref())?;
+        let fingerprint = ids_fingerprint(file.ids.iter().map(String::as_str));
+        // The ids served their purpose; a large set's names need not stay in memory.
+        file.ids = Vec::new();
+        Ok(Self {
+            cache: file,
+            source,
+            at,
+            template: FaceTemplate::arcface_scaled(size)?,
+            size,
+            fingerprint,
+        })
+    }
+
+    /// The cache file.
+    pub fn cache(&self) -> &CacheFile {
+        &self.cache
+    }
+
+    fn row(&self, row: usize) -> Result<CacheRow> {
+        if row >= self.at.len() {
+            return Err(out_of_range(row, self.at.len()));
+        }
+        Ok(self.cache.row(row)?)
+    }
+}
+
+impl TrainFaces for StreamedFaces {
+    fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    fn size(&self) -> u32 {
+        self.size
+    }
+
+    fn dim(&self) -> usize {
+        self.cache.meta.dim
+    }
+
+    fn age_bins(&self) -> &[f32] {
+        &self.cache.meta.age_bins
+    }
+
+    fn fingerprint(&self) -> String {
+        self.fingerprint.clone()
+    }
+
+    fn crop(&self, row: usize) -> Result<Cow<'_, RgbImage>> {
+        let r = self.row(row)?;
+        let img = align_row(
+            self.source.as_ref(),
+            self.at[row] as usize,
+            &r.landmarks,
+            &self.template,
+            self.size,
+        )?;
+        Ok(Cow::Owned(img))
+    }
+
+    fn targets_of(&self, rows: &[usize]) -> Result<Targets> {
+        let mut t = Targets {
+            dim: self.dim(),
+            embeddings: Vec::with_capacity(rows.len() * self.dim()),
+            age_bins: self.age_bins().to_vec(),
+            age_probs: Vec::with_capacity(rows.len() * self.age_bins().len()),
+            expected_age: Vec::with_capacity(rows.len()),
+            p_male: Vec::with_capacity(rows.len()),
+        };
+        for &r in rows {
+            let row = self.row(r)?;
+            t.embeddings.extend(row.embedding);
+            t.age_probs.extend(row.age_probs);
+            t.expected_age.push(row.expected_age);
+            t.p_male.push(row.p_male);
+        }
+        t.validate()?;
+        Ok(t)
     }
 }
 
@@ -378,6 +609,66 @@ pub fn sample_seed(seed: u64, epoch: u64, position: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Normalised `[N, 3, S, S]` pixels of `rows`, augmented when `augment` is given (each sample
+/// with its own generator seeded by [`sample_seed`] from `(seed, epoch, first_position + i)`),
+/// read and augmented in parallel.
+///
+/// # Errors
+/// A face that cannot be read.
+pub fn image_batch(
+    set: &dyn TrainFaces,
+    rows: &[usize],
+    augment: Option<(&Compose, u64, u64, u64)>,
+    normalize: &Normalize,
+) -> Result<Vec<f32>> {
+    let chw: Vec<Vec<f32>> = rows
+        .par_iter()
+        .enumerate()
+        .map(|(i, &r)| {
+            let img = set.crop(r)?;
+            let img = match augment {
+                Some((pipe, seed, epoch, first)) => {
+                    let mut rng = DataRng::seed_from_u64(sample_seed(seed, epoch, first + i as u64));
+                    Cow::Owned(pipe.apply(img.into_owned(), &mut rng))
+                }
+                None => img,
+            };
+            Ok(Chw::from_rgb(&img, normalize).data)
+        })
+        .collect::<Result<_>>()?;
+    Ok(chw.concat())
+}
+
+/// A batch on the host: normalised pixels and the targets of its faces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostBatch {
+    /// `N × 3 × S × S` pixels.
+    pub pixels: Vec<f32>,
+    /// Crop side.
+    pub size: usize,
+    /// The faces' targets.
+    pub targets: Targets,
+}
+
+impl HostBatch {
+    /// Reads `rows` of `set` (see [`image_batch`]).
+    ///
+    /// # Errors
+    /// A face or target row that cannot be read.
+    pub fn new(
+        set: &dyn TrainFaces,
+        rows: &[usize],
+        augment: Option<(&Compose, u64, u64, u64)>,
+        normalize: &Normalize,
+    ) -> Result<Self> {
+        Ok(Self {
+            pixels: image_batch(set, rows, augment, normalize)?,
+            size: set.size() as usize,
+            targets: set.targets_of(rows)?,
+        })
+    }
+}
+
 /// A batch of student inputs and their targets, on one device.
 #[derive(Debug, Clone)]
 pub struct DistillBatch<B: Backend> {
@@ -393,53 +684,34 @@ pub struct DistillBatch<B: Backend> {
     pub p_male: Tensor<B, 1>,
 }
 
-/// Normalised `[N, 3, S, S]` pixels of `rows`, augmented when `augment` is given (each sample
-/// with its own generator seeded by [`sample_seed`] from `(seed, epoch, first_position + i)`).
-pub fn image_batch(
-    set: &FaceSet,
-    rows: &[usize],
-    augment: Option<(&Compose, u64, u64, u64)>,
-    normalize: &Normalize,
-) -> Vec<f32> {
-    let chw: Vec<Vec<f32>> = rows
-        .par_iter()
-        .enumerate()
-        .map(|(i, &r)| {
-            let img = set.image(r);
-            let img = match augment {
-                Some((pipe, seed, epoch, first)) => {
-                    let mut rng = DataRng::seed_from_u64(sample_seed(seed, epoch, first + i as u64));
-                    pipe.apply(img.clone(), &mut rng)
-                }
-                None => img.clone(),
-            };
-            Chw::from_rgb(&img, normalize).data
-        })
-        .collect();
-    chw.concat()
-}
-
 impl<B: Backend> DistillBatch<B> {
     /// Gathers `rows` of `set` onto `device`.
+    ///
+    /// # Errors
+    /// A face or target row that cannot be read.
     pub fn new(
-        set: &FaceSet,
+        set: &dyn TrainFaces,
         rows: &[usize],
         augment: Option<(&Compose, u64, u64, u64)>,
         normalize: &Normalize,
         device: &B::Device,
-    ) -> Self {
-        let n = rows.len();
-        let s = set.size() as usize;
-        let t = set.targets();
-        let k = t.age_bins.len();
-        let sel = t.select(rows);
-        let pixels = image_batch(set, rows, augment, normalize);
+    ) -> Result<Self> {
+        Ok(Self::from_host(
+            HostBatch::new(set, rows, augment, normalize)?,
+            device,
+        ))
+    }
+
+    /// Moves a host batch onto `device`.
+    pub fn from_host(host: HostBatch, device: &B::Device) -> Self {
+        let t = host.targets;
+        let (n, s, k) = (t.len(), host.size, t.age_bins.len());
         Self {
-            images: Tensor::from_data(TensorData::new(pixels, [n, 3, s, s]), device),
-            embeddings: Tensor::from_data(TensorData::new(sel.embeddings, [n, t.dim]), device),
-            age_probs: Tensor::from_data(TensorData::new(sel.age_probs, [n, k]), device),
-            expected_age: Tensor::from_data(TensorData::new(sel.expected_age, [n]), device),
-            p_male: Tensor::from_data(TensorData::new(sel.p_male, [n]), device),
+            images: Tensor::from_data(TensorData::new(host.pixels, [n, 3, s, s]), device),
+            embeddings: Tensor::from_data(TensorData::new(t.embeddings, [n, t.dim]), device),
+            age_probs: Tensor::from_data(TensorData::new(t.age_probs, [n, k]), device),
+            expected_age: Tensor::from_data(TensorData::new(t.expected_age, [n]), device),
+            p_male: Tensor::from_data(TensorData::new(t.p_male, [n]), device),
         }
     }
 }

@@ -48,7 +48,7 @@ pub fn predict<B: Backend>(student: &FaceModel<B>, set: &FaceSet, device: &B::De
     };
     let rows: Vec<usize> = (0..set.len()).collect();
     for chunk in rows.chunks(EVAL_CHUNK) {
-        let pixels = image_batch(set, chunk, None, &normalize);
+        let pixels = image_batch(set, chunk, None, &normalize)?;
         let x = Tensor::<B, 4>::from_data(TensorData::new(pixels, [chunk.len(), 3, s, s]), device);
         let o = student.forward(x);
         out.dim = o.embedding.dims()[1];

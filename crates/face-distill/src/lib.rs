@@ -29,7 +29,7 @@ pub mod report;
 pub mod trainer;
 
 pub use config::{AgeLoss, DistillConfig, StudentConfig, TaskMode, TeachersConfig};
-pub use data::{Attributes, FaceSet, Targets};
+pub use data::{Attributes, FaceSet, HostBatch, StreamedFaces, Targets, TrainFaces};
 pub use error::{DistillError, Result};
 pub use eval::{evaluate, EvalRow, Predictions};
 pub use report::{write_report, FinalReport, ModelLine};

@@ -11,12 +11,13 @@ use std::time::Instant;
 use burn::backend::NdArray;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
+use face_data::{FaceSource, FileFaces};
 use face_detect::{Mtcnn, MtcnnConfig};
 use face_nets::{check_cuda, CandleTrain, DeviceChoice, FaceModel, NdArrayTrain};
-use face_teachers::{build_cache, BuildOptions, BuildReport, CacheItem, LandmarkSource, TargetCache};
+use face_teachers::{build_cache, BuildOptions, BuildReport, LandmarkSource, TargetCache};
 
-use crate::config::{DistillConfig, TeachersConfig};
-use crate::data::FaceSet;
+use crate::config::{DistillConfig, Streaming, TeachersConfig};
+use crate::data::{FaceSet, StreamedFaces, TrainFaces};
 use crate::error::{DistillError, Result};
 use crate::eval::{predict, Predictions};
 use crate::report::{write_report, FinalReport};
@@ -102,27 +103,73 @@ pub fn build_targets(
     faces_dir: &Path,
     cache_path: &Path,
     progress: bool,
-) -> Result<(TargetCache, Vec<CacheItem>, BuildReport)> {
-    let cpu = Default::default();
-    // The crops are cut with a margin, but a large face can still fill one: the padded retry.
-    let mtcnn = Mtcnn::<NdArray>::load(models, MtcnnConfig::with_tight_crops(), &cpu)?;
-    let identity = teachers.identity(models)?;
-    let age_gender = teachers.age_gender(models)?;
-    let items = CacheItem::from_folder(faces_dir)?;
+) -> Result<(TargetCache, FileFaces, BuildReport)> {
+    let items = FileFaces::folder(faces_dir)?;
     let options = BuildOptions {
         progress,
         ..BuildOptions::default()
     };
-    let report = build_cache(
+    let report = teach_source(models, teachers, &items, cache_path, &options)?;
+    Ok((TargetCache::read(cache_path)?, items, report))
+}
+
+/// Runs both teachers of `teachers` (NdArray, CPU) over every image of `source` into the target
+/// cache `cache_path`, resumable, in memory independent of the number of images. Aligned
+/// sources (RecordIO sets, folders of ArcFace crops) take the template's landmarks; others are
+/// detected by MTCNN (with the padded retry for faces that fill their frame).
+///
+/// # Errors
+/// Missing models, a bad teacher spec, or as [`build_cache`].
+pub fn teach_source(
+    models: &Path,
+    teachers: &TeachersConfig,
+    source: &dyn FaceSource,
+    cache_path: &Path,
+    options: &BuildOptions,
+) -> Result<BuildReport> {
+    let cpu = Default::default();
+    let identity = teachers.identity(models)?;
+    let age_gender = teachers.age_gender(models)?;
+    let mtcnn;
+    let landmarks = if source.aligned() {
+        LandmarkSource::Aligned
+    } else {
+        mtcnn = Mtcnn::<NdArray>::load(models, MtcnnConfig::with_tight_crops(), &cpu)?;
+        LandmarkSource::Detect(&mtcnn)
+    };
+    Ok(build_cache(
         &identity,
         &age_gender,
-        LandmarkSource::Detect(&mtcnn),
-        &items,
+        landmarks,
+        source,
         cache_path,
-        &options,
+        options,
         &cpu,
-    )?;
-    Ok((TargetCache::read(cache_path)?, items, report))
+    )?)
+}
+
+/// The training faces of a cache built from `source`, for `size` px crops: in memory or
+/// streamed from disk as `stream` says for their number.
+///
+/// # Errors
+/// An unreadable cache, or as [`FaceSet::from_cache`] and [`StreamedFaces::open`].
+pub fn training_faces(
+    cache_path: &Path,
+    source: Box<dyn FaceSource>,
+    size: u32,
+    stream: Streaming,
+) -> Result<Box<dyn TrainFaces>> {
+    let rows = face_teachers::CacheFile::open(cache_path)?.len();
+    if stream.streams(rows) {
+        return Ok(Box::new(StreamedFaces::open(cache_path, source, size)?));
+    }
+    let cache = TargetCache::read(cache_path)?;
+    Ok(Box::new(FaceSet::from_cache(
+        &cache,
+        source.as_ref(),
+        size,
+        None,
+    )?))
 }
 
 /// The MTCNN detector on NdArray (for [`cut_faces`]), with the padded retry for faces that
@@ -162,7 +209,7 @@ pub struct DistillRun {
 pub fn distill(
     config: &DistillConfig,
     device: &DeviceChoice,
-    train: &FaceSet,
+    train: &dyn TrainFaces,
     val: Option<&FaceSet>,
     run_dir: &Path,
     on_training_images: bool,
@@ -209,12 +256,13 @@ pub fn distill(
 /// An invalid configuration, or a pretrained backbone that does not load.
 pub fn new_student<B: AutodiffBackend>(
     config: &DistillConfig,
-    train: &FaceSet,
+    train: &dyn TrainFaces,
     device: &B::Device,
 ) -> Result<FaceModel<B>> {
-    let t = train.targets();
     B::seed(device, config.train.seed);
-    let mut student = config.model_config(t.dim, &t.age_bins).init::<B>(device)?;
+    let mut student = config
+        .model_config(train.dim(), train.age_bins())
+        .init::<B>(device)?;
     if let Some(dir) = &config.student.init {
         let path = dir.join(face_nets::model::files::BACKBONE_WEIGHTS);
         student.backbone = student.backbone.load_weights(&path, device)?;
@@ -225,7 +273,7 @@ pub fn new_student<B: AutodiffBackend>(
 fn run<B: AutodiffBackend>(
     config: &DistillConfig,
     devices: Vec<B::Device>,
-    train: &FaceSet,
+    train: &dyn TrainFaces,
     val: Option<&FaceSet>,
     run_dir: &Path,
     on_training_images: bool,

@@ -37,7 +37,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{AgeLoss, DistillConfig};
-use crate::data::{augmentation, DistillBatch, FaceSet};
+use crate::data::{augmentation, DistillBatch, FaceSet, HostBatch, TrainFaces};
 use crate::error::{DistillError, Result};
 use crate::eval::{evaluate, EvalRow};
 use crate::losses;
@@ -140,15 +140,6 @@ fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     rows
 }
 
-/// FNV-1a over the ids (stable across runs and platforms) and the count.
-fn fingerprint(set: &FaceSet) -> String {
-    let mut h = face_io::Fingerprint::new();
-    for id in set.ids() {
-        h.write(id.as_bytes()).write(&[0]);
-    }
-    format!("{}-{}", h.hex(), set.len())
-}
-
 /// The loss terms of one (micro-)batch: `(weighted total, [identity, relational, age, gender])`.
 pub fn distill_loss<B: Backend>(
     config: &DistillConfig,
@@ -232,6 +223,24 @@ fn on_devices<D: std::fmt::Debug, T: Send>(
             })
             .collect()
     })
+}
+
+/// A micro-batch read ahead: its `(step in epoch, micro-batch)` and each device's share.
+type ReadAhead = ((u64, usize), Result<Vec<HostBatch>>);
+
+/// Reads each device's share of a micro-batch: its faces (augmented by their epoch positions)
+/// and targets.
+fn read_micro_batch(
+    train: &dyn TrainFaces,
+    pipe: Option<&Compose>,
+    seed: u64,
+    epoch: u64,
+    plan: &[(Vec<usize>, u64)],
+    normalize: &Normalize,
+) -> Result<Vec<HostBatch>> {
+    plan.iter()
+        .map(|(rows, first)| HostBatch::new(train, rows, pipe.map(|p| (p, seed, epoch, *first)), normalize))
+        .collect()
 }
 
 /// The text of a panic payload.
@@ -320,7 +329,7 @@ impl<B: AutodiffBackend> Trainer<B> {
     pub fn fit(
         &self,
         student: FaceModel<B>,
-        train: &FaceSet,
+        train: &dyn TrainFaces,
         val: Option<&FaceSet>,
     ) -> Result<FitOutcome<B>> {
         let mut session = self.open(student, train, val)?;
@@ -344,14 +353,13 @@ impl<B: AutodiffBackend> Trainer<B> {
     pub fn open<'a>(
         &'a self,
         student: FaceModel<B>,
-        train: &'a FaceSet,
+        train: &'a dyn TrainFaces,
         val: Option<&'a FaceSet>,
     ) -> Result<Session<'a, B>> {
         let c = &self.config;
         let dev0 = self.devices[0].clone();
-        let t = train.targets();
         check_data(&student, train, val, &dev0)?;
-        let model_config = c.model_config(t.dim, &t.age_bins);
+        let model_config = c.model_config(train.dim(), train.age_bins());
         let optim = AdamWConfig::new()
             .with_beta_1(c.optim.betas.0 as f32)
             .with_beta_2(c.optim.betas.1 as f32)
@@ -382,7 +390,12 @@ impl<B: AutodiffBackend> Trainer<B> {
         let bins = self
             .devices
             .iter()
-            .map(|d| Tensor::from_data(TensorData::new(t.age_bins.clone(), [t.age_bins.len()]), d))
+            .map(|d| {
+                Tensor::from_data(
+                    TensorData::new(train.age_bins().to_vec(), [train.age_bins().len()]),
+                    d,
+                )
+            })
             .collect();
         let mut session = Session {
             trainer: self,
@@ -401,7 +414,7 @@ impl<B: AutodiffBackend> Trainer<B> {
                 stopped_early: false,
                 train: Vec::new(),
                 val: Vec::new(),
-                data_fingerprint: fingerprint(train),
+                data_fingerprint: train.fingerprint(),
             },
             per_epoch: self.steps_per_epoch(n),
             total: self.total_steps(n),
@@ -409,6 +422,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             pipe: augmentation(&c.data.augment, train.size()),
             bins,
             order: None,
+            ahead: None,
             resumed_from: None,
             start_step: 0,
             saved_at: None,
@@ -434,11 +448,11 @@ impl<B: AutodiffBackend> Trainer<B> {
 /// the training faces.
 fn check_data<B: AutodiffBackend>(
     student: &FaceModel<B>,
-    train: &FaceSet,
+    train: &dyn TrainFaces,
     val: Option<&FaceSet>,
     device: &B::Device,
 ) -> Result<()> {
-    let t = train.targets();
+    let (dim, bins) = (train.dim(), train.age_bins());
     if student.input_size() != train.size() as usize {
         return Err(DistillError::Data(format!(
             "the student takes {} px crops, the training faces are {} px",
@@ -447,7 +461,7 @@ fn check_data<B: AutodiffBackend>(
         )));
     }
     if let Some(v) = val {
-        if v.size() != train.size() || v.targets().dim != t.dim || v.targets().age_bins != t.age_bins {
+        if v.size() != train.size() || v.targets().dim != dim || v.targets().age_bins != bins {
             return Err(DistillError::Data(
                 "validation faces differ from the training faces in crop size or teacher outputs".into(),
             ));
@@ -459,14 +473,13 @@ fn check_data<B: AutodiffBackend>(
     // One clean crop through the student: its output sizes must match the teachers'.
     // (In inference mode: a training-mode forward would move the caller's BatchNorm statistics.)
     let probe = student.valid().forward(
-        DistillBatch::<B::InnerBackend>::new(train, &[0], None, &Normalize::arcface(), device).images,
+        DistillBatch::<B::InnerBackend>::new(train, &[0], None, &Normalize::arcface(), device)?.images,
     );
     let (emb, age) = (probe.embedding.dims()[1], probe.age_logits.dims()[1]);
-    if emb != t.dim || age != t.age_bins.len() {
+    if emb != dim || age != bins.len() {
         return Err(DistillError::Data(format!(
-            "the student gives {emb}-d embeddings and {age} age bins, the teachers {} and {}",
-            t.dim,
-            t.age_bins.len()
+            "the student gives {emb}-d embeddings and {age} age bins, the teachers {dim} and {}",
+            bins.len()
         )));
     }
     Ok(())
@@ -476,7 +489,7 @@ fn check_data<B: AutodiffBackend>(
 /// optimizer step ([`Session::step`]) or one epoch end ([`Session::end_epoch`]) at a time.
 pub struct Session<'a, B: AutodiffBackend> {
     trainer: &'a Trainer<B>,
-    train: &'a FaceSet,
+    train: &'a dyn TrainFaces,
     val: Option<&'a FaceSet>,
     model: FaceModel<B>,
     model_config: FaceModelConfig,
@@ -490,6 +503,9 @@ pub struct Session<'a, B: AutodiffBackend> {
     bins: Vec<Tensor<B, 1>>,
     /// The current epoch's face order.
     order: Option<(u64, Vec<usize>)>,
+    /// The next micro-batch, read while the previous one computed: `(step, micro-batch)` and
+    /// each device's share.
+    ahead: Option<ReadAhead>,
     resumed_from: Option<PathBuf>,
     start_step: u64,
     saved_at: Option<u64>,
@@ -549,10 +565,12 @@ impl<B: AutodiffBackend> Session<'_, B> {
                 a.train.max_steps = None;
                 b.train.epochs = 0;
                 b.train.max_steps = None;
+                // Streamed and in-memory faces are the same crops.
+                a.data.stream = b.data.stream;
                 if a != b {
                     return Err(DistillError::checkpoint(
                         &dir,
-                        "the run directory holds a run with another config (only train.epochs and train.max_steps may change on resume)",
+                        "the run directory holds a run with another config (only train.epochs, train.max_steps and data.stream may change on resume)",
                     ));
                 }
                 let state: TrainState = face_io::read_json(&dir.join("state.json"))?;
@@ -586,34 +604,47 @@ impl<B: AutodiffBackend> Session<'_, B> {
         self.write_logs()
     }
 
-    /// The faces of micro-batch `a` of the current step, split across the devices, as batches
-    /// with the bins and each device's share of the step.
-    fn micro_batches(&mut self, a: usize) -> Vec<(DistillBatch<B>, Tensor<B, 1>, f64)> {
-        let tr = self.trainer;
-        let c = &tr.config;
+    /// The rows of micro-batch `a` of step `step_in_epoch` of the current epoch, split across
+    /// the devices: each device's rows and the epoch position of its first face (the
+    /// augmentation seeds follow from it).
+    fn plan(&mut self, step_in_epoch: u64, a: usize) -> Vec<(Vec<usize>, u64)> {
+        let c = &self.trainer.config;
         let n = self.train.len();
         let epoch = self.state.epoch;
         if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
             self.order = Some((epoch, epoch_order(n, c.train.seed, epoch)));
         }
         let order = self.order.as_ref().map(|(_, o)| o.as_slice()).unwrap_or_default();
-        let micro_per_step = c.data.accumulate;
-        let step_faces = (self.batch * micro_per_step) as f64;
-        let first = ((self.state.step_in_epoch as usize * micro_per_step + a) * self.batch) % n.max(1);
+        let first = ((step_in_epoch as usize * c.data.accumulate + a) * self.batch) % n.max(1);
         let rows: Vec<usize> = (0..self.batch).map(|i| order[(first + i) % n]).collect();
-        let chunk = rows.len().div_ceil(tr.devices.len());
-        let normalize = Normalize::arcface();
-        tr.devices
-            .iter()
-            .zip(rows.chunks(chunk))
+        let chunk = rows.len().div_ceil(self.trainer.devices.len());
+        rows.chunks(chunk)
             .enumerate()
-            .map(|(d, (device, rows_d))| {
-                let aug = self
-                    .pipe
-                    .as_ref()
-                    .map(|p| (p, c.train.seed, epoch, (first + d * chunk) as u64));
-                let b = DistillBatch::<B>::new(self.train, rows_d, aug, &normalize, device);
-                (b, self.bins[d].clone(), rows_d.len() as f64 / step_faces)
+            .map(|(d, r)| (r.to_vec(), (first + d * chunk) as u64))
+            .collect()
+    }
+
+    /// The micro-batch after `(step_in_epoch, a)` within this epoch, if there is one.
+    fn next_in_epoch(&self, step_in_epoch: u64, a: usize) -> Option<(u64, usize)> {
+        if a + 1 < self.trainer.config.data.accumulate {
+            Some((step_in_epoch, a + 1))
+        } else if step_in_epoch + 1 < self.per_epoch {
+            Some((step_in_epoch + 1, 0))
+        } else {
+            None
+        }
+    }
+
+    /// Moves each device's share of a micro-batch onto its device, with the bins and the
+    /// share of the step's faces.
+    fn to_devices(&self, host: Vec<HostBatch>) -> Vec<(DistillBatch<B>, Tensor<B, 1>, f64)> {
+        let step_faces = (self.batch * self.trainer.config.data.accumulate) as f64;
+        host.into_iter()
+            .zip(&self.trainer.devices)
+            .enumerate()
+            .map(|(d, (h, device))| {
+                let share = h.targets.len() as f64 / step_faces;
+                (DistillBatch::from_host(h, device), self.bins[d].clone(), share)
             })
             .collect()
     }
@@ -681,12 +712,55 @@ impl<B: AutodiffBackend> Session<'_, B> {
             tr.devices.iter().map(|_| GradientsAccumulator::new()).collect();
         let mut parts = [0.0f64; 5];
         let (mut data_s, mut compute_s) = (0.0, 0.0);
+        let normalize = Normalize::arcface();
+        let (seed, epoch) = (c.train.seed, self.state.epoch);
+        let in_epoch = self.state.step_in_epoch;
         for a in 0..c.data.accumulate {
+            // This micro-batch: read ahead during the previous one, or read now (the first of a
+            // session or of an epoch).
             let t0 = Instant::now();
-            let batches = self.micro_batches(a);
+            let host = match self.ahead.take() {
+                Some((key, host)) if key == (in_epoch, a) => host?,
+                _ => {
+                    let plan = self.plan(in_epoch, a);
+                    read_micro_batch(self.train, self.pipe.as_ref(), seed, epoch, &plan, &normalize)?
+                }
+            };
+            let batches = self.to_devices(host);
+            let next = self
+                .next_in_epoch(in_epoch, a)
+                .map(|(s, b)| ((s, b), self.plan(s, b)));
             data_s += t0.elapsed().as_secs_f64();
+            // The next one is read on another thread (decoding on the worker pool) while this
+            // one computes here: the compute stays on the caller's thread, whose identity Burn's
+            // BatchNorm running statistics are kept by.
             let t1 = Instant::now();
-            for t in self.forward_backward(batches, &mut accumulators)? {
+            let (train, pipe) = (self.train, self.pipe.as_ref());
+            let this: &Self = self;
+            let (terms, ahead) = std::thread::scope(|scope| {
+                let reader = next.map(|(key, plan)| {
+                    let normalize = &normalize;
+                    scope.spawn(move || (key, read_micro_batch(train, pipe, seed, epoch, &plan, normalize)))
+                });
+                let terms = this.forward_backward(batches, &mut accumulators);
+                let ahead = reader.map(|h| match h.join() {
+                    Ok(read) => read,
+                    Err(payload) => (
+                        (u64::MAX, 0),
+                        Err(DistillError::Data(format!(
+                            "reading the next batch panicked: {}",
+                            panic_text(payload.as_ref())
+                        ))),
+                    ),
+                });
+                (terms, ahead)
+            });
+            // A reader's panic surfaces here, not at a batch it no longer matches.
+            if let Some((_, Err(e))) = ahead.as_ref().filter(|(k, _)| k.0 == u64::MAX) {
+                return Err(DistillError::Data(e.to_string()));
+            }
+            self.ahead = ahead;
+            for t in terms? {
                 for (p, v) in parts.iter_mut().zip(t) {
                     *p += v;
                 }

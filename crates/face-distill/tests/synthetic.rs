@@ -237,7 +237,8 @@ fn student_learns_the_teachers() {
         (DIM, BINS)
     );
     let rows: Vec<usize> = (0..4).collect();
-    let pixels = face_distill::data::image_batch(&val, &rows, None, &face_data::Normalize::arcface());
+    let pixels =
+        face_distill::data::image_batch(&val, &rows, None, &face_data::Normalize::arcface()).unwrap();
     let x = burn::tensor::Tensor::<burn::backend::NdArray, 4>::from_data(
         burn::tensor::TensorData::new(pixels, [4, 3, SIZE as usize, SIZE as usize]),
         &NdArrayDevice::Cpu,
@@ -569,4 +570,222 @@ fn student_init_starts_from_a_pretrained_backbone_folder() {
     c.student.init = Some(empty.path().to_owned());
     let err = c.resolve_init().unwrap_err().to_string();
     assert!(err.contains("backbone.json"), "{err}");
+}
+
+/// Writes `set` as an insightface RecordIO set (PNG payloads, header record 0, labels) into
+/// `dir`, and its targets as a cache file beside it, leaving out the faces in `skip` (as a cache
+/// leaves out faces without a detection). Returns the cache path.
+fn on_disk(set: &FaceSet, dir: &std::path::Path, skip: &[usize]) -> std::path::PathBuf {
+    use face_data::formats::recordio::{pack, RecordIoWriter};
+    use face_teachers::{CacheMeta, CacheRow, CacheWriter, InputRecipe, CACHE_FORMAT};
+    let n = set.len();
+    std::fs::create_dir_all(dir).unwrap();
+    let mut w = RecordIoWriter::create(&dir.join("train.rec"), &dir.join("train.idx")).unwrap();
+    w.write(0, &pack(0, &[(n + 1) as f32, 0.0], &[])).unwrap();
+    let labels = set.labels().unwrap();
+    for (i, label) in labels.iter().enumerate() {
+        let mut png = Vec::new();
+        set.image(i)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        w.write(i as u64 + 1, &pack(i as u64 + 1, &[*label as f32], &png))
+            .unwrap();
+    }
+    w.finish().unwrap();
+    let t = set.targets();
+    let meta = CacheMeta {
+        format: CACHE_FORMAT,
+        identity_version: "random".into(),
+        age_gender_version: "random".into(),
+        identity_recipe: InputRecipe::face_model(SIZE),
+        age_recipe: InputRecipe::face_model(SIZE),
+        gender_recipe: InputRecipe::face_model(SIZE),
+        dim: DIM,
+        age_bins: bins(),
+        landmarks: "aligned".into(),
+    };
+    let kept: Vec<usize> = (0..n).filter(|i| !skip.contains(i)).collect();
+    let ids: Vec<String> = kept.iter().map(|&i| format!("rec:{i}:{}", labels[i])).collect();
+    let skipped: Vec<(String, String)> = skip
+        .iter()
+        .map(|&i| (format!("rec:{i}:{}", labels[i]), "no face detected".into()))
+        .collect();
+    let template = face_data::FaceTemplate::arcface_scaled(SIZE).unwrap();
+    let path = dir.join("targets.safetensors");
+    let mut c = CacheWriter::create(&path, &meta, &ids, &skipped).unwrap();
+    for &i in &kept {
+        c.push(&CacheRow {
+            embedding: t.embeddings[i * DIM..(i + 1) * DIM].to_vec(),
+            age_probs: t.age_probs[i * BINS..(i + 1) * BINS].to_vec(),
+            expected_age: t.expected_age[i],
+            p_male: t.p_male[i],
+            landmarks: std::array::from_fn(|j| template.points[j]),
+            det_score: 1.0,
+        })
+        .unwrap();
+    }
+    c.finish().unwrap();
+    path
+}
+
+/// Faces streamed from a RecordIO set and the cache file give the crops and targets of the
+/// same faces held in memory, train to the same weights bit for bit (with gradient
+/// accumulation, so the read-ahead crosses micro-batches and steps), and resume across the two;
+/// a corrupt or truncated record is an error naming it, never a panic or a wrong face.
+#[test]
+fn streamed_faces_train_like_faces_in_memory() {
+    use face_distill::config::Streaming;
+    use face_distill::{StreamedFaces, TrainFaces};
+    let _rng = burn_rng();
+    let teacher = RandomTeacher::new(11);
+    let world_set = world(4, 7, 9, &teacher);
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec");
+    let cache_path = on_disk(&world_set, &rec, &[3, 17]);
+    let source = || Box::new(face_data::RecordIoFaces::open(&rec).unwrap());
+    let cache = face_teachers::TargetCache::read(&cache_path).unwrap();
+    let memory = FaceSet::from_cache(&cache, source().as_ref(), SIZE, None).unwrap();
+    let streamed = StreamedFaces::open(&cache_path, source(), SIZE).unwrap();
+    assert_eq!((memory.len(), TrainFaces::len(&streamed)), (26, 26));
+    assert_eq!(memory.fingerprint(), streamed.fingerprint());
+    let rows: Vec<usize> = (0..26).rev().collect();
+    for &r in &rows {
+        assert_eq!(memory.crop(r).unwrap(), streamed.crop(r).unwrap(), "crop {r}");
+    }
+    assert_eq!(
+        memory.targets_of(&rows).unwrap(),
+        streamed.targets_of(&rows).unwrap()
+    );
+    // The faces left out of the cache are left out of both (row 3 is the world's face 4).
+    assert_eq!(memory.ids()[3], "rec:4:0");
+    assert!(streamed.crop(26).unwrap_err().to_string().contains("out of 26"));
+    // `auto` streams above its limit only.
+    assert!(
+        !Streaming::Auto.streams(Streaming::AUTO_LIMIT) && Streaming::Auto.streams(Streaming::AUTO_LIMIT + 1)
+    );
+
+    let mut c = config(2);
+    c.data.batch = 4;
+    c.data.accumulate = 2;
+    c.data.augment.crop_scale = (0.8, 1.0);
+    let init = student(&c);
+    let train = |set: &dyn TrainFaces, dir: &std::path::Path, stop: Option<u64>| {
+        Trainer::<NdArrayTrain>::new(c.clone(), vec![NdArrayDevice::Cpu], dir)
+            .unwrap()
+            .with_progress(false)
+            .with_stop_after(stop)
+            .fit(init.clone(), set, None)
+            .unwrap()
+    };
+    let (a_dir, b_dir, m_dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let a = train(&memory, a_dir.path(), None);
+    let b = train(&streamed, b_dir.path(), None);
+
+    assert_eq!(a.state.step, 6);
+    let untimed = |rows: &[face_distill::TrainRow]| {
+        rows.iter()
+            .map(|r| face_distill::TrainRow {
+                data_seconds: 0.0,
+                compute_seconds: 0.0,
+                ..*r
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(untimed(&a.state.train), untimed(&b.state.train));
+    let probe =
+        face_distill::data::image_batch(&memory, &[0, 5, 9], None, &face_data::Normalize::arcface()).unwrap();
+    let out = |m: &FaceModel<NdArrayTrain>| -> Vec<f32> {
+        use burn::module::AutodiffModule;
+        let x = burn::tensor::Tensor::<burn::backend::NdArray, 4>::from_data(
+            burn::tensor::TensorData::new(probe.clone(), [3, 3, SIZE as usize, SIZE as usize]),
+            &NdArrayDevice::Cpu,
+        );
+        m.valid().forward(x).embedding.into_data().to_vec().unwrap()
+    };
+    assert_eq!(
+        out(&a.student),
+        out(&b.student),
+        "streamed training differs from in-memory"
+    );
+    // Streamed for 4 steps, then resumed in memory (data.stream may change on resume).
+    let m1 = train(&streamed, m_dir.path(), Some(4));
+    assert_eq!(m1.state.step, 4);
+    let m2 = train(&memory, m_dir.path(), None);
+    assert_eq!(untimed(&m2.state.train), untimed(&a.state.train));
+    assert_eq!(out(&m2.student), out(&a.student));
+
+    // A record whose payload is not an image: the step fails naming the record's key.
+    let rec_bytes = std::fs::read(rec.join("train.rec")).unwrap();
+    let idx = std::fs::read_to_string(rec.join("train.idx")).unwrap();
+    let offset: usize = idx
+        .lines()
+        .nth(6)
+        .unwrap()
+        .split('\t')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let mut corrupt = rec_bytes.clone();
+    for b in &mut corrupt[offset + 8 + 28..offset + 8 + 60] {
+        *b = 0xAB;
+    }
+    std::fs::write(bad.join("train.rec"), &corrupt).unwrap();
+    std::fs::write(bad.join("train.idx"), &idx).unwrap();
+    let s = StreamedFaces::open(
+        &cache_path,
+        Box::new(face_data::RecordIoFaces::open(&bad).unwrap()),
+        SIZE,
+    )
+    .unwrap();
+    let e = s.crop(4).unwrap_err().to_string();
+    assert!(e.contains("train.rec") && e.contains("#6"), "{e}");
+    let e = Trainer::<NdArrayTrain>::new(
+        c.clone(),
+        vec![NdArrayDevice::Cpu],
+        tempfile::tempdir().unwrap().path(),
+    )
+    .unwrap()
+    .with_progress(false)
+    .fit(init.clone(), &s, None)
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("#6"), "{e}");
+    // A truncated file: an index entry past the cut is refused at open, naming its key; a
+    // record cut short is an error naming its key when read.
+    std::fs::write(bad.join("train.rec"), &rec_bytes[..offset + 40]).unwrap();
+    std::fs::write(bad.join("train.idx"), &idx).unwrap();
+    let e = face_data::RecordIoFaces::open(&bad).unwrap_err().to_string();
+    assert!(e.contains("key 7 points past the end"), "{e}");
+    let last: usize = idx
+        .lines()
+        .last()
+        .unwrap()
+        .split('\t')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    std::fs::write(bad.join("train.rec"), &rec_bytes[..last + 40]).unwrap();
+    let r = face_data::RecordIoFaces::open(&bad).unwrap();
+    use face_data::FaceSource;
+    let e = r.image(27).unwrap_err().to_string();
+    assert!(e.contains("key 28") && e.contains("past the end"), "{e}");
+    // A cache built from another source is refused at open, naming the id.
+    let other = dir.path().join("other");
+    on_disk(&world(2, 3, 4, &teacher), &other, &[]);
+    let e = StreamedFaces::open(
+        &cache_path,
+        Box::new(face_data::RecordIoFaces::open(&other).unwrap()),
+        SIZE,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("is not an image of"), "{e}");
 }

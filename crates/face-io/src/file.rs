@@ -117,6 +117,35 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_slice(&bytes).map_err(|e| IoError::json(path, &e))
 }
 
+/// Reads exactly `buf.len()` bytes of `file` at byte `offset`, without moving a shared cursor
+/// (so threads can read one open file at once) and without mapping it: the pages stay in the
+/// kernel's cache, outside the reader's resident memory, however much of a large file is read.
+///
+/// # Errors
+/// The read failing or the file ending before `offset + buf.len()`.
+pub fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        let (mut done, mut buf) = (0u64, buf);
+        while !buf.is_empty() {
+            match std::os::windows::fs::FileExt::seek_read(file, buf, offset + done) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    done += n as u64;
+                    buf = &mut buf[n..];
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +179,18 @@ mod tests {
         if err.is_ok() {
             assert!(read_json::<f64>(&path).is_err());
         }
+    }
+
+    #[test]
+    fn positional_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bytes");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        let mut buf = [0u8; 4];
+        super::read_exact_at(&f, &mut buf, 3).unwrap();
+        assert_eq!(&buf, b"3456");
+        let e = super::read_exact_at(&f, &mut buf, 8).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 }

@@ -35,5 +35,5 @@ pub use config::{
     with_extra_key, write_config, OVERRIDE_SOURCE,
 };
 pub use error::{IoError, Result};
-pub use file::{ensure_parent, partial_path, read_json, sync_dir, write_atomic, write_json};
+pub use file::{ensure_parent, partial_path, read_exact_at, read_json, sync_dir, write_atomic, write_json};
 pub use fingerprint::Fingerprint;

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use burn::backend::NdArray;
 use face_detect::{Mtcnn, MtcnnConfig};
 use face_teachers::{
-    build_cache, default_models_dir, BuildOptions, CacheItem, DlibAgeGenderTeacher, FrFeatureTeacher,
-    LandmarkSource, TargetCache,
+    build_cache, default_models_dir, BuildOptions, DlibAgeGenderTeacher, FrFeatureTeacher, LandmarkSource,
+    TargetCache,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,22 +31,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let age_gender = DlibAgeGenderTeacher::<NdArray>::load(&models, &device)?;
     let mtcnn = Mtcnn::<NdArray>::load(&models, MtcnnConfig::default(), &device)?;
     // An insightface RecordIO directory holds ArcFace-aligned crops.
-    let recordio = images.join("train.rec").is_file();
-    let landmarks = if aligned || recordio {
+    let items = face_data::open_source(&images, aligned)?;
+    let landmarks = if items.aligned() {
         LandmarkSource::Aligned
     } else {
         LandmarkSource::Detect(&mtcnn)
-    };
-    let items = if recordio {
-        CacheItem::from_recordio(&images)?
-    } else {
-        CacheItem::from_folder(&images)?
     };
     let options = BuildOptions {
         progress: true,
         ..BuildOptions::default()
     };
-    let report = build_cache(&identity, &age_gender, landmarks, &items, &out, &options, &device)?;
+    let report = build_cache(
+        &identity,
+        &age_gender,
+        landmarks,
+        items.as_ref(),
+        &out,
+        &options,
+        &device,
+    )?;
     let cache = TargetCache::read(&out)?;
     println!(
         "{}: {} faces ({} resumed, {} new), {} skipped",

@@ -36,7 +36,10 @@ pub mod spec;
 pub mod teachers;
 
 pub use bundled::{DlibAgeGenderTeacher, FrFeatureTeacher};
-pub use cache::{build_cache, BuildOptions, BuildReport, CacheItem, CacheMeta, LandmarkSource, TargetCache};
+pub use cache::{
+    build_cache, BuildOptions, BuildReport, CacheFile, CacheMeta, CacheRow, CacheWriter, LandmarkSource,
+    TargetCache, CACHE_FORMAT,
+};
 pub use error::{Result, TeacherError};
 pub use recipe::{Alignment, FaceRef, InputRecipe, Prepared, DLIB_MTCNN_5};
 pub use spec::{

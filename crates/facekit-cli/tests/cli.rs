@@ -1481,3 +1481,188 @@ fn export_writes_torch_and_onnx_and_the_onnx_teaches() {
     assert!(stderr(&o).contains("no model.json"), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An insightface RecordIO set in `dir` of `n` aligned faces (Tom Hanks' 112 px ArcFace crop
+/// under changing brightness and mirroring) and one 100 × 80 image, which is skipped.
+fn aligned_recordio(dir: &Path, n: usize) -> PathBuf {
+    use face_data::formats::recordio::{pack, RecordIoWriter};
+    std::fs::create_dir_all(dir).unwrap();
+    let hanks = face_data::read_rgb(&faces("Tom_Hanks_54745.png")).unwrap();
+    let mut w = RecordIoWriter::create(&dir.join("train.rec"), &dir.join("train.idx")).unwrap();
+    w.write(0, &pack(0, &[(n + 2) as f32, (n + 2) as f32], &[]))
+        .unwrap();
+    for k in 0..=n {
+        let img = if k == n / 2 {
+            image::RgbImage::from_pixel(100, 80, image::Rgb([90, 90, 90]))
+        } else {
+            let mut img = hanks.clone();
+            if k % 2 == 1 {
+                image::imageops::flip_horizontal_in_place(&mut img);
+            }
+            let gain = 0.7 + 0.6 * k as f32 / n as f32;
+            img.pixels_mut()
+                .for_each(|p| p.0 = p.0.map(|v| (f32::from(v) * gain).min(255.0) as u8));
+            img
+        };
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        w.write(k as u64 + 1, &pack(k as u64 + 1, &[(k % 3) as f32], &png))
+            .unwrap();
+    }
+    w.finish().unwrap();
+    dir.to_path_buf()
+}
+
+/// `teach --aligned` over a RecordIO set, killed (SIGKILL) three times at different points of
+/// its journal, then run to the end: the cache is byte for byte the one an uninterrupted run
+/// writes, nothing lost or repeated; `distill --aligned` then trains on it (streamed).
+#[test]
+fn teach_aligned_survives_kills_and_distill_streams() {
+    let dir = tmp("teach-kill");
+    let rec = aligned_recordio(&dir.join("rec"), 24);
+    let teach = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "teach",
+            "--aligned",
+            s(&rec),
+            "--out",
+            s(out),
+            "--batch",
+            "2",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    };
+    let one_shot = dir.join("one-shot");
+    let o = facekit(
+        &teach(&one_shot, &[])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    assert_eq!(
+        (j["faces"].as_u64(), j["cached"].as_u64(), j["skipped"].as_u64()),
+        (Some(25), Some(24), Some(1)),
+        "{j}"
+    );
+    let want = std::fs::read(one_shot.join("targets.safetensors")).unwrap();
+
+    // Killed when its journal has passed 1, 5 and 9 records, then run to the end.
+    let killed = dir.join("killed");
+    std::fs::create_dir_all(&killed).unwrap();
+    let journal = killed.join("targets.safetensors.journal");
+    let record = 4 * (1 + 512 + 81 + 13) as u64;
+    for records in [1u64, 5, 9] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_facekit"))
+            .args(teach(&killed, &[]))
+            .env("FACEKIT_MODELS", repo().join("models"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        loop {
+            let len = std::fs::metadata(&journal).map_or(0, |m| m.len());
+            if len > records * record {
+                child.kill().unwrap();
+                break;
+            }
+            if child.try_wait().unwrap().is_some() {
+                panic!("teach finished before it could be killed at {records} records");
+            }
+            assert!(start.elapsed().as_secs() < 120, "teach made no progress");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        child.wait().unwrap();
+    }
+    let o = facekit(&teach(&killed, &[]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    assert!(j["resumed"].as_u64().unwrap() >= 9, "{j}");
+    assert_eq!(
+        j["resumed"].as_u64().unwrap() + j["processed"].as_u64().unwrap(),
+        25,
+        "{j}"
+    );
+    assert_eq!(
+        std::fs::read(killed.join("targets.safetensors")).unwrap(),
+        want,
+        "resumed cache differs"
+    );
+    assert!(!journal.exists());
+
+    // Stopped by --max-new, then finished: the same file again.
+    let stepwise = dir.join("stepwise");
+    let o = facekit(
+        &teach(&stepwise, &["--max-new", "7"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        (
+            json_of(&o)["finished"].as_bool(),
+            json_of(&o)["processed"].as_u64()
+        ),
+        (Some(false), Some(7))
+    );
+    let o = facekit(
+        &teach(&stepwise, &[])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(json_of(&o)["resumed"], 7);
+    assert_eq!(std::fs::read(stepwise.join("targets.safetensors")).unwrap(), want);
+
+    // Distil from it, streamed (`data.stream=on`): the cache is reused, the run trains.
+    let o = facekit(&[
+        "distill",
+        "--aligned",
+        s(&rec),
+        "--out",
+        s(&one_shot),
+        "--set",
+        "data.stream=on",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "data.batch=8",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = json_of(&o);
+    assert_eq!(
+        (
+            j["faces"].as_u64(),
+            j["streamed"].as_bool(),
+            j["steps_this_call"].as_u64()
+        ),
+        (Some(24), Some(true), Some(3)),
+        "{j}"
+    );
+
+    // Bad input: a truncated set names the record; no input at all is refused.
+    let bytes = std::fs::read(rec.join("train.rec")).unwrap();
+    std::fs::write(rec.join("train.rec"), &bytes[..bytes.len() / 2]).unwrap();
+    let o = facekit(
+        &teach(&dir.join("cut"), &[])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("train.rec") && stderr(&o).contains("points past the end"),
+        "{}",
+        stderr(&o)
+    );
+    let o = facekit(&["teach", "--out", s(&dir.join("none"))]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

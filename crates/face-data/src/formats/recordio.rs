@@ -117,31 +117,41 @@ pub fn pack(id: u64, labels: &[f32], payload: &[u8]) -> Vec<u8> {
 /// # Errors
 /// A bad magic word, a truncated part, or a part sequence that does not follow 1, 2…, 3.
 pub fn read_record(buf: &[u8], offset: usize) -> std::result::Result<Cow<'_, [u8]>, String> {
+    let len = buf.len();
+    read_parts(offset, len, |start, n| {
+        buf.get(start..start.saturating_add(n))
+            .map(Cow::Borrowed)
+            .ok_or_else(String::new)
+    })
+}
+
+/// The record framing over any byte source: `fetch(start, n)` gives bytes `start..start + n`
+/// of a file of `len` bytes (an error when they are not all there; its text is replaced).
+fn read_parts<'a>(
+    offset: usize,
+    len: usize,
+    mut fetch: impl FnMut(usize, usize) -> std::result::Result<Cow<'a, [u8]>, String>,
+) -> std::result::Result<Cow<'a, [u8]>, String> {
     let mut pos = offset;
     let mut parts: Option<Vec<u8>> = None;
     loop {
-        let head = buf.get(pos..pos.saturating_add(8)).ok_or_else(|| {
-            format!(
-                "truncated record head at byte {pos} (file has {} bytes)",
-                buf.len()
-            )
-        })?;
+        let head = fetch(pos, 8)
+            .map_err(|_| format!("truncated record head at byte {pos} (file has {len} bytes)"))?;
         let magic = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
         if magic != RECORDIO_MAGIC {
             return Err(format!("bad magic word {magic:#010x} at byte {pos}"));
         }
         let lrec = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-        let (cflag, len) = (lrec >> 29, (lrec & LENGTH_MASK) as usize);
+        let (cflag, n) = (lrec >> 29, (lrec & LENGTH_MASK) as usize);
         let start = pos + 8;
-        let data = buf.get(start..start + len).ok_or_else(|| {
-            format!("record part of {len} bytes at byte {pos} runs past the end of the file")
-        })?;
+        let data = fetch(start, n)
+            .map_err(|_| format!("record part of {n} bytes at byte {pos} runs past the end of the file"))?;
         match (cflag, parts.as_mut()) {
-            (0, None) => return Ok(Cow::Borrowed(data)),
-            (1, None) => parts = Some(data.to_vec()),
+            (0, None) => return Ok(data),
+            (1, None) => parts = Some(data.into_owned()),
             (2, Some(p)) | (3, Some(p)) => {
                 p.extend_from_slice(&RECORDIO_MAGIC.to_le_bytes());
-                p.extend_from_slice(data);
+                p.extend_from_slice(&data);
                 if cflag == 3 {
                     return Ok(Cow::Owned(parts.take().unwrap_or_default()));
                 }
@@ -149,7 +159,7 @@ pub fn read_record(buf: &[u8], offset: usize) -> std::result::Result<Cow<'_, [u8
             (c, None) => return Err(format!("record at byte {pos} starts with continuation flag {c}")),
             (c, Some(_)) => return Err(format!("multi-part record interrupted by flag {c} at byte {pos}")),
         }
-        pos = start + len.div_ceil(4) * 4;
+        pos = start + n.div_ceil(4) * 4;
     }
 }
 
@@ -169,11 +179,14 @@ pub fn parse_index(text: &str, path: &Path) -> Result<Vec<(u64, u64)>> {
     })
 }
 
-/// Random access to an indexed RecordIO file (memory-mapped).
+/// Random access to an indexed RecordIO file, by positional reads: threads share one reader,
+/// and reading a whole large set (an epoch) leaves the pages in the kernel's cache, not in the
+/// process's resident memory (a memory map would count every page read).
 #[derive(Debug)]
 pub struct RecordIoReader {
     path: PathBuf,
-    map: memmap2::Mmap,
+    file: File,
+    len: u64,
     keys: Vec<u64>,
     offsets: HashMap<u64, u64>,
 }
@@ -185,25 +198,20 @@ impl RecordIoReader {
     /// I/O, a malformed index, or an index offset past the end of `rec`.
     pub fn open(rec: &Path, idx: &Path) -> Result<Self> {
         let file = File::open(rec).map_err(|e| DataError::io(rec, e))?;
-        // SAFETY: the file is opened read-only; like every reader of a memory-mapped file we
-        // rely on it not being truncated by another process while mapped.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| DataError::io(rec, e))?;
+        let len = file.metadata().map_err(|e| DataError::io(rec, e))?.len();
         let index = parse_index(&read_text(idx)?, idx)?;
-        if let Some((k, o)) = index.iter().find(|(_, o)| *o >= map.len() as u64) {
+        if let Some((k, o)) = index.iter().find(|(_, o)| *o >= len) {
             return Err(DataError::RecordIo {
                 path: idx.to_owned(),
                 offset: *o,
-                message: format!(
-                    "key {k} points past the end of {} ({} bytes)",
-                    rec.display(),
-                    map.len()
-                ),
+                message: format!("key {k} points past the end of {} ({} bytes)", rec.display(), len),
             });
         }
         let keys = index.iter().map(|(k, _)| *k).collect();
         Ok(Self {
             path: rec.to_owned(),
-            map,
+            file,
+            len,
             keys,
             offsets: index.into_iter().collect(),
         })
@@ -219,16 +227,66 @@ impl RecordIoReader {
     /// # Errors
     /// An unknown key or a corrupt record, naming file and offset.
     pub fn read(&self, key: u64) -> Result<Cow<'_, [u8]>> {
-        let offset = *self.offsets.get(&key).ok_or_else(|| DataError::RecordIo {
-            path: self.path.clone(),
-            offset: 0,
-            message: format!("key {key} is not in the index"),
-        })?;
-        read_record(&self.map, offset as usize).map_err(|message| DataError::RecordIo {
+        let offset = self.offset(key)?;
+        let len = self.len as usize;
+        let fetch = |start: usize, n: usize| {
+            if start.saturating_add(n) > len {
+                return Err(String::new());
+            }
+            let mut buf = vec![0u8; n];
+            face_io::read_exact_at(&self.file, &mut buf, start as u64).map_err(|e| e.to_string())?;
+            Ok(Cow::Owned(buf))
+        };
+        read_parts(offset as usize, len, fetch).map_err(|message| DataError::RecordIo {
             path: self.path.clone(),
             offset,
             message: format!("key {key}: {message}"),
         })
+    }
+
+    /// The first `n` bytes of record `key`'s data (fewer when the record is shorter), reading
+    /// only those when its first part holds them.
+    ///
+    /// # Errors
+    /// As [`RecordIoReader::read`].
+    pub fn head(&self, key: u64, n: usize) -> Result<Vec<u8>> {
+        let offset = self.offset(key)?;
+        let mut h = [0u8; 8];
+        if offset + 8 <= self.len {
+            face_io::read_exact_at(&self.file, &mut h, offset).map_err(|e| DataError::io(&self.path, e))?;
+            let lrec = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+            let first = (lrec & LENGTH_MASK) as u64;
+            let magic = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+            if magic == RECORDIO_MAGIC && first >= n as u64 && offset + 8 + n as u64 <= self.len {
+                let mut buf = vec![0u8; n];
+                face_io::read_exact_at(&self.file, &mut buf, offset + 8)
+                    .map_err(|e| DataError::io(&self.path, e))?;
+                return Ok(buf);
+            }
+        }
+        let mut all = self.read(key)?.into_owned();
+        all.truncate(n);
+        Ok(all)
+    }
+
+    fn offset(&self, key: u64) -> Result<u64> {
+        self.offsets
+            .get(&key)
+            .copied()
+            .ok_or_else(|| DataError::RecordIo {
+                path: self.path.clone(),
+                offset: 0,
+                message: format!("key {key} is not in the index"),
+            })
+    }
+
+    /// An error about record `key`, naming the file and its offset.
+    fn error(&self, key: u64, message: String) -> DataError {
+        DataError::RecordIo {
+            path: self.path.clone(),
+            offset: self.offsets.get(&key).copied().unwrap_or(0),
+            message: format!("key {key}: {message}"),
+        }
     }
 
     /// Record `key` unpacked as an image record.
@@ -237,11 +295,7 @@ impl RecordIoReader {
     /// As [`RecordIoReader::read`], or a record too short for its header.
     pub fn image(&self, key: u64) -> Result<ImageRecord<'_>> {
         let data = self.read(key)?;
-        let err = |message: String| DataError::RecordIo {
-            path: self.path.clone(),
-            offset: self.offsets.get(&key).copied().unwrap_or(0),
-            message: format!("key {key}: {message}"),
-        };
+        let err = |message: String| self.error(key, message);
         match data {
             Cow::Borrowed(d) => {
                 let (header, labels, payload) = unpack(d).map_err(err)?;
@@ -352,12 +406,53 @@ impl InsightFaceRecordSet {
         Ok((l as u32, rec.payload))
     }
 
-    /// The class label of every image (reads only headers).
+    /// The class label of image `i`, from the first bytes of its record only.
+    ///
+    /// # Errors
+    /// As [`InsightFaceRecordSet::get`].
+    pub fn label(&self, i: usize) -> Result<u32> {
+        let key = self.key(i).ok_or_else(|| DataError::RecordIo {
+            path: self.reader.path().to_owned(),
+            offset: 0,
+            message: format!("image {i} out of range (the set has {})", self.len()),
+        })?;
+        // The label is the header's (flag 0) or the first one after it (flag > 0).
+        let head = self.reader.head(key, IR_HEADER_SIZE + 4)?;
+        let f32_at = |o: usize| {
+            head.get(o..o + 4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let flag = head
+            .get(..4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let l = match flag {
+            Some(0) => f32_at(4),
+            Some(_) => f32_at(IR_HEADER_SIZE),
+            None => None,
+        }
+        .ok_or_else(|| {
+            self.reader.error(
+                key,
+                format!(
+                    "record of {} bytes is too short for its image header and label",
+                    head.len()
+                ),
+            )
+        })?;
+        if !(l >= 0.0 && l.fract() == 0.0 && l <= u32::MAX as f32) {
+            return Err(self
+                .reader
+                .error(key, format!("class label {l} is not a non-negative integer")));
+        }
+        Ok(l as u32)
+    }
+
+    /// The class label of every image (reads only the first bytes of each record).
     ///
     /// # Errors
     /// As [`InsightFaceRecordSet::get`].
     pub fn labels(&self) -> Result<Vec<u32>> {
-        (0..self.len()).map(|i| self.get(i).map(|(l, _)| l)).collect()
+        (0..self.len()).map(|i| self.label(i)).collect()
     }
 
     /// The underlying reader.

@@ -5,10 +5,11 @@ use std::path::Path;
 
 use burn::backend::NdArray;
 use burn::tensor::Tensor;
+use face_data::{FaceSource, FileFaces, RecordIoFaces};
 use face_detect::{Mtcnn, MtcnnConfig};
-use face_teachers::cache::journal_path;
+use face_teachers::cache::{journal_path, skipped_path};
 use face_teachers::{
-    build_cache, default_models_dir, BuildOptions, CacheItem, DlibAgeGenderTeacher, FrFeatureTeacher,
+    build_cache, default_models_dir, BuildOptions, CacheFile, DlibAgeGenderTeacher, FrFeatureTeacher,
     IdentityTeacher, InputRecipe, LandmarkSource, Prepared, TargetCache, TeacherError,
 };
 
@@ -58,8 +59,8 @@ fn setup() -> Setup {
 }
 
 impl Setup {
-    fn items(&self) -> Vec<CacheItem> {
-        CacheItem::from_folder(&self.dir.path().join("images")).unwrap()
+    fn items(&self) -> FileFaces {
+        FileFaces::folder(&self.dir.path().join("images")).unwrap()
     }
 
     fn build(&self, out: &Path, options: &BuildOptions) -> face_teachers::Result<face_teachers::BuildReport> {
@@ -132,8 +133,9 @@ fn build_resume_and_refuse() {
     let t: Tensor<B, 2> = a.embeddings_tensor(&[3, 0], &Default::default());
     assert_eq!(t.dims(), [2, 512]);
 
-    // Interrupted after 2 images (batches of 2), a torn line appended (a kill mid-write), then
-    // resumed: identical to the one-shot build.
+    // Interrupted after 2 images (batches of 2), half a record appended (a kill mid-write) and
+    // a reason past the last record (a kill between the two writes), then resumed: identical
+    // to the one-shot build.
     let resumed = s.dir.path().join("resumed.safetensors");
     let opts = BuildOptions {
         batch: 2,
@@ -143,10 +145,15 @@ fn build_resume_and_refuse() {
     let r1 = s.build(&resumed, &opts).unwrap();
     assert!(!r1.finished && r1.processed == 2 && !resumed.exists(), "{r1:?}");
     let journal = journal_path(&resumed);
-    let mut text = std::fs::read_to_string(&journal).unwrap();
-    assert_eq!(text.lines().count(), 3, "header + 2 rows");
-    text.push_str("{\"i\":4,\"id\":\"obama.png\",\"embedding\":[0.1,");
-    std::fs::write(&journal, text).unwrap();
+    let mut bytes = std::fs::read(&journal).unwrap();
+    let header = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let record = 4 * (1 + 512 + a.meta.age_bins.len() + 13);
+    assert_eq!(bytes.len(), header + 2 * record, "header + 2 records");
+    bytes.extend_from_slice(&[0u8; 100]);
+    std::fs::write(&journal, bytes).unwrap();
+    let mut reasons = std::fs::read_to_string(skipped_path(&resumed)).unwrap();
+    reasons.push_str("{\"i\":3,\"reason\":\"a kill between the writes\"}\n{\"i\":4,");
+    std::fs::write(skipped_path(&resumed), reasons).unwrap();
     let r2 = s
         .build(
             &resumed,
@@ -159,6 +166,22 @@ fn build_resume_and_refuse() {
     assert!(r2.finished && r2.resumed == 2 && r2.processed == 4, "{r2:?}");
     let b = TargetCache::read(&resumed).unwrap();
     assert_eq!(a, b, "resumed cache differs from the one-shot build");
+    assert!(!journal.exists() && !skipped_path(&resumed).exists());
+    // Row reads give the same rows as the whole file.
+    let file = CacheFile::open(&resumed).unwrap();
+    assert_eq!((file.len(), file.ids.as_slice()), (a.len(), a.ids.as_slice()));
+    for i in 0..a.len() {
+        assert_eq!(file.row(i).unwrap(), a.row(i));
+    }
+    assert!(file
+        .row(a.len())
+        .unwrap_err()
+        .to_string()
+        .contains("out of range"));
+    // Written again through the row writer: the same file, byte for byte.
+    let copy = s.dir.path().join("copy.safetensors");
+    a.write(&copy).unwrap();
+    assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&resumed).unwrap());
 
     // Running again is a no-op; other teachers are refused for both the cache and a journal.
     let again = s.build(&resumed, &BuildOptions::default()).unwrap();
@@ -190,7 +213,7 @@ fn build_resume_and_refuse() {
         &s.identity,
         &s.age_gender,
         LandmarkSource::Detect(&s.mtcnn),
-        &items[..3],
+        &FileFaces::from_files("first three", items.files()[..3].to_vec()),
         &resumed,
         &BuildOptions::default(),
         &Default::default(),
@@ -198,8 +221,9 @@ fn build_resume_and_refuse() {
     .unwrap_err();
     assert!(e.to_string().contains("another image list"), "{e}");
     // Same number of images, one of them different.
-    let mut renamed = items.clone();
-    renamed[0].id = "someone_else.png".into();
+    let mut files = items.files().to_vec();
+    files[0].0 = "someone_else.png".into();
+    let renamed = FileFaces::from_files("renamed", files);
     let e = build_cache(
         &s.identity,
         &s.age_gender,
@@ -214,7 +238,7 @@ fn build_resume_and_refuse() {
 
     // Killed while writing the journal's header: the next run starts afresh.
     let torn = s.dir.path().join("torn_header.safetensors");
-    std::fs::write(journal_path(&torn), "{\"meta\":{\"format\":1,").unwrap();
+    std::fs::write(journal_path(&torn), "{\"journal\":2,\"meta\":{\"format\":1,").unwrap();
     let r = s.build(&torn, &BuildOptions::default()).unwrap();
     assert!(r.finished && r.resumed == 0 && r.processed == 6, "{r:?}");
     assert_eq!(TargetCache::read(&torn).unwrap(), a);
@@ -226,18 +250,13 @@ fn aligned_inputs_and_bad_files() {
     let dev = Default::default();
     // Tom Hanks' crop is ArcFace-aligned already; the 80 × 60 blank image is not square.
     let images = s.dir.path().join("images");
-    let items = vec![
-        CacheItem {
-            id: "hanks".into(),
-            path: images.join("Tom_Hanks_54745.png"),
-            record: None,
-        },
-        CacheItem {
-            id: "blank".into(),
-            path: images.join("blank.png"),
-            record: None,
-        },
-    ];
+    let items = FileFaces::from_files(
+        &images,
+        vec![
+            ("hanks".into(), images.join("Tom_Hanks_54745.png")),
+            ("blank".into(), images.join("blank.png")),
+        ],
+    );
     let out = s.dir.path().join("aligned.safetensors");
     let r = build_cache(
         &s.identity,
@@ -254,7 +273,7 @@ fn aligned_inputs_and_bad_files() {
     assert_eq!(c.meta.landmarks, "aligned");
     assert_eq!(c.skipped[0].0, "blank");
     assert!(c.skipped[0].1.contains("square"), "{:?}", c.skipped);
-    let crop = face_data::read_rgb(&items[0].path).unwrap();
+    let crop = face_data::read_rgb(items.path(0).unwrap()).unwrap();
     let direct = s
         .identity
         .embed(&s.identity.recipe().prepare_aligned::<B>(&[&crop], &dev).unwrap())
@@ -263,7 +282,7 @@ fn aligned_inputs_and_bad_files() {
     assert_eq!(c.embedding(0), direct.as_slice());
 
     // Duplicated ids and empty inputs.
-    let dup = vec![items[0].clone(), items[0].clone()];
+    let dup = FileFaces::from_files("dup", vec![items.files()[0].clone(), items.files()[0].clone()]);
     let e = build_cache(
         &s.identity,
         &s.age_gender,
@@ -280,7 +299,7 @@ fn aligned_inputs_and_bad_files() {
             &s.identity,
             &s.age_gender,
             LandmarkSource::Aligned,
-            &[],
+            &FileFaces::from_files("none", Vec::new()),
             &out,
             &BuildOptions::default(),
             &dev
@@ -304,8 +323,8 @@ fn aligned_inputs_and_bad_files() {
     // A list with a duplicate line names it.
     let list = s.dir.path().join("list.txt");
     std::fs::write(&list, "images/obama.png\n# comment\n\nimages/obama.png\n").unwrap();
-    let e = CacheItem::from_list(&list).unwrap_err();
-    assert!(e.to_string().contains("line 4"), "{e}");
+    let e = FileFaces::list(&list).unwrap_err();
+    assert!(e.to_string().contains("line 1"), "{e}");
 }
 
 /// The real identity teacher under another version string.
@@ -343,9 +362,11 @@ fn recordio_input() {
     w.write(1, &pack(1, &[4.0], &hanks)).unwrap();
     w.write(2, &pack(2, &[7.0], &blank)).unwrap();
     w.finish().unwrap();
-    let items = CacheItem::from_recordio(&rec).unwrap();
+    let items = RecordIoFaces::open(&rec).unwrap();
     assert_eq!(
-        items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        (0..items.len())
+            .map(|i| items.id(i).unwrap().into_owned())
+            .collect::<Vec<_>>(),
         ["rec:0:4", "rec:1:7"]
     );
     let out = s.dir.path().join("rec.safetensors");
@@ -371,5 +392,5 @@ fn recordio_input() {
         c.embedding(0),
         direct.into_data().to_vec::<f32>().unwrap().as_slice()
     );
-    assert!(CacheItem::from_recordio(&s.dir.path().join("nothing")).is_err());
+    assert!(RecordIoFaces::open(&s.dir.path().join("nothing")).is_err());
 }

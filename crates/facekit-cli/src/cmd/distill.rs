@@ -1,10 +1,13 @@
-//! `facekit distill`: teach, then distil a student from the two teachers (resumable).
+//! `facekit distill`: teach, then distil a student from the two teachers (resumable). Photos
+//! are detected and cut first; aligned crops (an insightface RecordIO set, a folder, a list)
+//! are taught and trained as they are, streamed from disk when there are many
+//! (`data.stream`).
 
 use std::path::PathBuf;
 
 use clap::Args;
 use face_distill::config::DistillConfig;
-use face_distill::data::FaceSet;
+use face_distill::data::{FaceSet, TrainFaces};
 use face_nets::DeviceChoice;
 use serde_json::json;
 
@@ -14,10 +17,15 @@ use crate::output::Outcome;
 
 /// Options of `facekit distill`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["images", "aligned"])))]
 pub struct DistillArgs {
-    /// Folder of images (unlabelled).
+    /// Folder of photos (unlabelled): faces are detected and cut into OUT/faces/.
     #[arg(long)]
-    pub images: PathBuf,
+    pub images: Option<PathBuf>,
+    /// ArcFace-aligned square crops, used as they are: an insightface RecordIO folder
+    /// (train.rec + train.idx), a folder of images, or a list file of image paths.
+    #[arg(long, value_name = "REC_DIR|FOLDER|LIST")]
+    pub aligned: Option<PathBuf>,
     /// Output folder (faces/, targets.safetensors, run/).
     #[arg(long)]
     pub out: PathBuf,
@@ -55,30 +63,67 @@ pub fn run(engine: &Engine, a: DistillArgs, quiet: bool) -> Res<Outcome> {
     config.teachers = a.teachers.apply(&config.teachers);
     let config = config.resolve_init().input()?;
     config.validate().input()?;
-    if !a.images.is_dir() {
-        return Err(bad(format!("{}: not a folder", a.images.display())));
-    }
-    let image_labels = match &a.labels {
-        Some(p) => face_data::read_identity_labels(p).input()?,
-        None => Default::default(),
-    };
-    let faces = a.out.join("faces");
-    let cut =
-        face_distill::pipeline::cut_faces(engine.mtcnn()?, &a.images, &image_labels, &faces).failure()?;
     let cache_path = a.out.join("targets.safetensors");
-    let (cache, items, _) =
-        face_distill::pipeline::build_targets(&engine.models, &config.teachers, &faces, &cache_path, !quiet)
-            .input()?;
     let size = config.student.backbone.input_size() as u32;
-    let train = FaceSet::from_cache(&cache, &items, size, None).input()?;
-    let val = if cut.face_labels.is_empty() {
-        None
-    } else {
-        Some(FaceSet::from_cache(&cache, &items, size, Some(&cut.face_labels)).input()?)
+    let (train, val): (Box<dyn TrainFaces>, Option<FaceSet>) = match (&a.images, &a.aligned) {
+        (Some(images), _) => {
+            if !images.is_dir() {
+                return Err(bad(format!("{}: not a folder", images.display())));
+            }
+            let image_labels = match &a.labels {
+                Some(p) => face_data::read_identity_labels(p).input()?,
+                None => Default::default(),
+            };
+            let faces = a.out.join("faces");
+            let cut = face_distill::pipeline::cut_faces(engine.mtcnn()?, images, &image_labels, &faces)
+                .failure()?;
+            face_distill::pipeline::build_targets(
+                &engine.models,
+                &config.teachers,
+                &faces,
+                &cache_path,
+                !quiet,
+            )
+            .input()?;
+            let source = Box::new(face_data::FileFaces::folder(&faces).input()?);
+            let val = if cut.face_labels.is_empty() {
+                None
+            } else {
+                let cache = face_teachers::TargetCache::read(&cache_path).input()?;
+                Some(FaceSet::from_cache(&cache, source.as_ref(), size, Some(&cut.face_labels)).input()?)
+            };
+            let train = face_distill::pipeline::training_faces(&cache_path, source, size, config.data.stream)
+                .input()?;
+            (train, val)
+        }
+        (None, Some(aligned)) => {
+            if a.labels.is_some() {
+                return Err(bad("--labels goes with --images (photos), not --aligned"));
+            }
+            let source = face_data::open_source(aligned, true).input()?;
+            std::fs::create_dir_all(&a.out).map_err(|e| bad(format!("{}: {e}", a.out.display())))?;
+            let options = face_teachers::BuildOptions {
+                progress: !quiet,
+                ..Default::default()
+            };
+            face_distill::pipeline::teach_source(
+                &engine.models,
+                &config.teachers,
+                source.as_ref(),
+                &cache_path,
+                &options,
+            )
+            .input()?;
+            let train = face_distill::pipeline::training_faces(&cache_path, source, size, config.data.stream)
+                .input()?;
+            (train, None)
+        }
+        (None, None) => return Err(bad("give --images or --aligned")),
     };
     let run_dir = a.out.join("run");
-    let run = face_distill::pipeline::distill(&config, &a.device, &train, val.as_ref(), &run_dir, true)
-        .failure()?;
+    let run =
+        face_distill::pipeline::distill(&config, &a.device, train.as_ref(), val.as_ref(), &run_dir, true)
+            .failure()?;
     let mut human = format!(
         "{} training faces, {} steps this call (resumed from {}) → {}\n",
         train.len(),
@@ -92,7 +137,7 @@ pub fn run(engine: &Engine, a: DistillArgs, quiet: bool) -> Res<Outcome> {
         human.push_str(&r.table());
     }
     let summary = json!({
-        "command": "distill", "faces": train.len(), "labelled": val.as_ref().map_or(0, |v| v.len()),
+        "command": "distill", "faces": train.len(), "streamed": config.data.stream.streams(train.len()), "labelled": val.as_ref().map_or(0, |v| v.len()),
         "steps_this_call": run.steps_this_call, "run": run_dir, "report": run.report,
         "backbone": config.student.backbone.arch(), "init": config.student.init,
     });
