@@ -160,6 +160,17 @@ fn student(c: &DistillConfig) -> FaceModel<NdArrayTrain> {
     c.model_config(DIM, &bins()).init(&NdArrayDevice::Cpu).unwrap()
 }
 
+/// A loss history without its timings (which differ from run to run).
+fn untimed(rows: &[face_distill::TrainRow]) -> Vec<face_distill::TrainRow> {
+    rows.iter()
+        .map(|r| face_distill::TrainRow {
+            data_seconds: 0.0,
+            compute_seconds: 0.0,
+            ..*r
+        })
+        .collect()
+}
+
 /// Held by every test that trains or initialises a student: NdArray's RNG is one per process,
 /// so a seeded run is reproducible only when no other test draws from it in between (the resume
 /// test compares two runs of one seed bit for bit).
@@ -299,15 +310,6 @@ fn killed_run_resumes_bit_identically() {
         .unwrap();
     assert!(b2.resumed_from.unwrap().ends_with("step-00000006"));
     assert_eq!(b2.steps_this_call, 6);
-    let untimed = |rows: &[face_distill::TrainRow]| {
-        rows.iter()
-            .map(|r| face_distill::TrainRow {
-                data_seconds: 0.0,
-                compute_seconds: 0.0,
-                ..*r
-            })
-            .collect::<Vec<_>>()
-    };
     assert_eq!(
         untimed(&b2.state.train),
         untimed(&a.state.train),
@@ -686,15 +688,6 @@ fn streamed_faces_train_like_faces_in_memory() {
     let b = train(&streamed, b_dir.path(), None);
 
     assert_eq!(a.state.step, 6);
-    let untimed = |rows: &[face_distill::TrainRow]| {
-        rows.iter()
-            .map(|r| face_distill::TrainRow {
-                data_seconds: 0.0,
-                compute_seconds: 0.0,
-                ..*r
-            })
-            .collect::<Vec<_>>()
-    };
     assert_eq!(untimed(&a.state.train), untimed(&b.state.train));
     let probe =
         face_distill::data::image_batch(&memory, &[0, 5, 9], None, &face_data::Normalize::arcface()).unwrap();
