@@ -765,8 +765,11 @@ fn fused_attention_matches_the_composed_ops() {
             .backward();
         let z = qkv(1.0).require_grad();
         let g_ref = (attention_reference(z.clone(), heads) * r).sum().backward();
+        // 1e-3: the composed reference's f32 sums follow the GEMM kernels of the host (4.4e-4
+        // measured on an AVX2-only host, under 1e-4 with AVX-512); the fused kernel itself
+        // holds 1e-5 against f64 finite differences on both (`ops/dense.rs`).
         let err = grad_rel("dqkv", a.grad(&g_fast), z.grad(&g_ref), 1e-3);
-        assert!(err <= 1e-4, "attention case {i} dqkv: max relative |Δ| {err:e}");
+        assert!(err <= 1e-3, "attention case {i} dqkv: max relative |Δ| {err:e}");
     }
 }
 
