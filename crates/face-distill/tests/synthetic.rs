@@ -714,15 +714,8 @@ fn streamed_faces_train_like_faces_in_memory() {
     // A record whose payload is not an image: the step fails naming the record's key.
     let rec_bytes = std::fs::read(rec.join("train.rec")).unwrap();
     let idx = std::fs::read_to_string(rec.join("train.idx")).unwrap();
-    let offset: usize = idx
-        .lines()
-        .nth(6)
-        .unwrap()
-        .split('\t')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let index = face_data::formats::recordio::parse_index(&idx, &rec.join("train.idx")).unwrap();
+    let offset = index[6].1 as usize;
     let bad = dir.path().join("bad");
     std::fs::create_dir_all(&bad).unwrap();
     let mut corrupt = rec_bytes.clone();
@@ -756,15 +749,7 @@ fn streamed_faces_train_like_faces_in_memory() {
     std::fs::write(bad.join("train.idx"), &idx).unwrap();
     let e = face_data::RecordIoFaces::open(&bad).unwrap_err().to_string();
     assert!(e.contains("key 7 points past the end"), "{e}");
-    let last: usize = idx
-        .lines()
-        .last()
-        .unwrap()
-        .split('\t')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let last = index[index.len() - 1].1 as usize;
     std::fs::write(bad.join("train.rec"), &rec_bytes[..last + 40]).unwrap();
     let r = face_data::RecordIoFaces::open(&bad).unwrap();
     use face_data::FaceSource;
