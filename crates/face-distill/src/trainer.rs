@@ -225,6 +225,20 @@ fn on_devices<D: std::fmt::Debug, T: Send>(
     })
 }
 
+/// Folds the BatchNorm running statistics that the devices' threads left into the model's own.
+///
+/// Burn keeps a running statistic per thread and averages the threads' values only when the
+/// module is synced (its record taken); a thread that reads it first sees the last synced value.
+/// Each multi-device micro-batch computes on new threads, so without this every step would start
+/// from the statistics before training and the threads' values would pile up unsynced. After
+/// it, the statistics are the mean of the devices' updates of the previous value, and the next
+/// micro-batch starts from them. (With more than two devices Burn adds them in an unspecified
+/// order: the last bit may differ between runs.)
+fn sync_running_statistics<B: AutodiffBackend>(model: &FaceModel<B>) {
+    // A clone shares the running statistics; taking its record syncs them.
+    let _ = model.clone().into_record();
+}
+
 /// A micro-batch read ahead: its `(step in epoch, micro-batch)` and each device's share.
 type ReadAhead = ((u64, usize), Result<Vec<HostBatch>>);
 
@@ -684,7 +698,9 @@ impl<B: AutodiffBackend> Session<'_, B> {
                 move || device_step(c, model, device, b, bins, share, acc)
             })
             .collect();
-        on_devices(&tr.devices, step, work)
+        let terms = on_devices(&tr.devices, step, work);
+        sync_running_statistics(model);
+        terms
     }
 
     /// One optimizer step: `data.accumulate` micro-batches, each split across the devices,

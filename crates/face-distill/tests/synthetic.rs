@@ -391,6 +391,61 @@ fn two_devices_equal_gradient_accumulation() {
 }
 
 #[test]
+fn two_devices_keep_batchnorm_running_statistics() {
+    use burn::module::{AutodiffModule, Module};
+    use burn::tensor::{Tensor, TensorData};
+    let _rng = burn_rng();
+    // With a vanishing learning rate the weights stay put and only the BatchNorm running
+    // statistics move, towards the faces' statistics. 8 steps on 2 devices × 4 faces must move
+    // them as 8 steps on 1 device × 8 faces do: the same means (the mean of two halves' means),
+    // variances that differ only by the spread between the halves. Burn keeps the statistics per
+    // thread and a multi-device step computes on new threads; unsynced, they stayed at one
+    // update from the initial ones.
+    let teacher = RandomTeacher::new(5);
+    let set = world(4, 2, 3, &teacher);
+    let mut c = config(8);
+    c.data.augment.enabled = false;
+    c.data.batch = 8;
+    c.optim.lr = 1e-12;
+    let init = student(&c);
+    // A clone of a module shares its running statistics (Burn keeps them behind an `Arc`), so
+    // each run starts from a copy of its own, made through the record.
+    let copy = |m: &FaceModel<NdArrayTrain>| student(&c).load_record(m.clone().into_record());
+    let run = |devices: Vec<NdArrayDevice>| {
+        let dir = tempfile::tempdir().unwrap();
+        Trainer::<NdArrayTrain>::new(c.clone(), devices, dir.path())
+            .unwrap()
+            .with_progress(false)
+            .fit(copy(&init), &set, None)
+            .unwrap()
+    };
+    let single = run(vec![NdArrayDevice::Cpu]);
+    let parallel = run(vec![NdArrayDevice::Cpu, NdArrayDevice::Cpu]);
+    assert_eq!((single.state.train.len(), parallel.state.train.len()), (8, 8));
+    let pixels =
+        face_distill::data::image_batch(&set, &[0, 3, 5], None, &face_data::Normalize::arcface()).unwrap();
+    let eval = |m: &FaceModel<NdArrayTrain>| {
+        let x = Tensor::from_data(
+            TensorData::new(pixels.clone(), [3, 3, SIZE as usize, SIZE as usize]),
+            &NdArrayDevice::Cpu,
+        );
+        let out = m.valid().forward(x);
+        let mut v = out.embedding.into_data().to_vec::<f32>().unwrap();
+        v.extend(out.age_logits.into_data().to_vec::<f32>().unwrap());
+        v
+    };
+    let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let (e1, e2, e0) = (eval(&single.student), eval(&parallel.student), eval(&init));
+    let (apart, moved) = (max_diff(&e1, &e2), max_diff(&e1, &e0));
+    eprintln!("eval-mode outputs: 2 devices vs 1 differ by {apart:.3e}; training moved them by {moved:.3e}");
+    assert!(moved > 1e-2, "the statistics did not move: {moved}");
+    assert!(
+        apart < 0.25 * moved,
+        "2 devices vs 1: {apart} apart, moved {moved}"
+    );
+}
+
+#[test]
 fn early_stopping_ends_a_run_without_progress() {
     let _rng = burn_rng();
     let teacher = RandomTeacher::new(5);
