@@ -7,9 +7,13 @@
 //!
 //! The anchor is `tools/bench_distill_torch.py` (the same student, loss and optimizer in PyTorch
 //! on 2 CPU threads), run in the same sitting; docs/BENCHMARKS.md has the ratios and shares.
+//!
+//! Built with `--features cuda`, `student_step/cuda_b32` and `teachers/both_b32/cuda` run the
+//! same work on the first GPU (`tools/gpu_check.sh`; the anchor is then
+//! `bench_distill_torch.py --device cuda`).
 #![allow(deprecated)]
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
@@ -26,7 +30,10 @@ use image::RgbImage;
 const BATCH: usize = 32;
 
 fn crops(size: u32) -> Vec<RgbImage> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/face-teachers/tests/fixtures/crops");
+    // FACEKIT_ROOT: the repository on a machine the binary was carried to (tools/gpu_check.sh).
+    let root = std::env::var_os("FACEKIT_ROOT")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let dir = root.join("crates/face-teachers/tests/fixtures/crops");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("fixture crops")
         .map(|e| e.expect("entry").path())
@@ -113,9 +120,8 @@ fn data(c: &mut Criterion) {
     group.finish();
 }
 
-fn teachers(c: &mut Criterion) {
-    type B = burn::backend::NdArray;
-    let device = Default::default();
+fn teachers<B: burn::tensor::backend::Backend>(c: &mut Criterion, name: &str) {
+    let device = B::Device::default();
     let models = default_models_dir();
     let id = FrFeatureTeacher::<B>::load(&models, &device).expect("fr_feature");
     let ag = DlibAgeGenderTeacher::<B>::load(&models, &device).expect("age/gender");
@@ -133,7 +139,7 @@ fn teachers(c: &mut Criterion) {
     let mut group = c.benchmark_group("teachers");
     group.sample_size(10);
     group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function(format!("both_b{BATCH}/ndarray"), |b| {
+    group.bench_function(format!("both_b{BATCH}/{name}"), |b| {
         b.iter(|| {
             let e = id.embed_faces(&faces, &device).expect("embed").into_data();
             let a = ag
@@ -153,7 +159,12 @@ fn all(c: &mut Criterion) {
     data(c);
     student_step::<NdArrayTrain>(c, "ndarray");
     student_step::<CandleTrain>(c, "candle");
-    teachers(c);
+    teachers::<burn::backend::NdArray>(c, "ndarray");
+    #[cfg(feature = "cuda")]
+    {
+        student_step::<face_nets::runtime::CudaTrain>(c, "cuda");
+        teachers::<burn::backend::Cuda<f32, i32>>(c, "cuda");
+    }
 }
 
 criterion_group!(benches, all);

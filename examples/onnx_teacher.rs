@@ -104,7 +104,14 @@ fn main() -> Result<(), Error> {
     let cut = cut_faces(&load_mtcnn(&models)?, &images, &labels, &faces_dir)?;
     let t0 = Instant::now();
     let cache_path = out.join("targets.safetensors");
-    let (cache, items, _) = build_targets(&models, &config.teachers, &faces_dir, &cache_path, true)?;
+    let (cache, items, _) = build_targets(
+        &models,
+        &config.teachers,
+        &faces_dir,
+        &cache_path,
+        true,
+        &DeviceChoice::NdArray,
+    )?;
     println!(
         "2. {} faces, targets from {} ({}-d) in {:.1} s",
         cache.len(),

@@ -112,7 +112,14 @@ fn main() -> Result<(), Error> {
     // 2. Both teachers on every crop, into the resumable target cache.
     let t0 = Instant::now();
     let cache_path = args.out.join("targets.safetensors");
-    let (cache, items, built) = build_targets(&models, &config.teachers, &faces_dir, &cache_path, true)?;
+    let (cache, items, built) = build_targets(
+        &models,
+        &config.teachers,
+        &faces_dir,
+        &cache_path,
+        true,
+        &args.device,
+    )?;
     println!(
         "2. teachers: {} faces cached ({} resumed), {} skipped ({:.1} s) → {}",
         cache.len(),

@@ -42,40 +42,36 @@ pub struct TeachersConfig {
 }
 
 impl TeachersConfig {
-    /// The identity teacher on NdArray (the CPU device that makes targets).
+    /// The identity teacher on `device`.
     ///
     /// # Errors
     /// A bad spec or model (see `face_teachers::SpecIdentityTeacher::load`).
-    pub fn identity(
+    pub fn identity<B: burn::tensor::backend::Backend>(
         &self,
         models: &Path,
-    ) -> Result<face_teachers::SpecIdentityTeacher<burn::backend::NdArray>> {
+        device: &B::Device,
+    ) -> Result<face_teachers::SpecIdentityTeacher<B>> {
         let spec = match &self.identity {
             Some(p) => face_teachers::SpecFile::read(p)?,
             None => face_teachers::SpecFile::in_dir(face_teachers::TeacherSpec::fr_feature(), models),
         };
-        Ok(face_teachers::SpecIdentityTeacher::load(
-            &spec,
-            &Default::default(),
-        )?)
+        Ok(face_teachers::SpecIdentityTeacher::load(&spec, device)?)
     }
 
-    /// The age/gender teacher on NdArray.
+    /// The age/gender teacher on `device`.
     ///
     /// # Errors
     /// A bad spec or model (see `face_teachers::SpecAgeGenderTeacher::load`).
-    pub fn age_gender(
+    pub fn age_gender<B: burn::tensor::backend::Backend>(
         &self,
         models: &Path,
-    ) -> Result<face_teachers::SpecAgeGenderTeacher<burn::backend::NdArray>> {
+        device: &B::Device,
+    ) -> Result<face_teachers::SpecAgeGenderTeacher<B>> {
         let spec = match &self.age_gender {
             Some(p) => face_teachers::SpecFile::read(p)?,
             None => face_teachers::SpecFile::in_dir(face_teachers::TeacherSpec::dlib_age_gender(), models),
         };
-        Ok(face_teachers::SpecAgeGenderTeacher::load(
-            &spec,
-            &Default::default(),
-        )?)
+        Ok(face_teachers::SpecAgeGenderTeacher::load(&spec, device)?)
     }
 }
 

@@ -91,9 +91,9 @@ pub fn cut_faces(
     })
 }
 
-/// Runs both teachers of `teachers` (NdArray, CPU; the bundled ones by default) over the crops
-/// in `faces_dir` into the target cache `cache_path` (MTCNN finds the face again inside each
-/// crop); resumable.
+/// Runs both teachers of `teachers` (the bundled ones by default) over the crops in `faces_dir`
+/// into the target cache `cache_path` (MTCNN finds the face again inside each crop) on `device`
+/// (see [`teach_source`]); resumable.
 ///
 /// # Errors
 /// Missing models, a bad teacher spec, or as [`build_cache`].
@@ -103,38 +103,71 @@ pub fn build_targets(
     faces_dir: &Path,
     cache_path: &Path,
     progress: bool,
+    device: &DeviceChoice,
 ) -> Result<(TargetCache, FileFaces, BuildReport)> {
     let items = FileFaces::folder(faces_dir)?;
     let options = BuildOptions {
         progress,
         ..BuildOptions::default()
     };
-    let report = teach_source(models, teachers, &items, cache_path, &options)?;
+    let report = teach_source(models, teachers, &items, cache_path, &options, device)?;
     Ok((TargetCache::read(cache_path)?, items, report))
 }
 
-/// Runs both teachers of `teachers` (NdArray, CPU) over every image of `source` into the target
-/// cache `cache_path`, resumable, in memory independent of the number of images. Aligned
-/// sources (RecordIO sets, folders of ArcFace crops) take the template's landmarks; others are
-/// detected by MTCNN (with the padded retry for faces that fill their frame).
+/// Runs both teachers of `teachers` over every image of `source` into the target cache
+/// `cache_path`, resumable, in memory independent of the number of images. Aligned sources
+/// (RecordIO sets, folders of ArcFace crops) take the template's landmarks; others are detected
+/// by MTCNN (with the padded retry for faces that fill their frame).
+///
+/// The teachers (and that MTCNN) run on `device`: either CPU choice runs them on NdArray, the
+/// CPU backend of the teachers' parity tests; `cuda` runs them on the first GPU of the list
+/// (targets are made once, on one device).
 ///
 /// # Errors
-/// Missing models, a bad teacher spec, or as [`build_cache`].
+/// CUDA requested where it is unavailable, missing models, a bad teacher spec, or as
+/// [`build_cache`].
 pub fn teach_source(
     models: &Path,
     teachers: &TeachersConfig,
     source: &dyn FaceSource,
     cache_path: &Path,
     options: &BuildOptions,
+    device: &DeviceChoice,
 ) -> Result<BuildReport> {
-    let cpu = Default::default();
-    let identity = teachers.identity(models)?;
-    let age_gender = teachers.age_gender(models)?;
+    match device {
+        DeviceChoice::NdArray | DeviceChoice::Candle => {
+            teach_on::<NdArray>(models, teachers, source, cache_path, options, &Default::default())
+        }
+        DeviceChoice::Cuda(ids) => {
+            let first = ids.first().copied().unwrap_or(0);
+            check_cuda(&[first])?;
+            #[cfg(feature = "cuda")]
+            {
+                let gpu = burn::backend::cuda::CudaDevice { index: first };
+                teach_on::<burn::backend::Cuda<f32, i32>>(models, teachers, source, cache_path, options, &gpu)
+            }
+            #[cfg(not(feature = "cuda"))]
+            unreachable!("check_cuda refuses CUDA in a build without the feature")
+        }
+    }
+}
+
+/// [`teach_source`] on the backend `B`.
+fn teach_on<B: burn::tensor::backend::Backend>(
+    models: &Path,
+    teachers: &TeachersConfig,
+    source: &dyn FaceSource,
+    cache_path: &Path,
+    options: &BuildOptions,
+    device: &B::Device,
+) -> Result<BuildReport> {
+    let identity = teachers.identity::<B>(models, device)?;
+    let age_gender = teachers.age_gender::<B>(models, device)?;
     let mtcnn;
     let landmarks = if source.aligned() {
         LandmarkSource::Aligned
     } else {
-        mtcnn = Mtcnn::<NdArray>::load(models, MtcnnConfig::with_tight_crops(), &cpu)?;
+        mtcnn = Mtcnn::<B>::load(models, MtcnnConfig::with_tight_crops(), device)?;
         LandmarkSource::Detect(&mtcnn)
     };
     Ok(build_cache(
@@ -144,7 +177,7 @@ pub fn teach_source(
         source,
         cache_path,
         options,
-        &cpu,
+        device,
     )?)
 }
 

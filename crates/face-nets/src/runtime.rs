@@ -58,6 +58,20 @@ impl FromStr for DeviceChoice {
     }
 }
 
+/// The name [`DeviceChoice`] parses back: `cpu`, `candle`, `cuda:0,1`.
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NdArray => f.write_str("cpu"),
+            Self::Candle => f.write_str("candle"),
+            Self::Cuda(ids) => {
+                let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+                write!(f, "cuda:{}", ids.join(","))
+            }
+        }
+    }
+}
+
 /// Checks that CUDA can be used: the build has the `cuda` feature and a GPU answers.
 ///
 /// # Errors
@@ -147,6 +161,12 @@ mod tests {
         );
         assert!("cuda:".parse::<DeviceChoice>().is_err());
         assert!("tpu".parse::<DeviceChoice>().is_err());
+        for name in ["cpu", "candle", "cuda:0", "cuda:0,1"] {
+            let device: DeviceChoice = name.parse().unwrap();
+            assert_eq!(device.to_string(), name);
+            assert_eq!(device.to_string().parse::<DeviceChoice>().unwrap(), device);
+        }
+        assert_eq!(DeviceChoice::Cuda(vec![2]).to_string(), "cuda:2");
     }
 
     #[test]

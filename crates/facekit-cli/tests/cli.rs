@@ -1092,7 +1092,38 @@ fn pretrain_lafs_on_four_faces_writes_the_run() {
             "cuda",
         ]);
         assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+        // Teaching and distilling on CUDA are refused before any face is cut or taught.
+        for command in ["teach", "distill"] {
+            let out = dir.join(format!("{command}-cuda"));
+            let o = facekit(&[
+                command,
+                "--images",
+                s(&images),
+                "--out",
+                s(&out),
+                "--device",
+                "cuda",
+            ]);
+            assert_eq!(o.status.code(), Some(4), "{command}: {}", stderr(&o));
+            let e = stderr(&o);
+            assert!(e.contains("CUDA") || e.contains("GPU"), "{command}: {e}");
+            assert!(
+                !out.join("faces").exists(),
+                "{command} cut faces before refusing CUDA"
+            );
+        }
     }
+    let o = facekit(&[
+        "teach",
+        "--images",
+        s(&images),
+        "--out",
+        s(&out),
+        "--device",
+        "cuda:0,1",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("one GPU"), "{}", stderr(&o));
 }
 
 /// `eval lfw` from an .npy matrix that lacks one image (in one genuine and one impostor pair of
@@ -1549,6 +1580,12 @@ fn teach_aligned_survives_kills_and_distill_streams() {
         (Some(25), Some(24), Some(1)),
         "{j}"
     );
+    assert_eq!(j["device"], "cpu", "{j}");
+    let rate = j["images_per_s"].as_f64().unwrap_or(0.0);
+    let seconds = j["seconds"].as_f64().unwrap_or(0.0);
+    let processed = j["processed"].as_f64().unwrap_or(0.0);
+    assert!(processed > 0.0 && seconds > 0.0, "{j}");
+    assert!((rate * seconds - processed).abs() <= 1e-9 * processed, "{j}");
     let want = std::fs::read(one_shot.join("targets.safetensors")).unwrap();
 
     // Killed when its journal has passed 1, 5 and 9 records, then run to the end.

@@ -45,7 +45,8 @@ pub struct DistillArgs {
     /// The teachers (flags replace the config's `teachers` keys).
     #[command(flatten)]
     pub teachers: crate::args::TeacherArgs,
-    /// cpu (NdArray), candle, cuda or cuda:0,1.
+    /// cpu (NdArray), candle, cuda or cuda:0,1. The teachers run on NdArray for either CPU
+    /// choice, on the first GPU for CUDA.
     #[arg(long, default_value = "cpu", value_parser = crate::args::device)]
     pub device: DeviceChoice,
 }
@@ -63,6 +64,10 @@ pub fn run(engine: &Engine, a: DistillArgs, quiet: bool) -> Res<Outcome> {
     config.teachers = a.teachers.apply(&config.teachers);
     let config = config.resolve_init().input()?;
     config.validate().input()?;
+    // Before cutting and teaching, which take a while and run on the same device.
+    if let DeviceChoice::Cuda(ids) = &a.device {
+        face_nets::check_cuda(ids).failure()?;
+    }
     let cache_path = a.out.join("targets.safetensors");
     let size = config.student.backbone.input_size() as u32;
     let (train, val): (Box<dyn TrainFaces>, Option<FaceSet>) = match (&a.images, &a.aligned) {
@@ -83,6 +88,7 @@ pub fn run(engine: &Engine, a: DistillArgs, quiet: bool) -> Res<Outcome> {
                 &faces,
                 &cache_path,
                 !quiet,
+                &a.device,
             )
             .input()?;
             let source = Box::new(face_data::FileFaces::folder(&faces).input()?);
@@ -112,6 +118,7 @@ pub fn run(engine: &Engine, a: DistillArgs, quiet: bool) -> Res<Outcome> {
                 source.as_ref(),
                 &cache_path,
                 &options,
+                &a.device,
             )
             .input()?;
             let train = face_distill::pipeline::training_faces(&cache_path, source, size, config.data.stream)

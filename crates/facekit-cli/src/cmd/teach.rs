@@ -32,6 +32,10 @@ pub struct TeachArgs {
     /// Stop after this many new faces (run again to go on from there).
     #[arg(long, value_name = "N")]
     pub max_new: Option<usize>,
+    /// Where the teachers (and MTCNN for --images) run: cpu (NdArray), or cuda / cuda:N (that GPU;
+    /// a build with the `cuda` feature).
+    #[arg(long, default_value = "cpu", value_parser = crate::args::device)]
+    pub device: face_nets::DeviceChoice,
     /// The teachers.
     #[command(flatten)]
     pub teachers: crate::args::TeacherArgs,
@@ -41,6 +45,12 @@ pub struct TeachArgs {
 pub fn run(engine: &Engine, a: TeachArgs, quiet: bool) -> Res<Outcome> {
     if a.batch == 0 {
         return Err(bad("--batch must be at least 1"));
+    }
+    if let face_nets::DeviceChoice::Cuda(ids) = &a.device {
+        if ids.len() != 1 {
+            return Err(bad("teach runs on one GPU (cuda or cuda:N)"));
+        }
+        face_nets::check_cuda(ids).failure()?;
     }
     let teachers = a.teachers.apply(&Default::default());
     let cache_path = a.out.join("targets.safetensors");
@@ -65,17 +75,22 @@ pub fn run(engine: &Engine, a: TeachArgs, quiet: bool) -> Res<Outcome> {
         (None, None) => return Err(bad("give --images or --aligned")),
     };
     std::fs::create_dir_all(&a.out).map_err(|e| bad(format!("{}: {e}", a.out.display())))?;
+    let t0 = std::time::Instant::now();
     let built = face_distill::pipeline::teach_source(
         &engine.models,
         &teachers,
         source.as_ref(),
         &cache_path,
         &options,
+        &a.device,
     )
     .input()?;
+    let seconds = t0.elapsed().as_secs_f64();
     let mut summary = json!({
         "command": "teach", "faces": source.len(), "resumed": built.resumed, "processed": built.processed,
         "skipped": built.skipped, "finished": built.finished, "cache": cache_path,
+        "device": a.device.to_string(), "seconds": seconds,
+        "images_per_s": built.processed as f64 / seconds.max(1e-9),
     });
     if let Some(cut) = &cut {
         summary["images"] = json!(cut.images);
