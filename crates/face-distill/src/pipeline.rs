@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use burn::backend::NdArray;
 use burn::module::AutodiffModule;
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use face_data::{FaceSource, FileFaces};
 use face_detect::{Mtcnn, MtcnnConfig};
-use face_nets::{check_cuda, CandleTrain, DeviceChoice, FaceModel, NdArrayTrain};
+use face_nets::{CandleTrain, DeviceChoice, FaceModel, InferJob, NdArrayTrain, TrainJob};
 use face_teachers::{build_cache, BuildOptions, BuildReport, LandmarkSource, TargetCache};
 
 use crate::config::{DistillConfig, Streaming, TeachersConfig};
@@ -134,22 +134,33 @@ pub fn teach_source(
     options: &BuildOptions,
     device: &DeviceChoice,
 ) -> Result<BuildReport> {
-    match device {
-        DeviceChoice::NdArray | DeviceChoice::Candle => {
-            teach_on::<NdArray>(models, teachers, source, cache_path, options, &Default::default())
-        }
-        DeviceChoice::Cuda(ids) => {
-            let first = ids.first().copied().unwrap_or(0);
-            check_cuda(&[first])?;
-            #[cfg(feature = "cuda")]
-            {
-                let gpu = burn::backend::cuda::CudaDevice { index: first };
-                teach_on::<burn::backend::Cuda<f32, i32>>(models, teachers, source, cache_path, options, &gpu)
-            }
-            #[cfg(not(feature = "cuda"))]
-            unreachable!("check_cuda refuses CUDA in a build without the feature")
+    struct Teach<'a> {
+        models: &'a Path,
+        teachers: &'a TeachersConfig,
+        source: &'a dyn FaceSource,
+        cache_path: &'a Path,
+        options: &'a BuildOptions,
+    }
+    impl InferJob for Teach<'_> {
+        type Output = Result<BuildReport>;
+        fn run<B: Backend>(self, device: B::Device) -> Result<BuildReport> {
+            teach_on::<B>(
+                self.models,
+                self.teachers,
+                self.source,
+                self.cache_path,
+                self.options,
+                &device,
+            )
         }
     }
+    device.infer(Teach {
+        models,
+        teachers,
+        source,
+        cache_path,
+        options,
+    })?
 }
 
 /// [`teach_source`] on the backend `B`.
@@ -248,37 +259,33 @@ pub fn distill(
     on_training_images: bool,
 ) -> Result<DistillRun> {
     let config = &config.resolve_init()?;
-    match device {
-        DeviceChoice::NdArray => run::<NdArrayTrain>(
-            config,
-            vec![Default::default()],
-            train,
-            val,
-            run_dir,
-            on_training_images,
-        ),
-        DeviceChoice::Candle => run::<CandleTrain>(
-            config,
-            vec![Default::default()],
-            train,
-            val,
-            run_dir,
-            on_training_images,
-        ),
-        DeviceChoice::Cuda(ids) => {
-            check_cuda(ids)?;
-            #[cfg(feature = "cuda")]
-            {
-                let devices = ids
-                    .iter()
-                    .map(|&index| burn::backend::cuda::CudaDevice { index })
-                    .collect();
-                run::<face_nets::runtime::CudaTrain>(config, devices, train, val, run_dir, on_training_images)
-            }
-            #[cfg(not(feature = "cuda"))]
-            unreachable!("check_cuda refuses CUDA in a build without the feature")
+    struct Distil<'a> {
+        config: &'a DistillConfig,
+        train: &'a dyn TrainFaces,
+        val: Option<&'a FaceSet>,
+        run_dir: &'a Path,
+        on_training_images: bool,
+    }
+    impl TrainJob for Distil<'_> {
+        type Output = Result<DistillRun>;
+        fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> Result<DistillRun> {
+            run::<B>(
+                self.config,
+                devices,
+                self.train,
+                self.val,
+                self.run_dir,
+                self.on_training_images,
+            )
         }
     }
+    device.train(Distil {
+        config,
+        train,
+        val,
+        run_dir,
+        on_training_images,
+    })?
 }
 
 /// A fresh student for `config` whose heads fit the targets of `train`: seeded by

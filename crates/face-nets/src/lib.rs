@@ -51,4 +51,6 @@ pub use losses::{cross_entropy, CombinedMargin, CombinedMarginConfig, NormLinear
 pub use model::{
     load_backbone, load_model, save_backbone, BackboneConfig, FaceBackbone, FaceModel, FaceModelConfig,
 };
-pub use runtime::{check_cuda, keep_freed_memory, CandleTrain, DeviceChoice, NdArrayCpu, NdArrayTrain};
+pub use runtime::{
+    check_cuda, keep_freed_memory, CandleTrain, DeviceChoice, InferJob, NdArrayCpu, NdArrayTrain, TrainJob,
+};

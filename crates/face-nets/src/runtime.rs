@@ -3,7 +3,9 @@
 //! panic. The trainers and the `facekit` program pick their backend through [`DeviceChoice`].
 
 use std::str::FromStr;
+use std::sync::Mutex;
 
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{NetsError, Result};
@@ -72,17 +74,100 @@ impl std::fmt::Display for DeviceChoice {
     }
 }
 
-/// Checks that CUDA can be used: the build has the `cuda` feature and a GPU answers.
+/// Work generic over a training (autodiff) backend, run by [`DeviceChoice::train`] on the
+/// backend and devices the choice names.
+pub trait TrainJob {
+    /// What the work returns.
+    type Output;
+    /// Runs the work on `B`, data-parallel over `devices` (one for the CPU backends).
+    fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> Self::Output;
+}
+
+/// Work generic over an inference backend, run by [`DeviceChoice::infer`].
+pub trait InferJob {
+    /// What the work returns.
+    type Output;
+    /// Runs the work on `B`'s `device`.
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output;
+}
+
+impl DeviceChoice {
+    /// Runs `job` on the training backend this choice names: [`NdArrayTrain`], [`CandleTrain`],
+    /// or `CudaTrain` over every listed GPU once [`check_cuda`] has found them working.
+    ///
+    /// # Errors
+    /// CUDA chosen where it is unavailable (see [`check_cuda`]); the job's own errors are in its
+    /// output.
+    pub fn train<J: TrainJob>(&self, job: J) -> Result<J::Output> {
+        match self {
+            Self::NdArray => Ok(job.run::<NdArrayTrain>(vec![Default::default()])),
+            Self::Candle => Ok(job.run::<CandleTrain>(vec![Default::default()])),
+            Self::Cuda(ids) => {
+                check_cuda(ids)?;
+                #[cfg(feature = "cuda")]
+                {
+                    let devices = ids
+                        .iter()
+                        .map(|&index| burn::backend::cuda::CudaDevice { index })
+                        .collect();
+                    Ok(job.run::<CudaTrain>(devices))
+                }
+                #[cfg(not(feature = "cuda"))]
+                Err(no_cuda_support())
+            }
+        }
+    }
+
+    /// Runs `job` on the inference backend for this choice: [`NdArrayCpu`] for either CPU
+    /// choice (the backend of the teachers' and MTCNN's parity tests), Burn's CUDA backend on
+    /// the first listed GPU otherwise.
+    ///
+    /// # Errors
+    /// CUDA chosen where it is unavailable (see [`check_cuda`]).
+    pub fn infer<J: InferJob>(&self, job: J) -> Result<J::Output> {
+        match self {
+            Self::NdArray | Self::Candle => Ok(job.run::<NdArrayCpu>(Default::default())),
+            Self::Cuda(ids) => {
+                let first = ids.first().copied().unwrap_or(0);
+                check_cuda(&[first])?;
+                #[cfg(feature = "cuda")]
+                {
+                    let device = burn::backend::cuda::CudaDevice { index: first };
+                    Ok(job.run::<burn::backend::Cuda<f32, i32>>(device))
+                }
+                #[cfg(not(feature = "cuda"))]
+                Err(no_cuda_support())
+            }
+        }
+    }
+}
+
+fn no_cuda_support() -> NetsError {
+    NetsError::Device(
+        "this build has no CUDA support; rebuild with `--features cuda` (needs the CUDA toolkit)".into(),
+    )
+}
+
+/// The GPUs that passed [`check_cuda`]'s probe in this process.
+static CUDA_CHECKED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// Checks that CUDA can be used: the build has the `cuda` feature and each GPU in `ids` answers
+/// a small computation. A GPU that passed once is not probed again in the same process, so a
+/// program may check early (before long CPU work) and the library again where it dispatches.
 ///
 /// # Errors
 /// Built without `cuda`, no NVIDIA device node, or the CUDA runtime failing to start.
 pub fn check_cuda(ids: &[usize]) -> Result<()> {
     if !cfg!(feature = "cuda") {
-        return Err(NetsError::Device(
-            "this build has no CUDA support; rebuild with `--features cuda` (needs the CUDA toolkit)".into(),
-        ));
+        return Err(no_cuda_support());
     }
-    for id in ids {
+    let passed = |id: &usize| {
+        CUDA_CHECKED
+            .lock()
+            .map(|checked| checked.contains(id))
+            .unwrap_or(false)
+    };
+    for id in ids.iter().filter(|id| !passed(id)) {
         let node = format!("/dev/nvidia{id}");
         if !std::path::Path::new(&node).exists() {
             return Err(NetsError::Device(format!(
@@ -93,7 +178,7 @@ pub fn check_cuda(ids: &[usize]) -> Result<()> {
     #[cfg(feature = "cuda")]
     {
         use burn::tensor::Tensor;
-        for &id in ids {
+        for &id in ids.iter().filter(|id| !passed(id)) {
             // The CUDA runtime panics when it cannot start; turn that into an error.
             let probe = std::panic::catch_unwind(|| {
                 let device = burn::backend::cuda::CudaDevice { index: id };
@@ -101,7 +186,11 @@ pub fn check_cuda(ids: &[usize]) -> Result<()> {
                 t.sum().into_scalar()
             });
             match probe {
-                Ok(v) if (v - 3.0).abs() < 1e-6 => {}
+                Ok(v) if (v - 3.0).abs() < 1e-6 => {
+                    if let Ok(mut checked) = CUDA_CHECKED.lock() {
+                        checked.push(id);
+                    }
+                }
                 Ok(v) => return Err(NetsError::Device(format!("GPU {id} computed 1 + 2 = {v}"))),
                 Err(_) => {
                     return Err(NetsError::Device(format!(
@@ -176,5 +265,51 @@ mod tests {
         }
         let err = check_cuda(&[0]).unwrap_err();
         assert!(matches!(err, NetsError::Device(_)), "{err}");
+        // The dispatchers refuse it the same way, without running the job.
+        struct Never;
+        impl TrainJob for Never {
+            type Output = ();
+            fn run<B: AutodiffBackend>(self, _: Vec<B::Device>) {
+                panic!("a job ran without a GPU");
+            }
+        }
+        impl InferJob for Never {
+            type Output = ();
+            fn run<B: Backend>(self, _: B::Device) {
+                panic!("a job ran without a GPU");
+            }
+        }
+        let cuda = DeviceChoice::Cuda(vec![0]);
+        assert!(matches!(cuda.train(Never), Err(NetsError::Device(_))));
+        assert!(matches!(cuda.infer(Never), Err(NetsError::Device(_))));
+    }
+
+    /// Which backend each choice dispatches to, by the backend's name.
+    #[test]
+    fn choices_dispatch_to_their_backends() {
+        struct Name;
+        impl TrainJob for Name {
+            type Output = (String, usize);
+            fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> (String, usize) {
+                (B::name(&devices[0]), devices.len())
+            }
+        }
+        impl InferJob for Name {
+            type Output = String;
+            fn run<B: Backend>(self, device: B::Device) -> String {
+                B::name(&device)
+            }
+        }
+        assert_eq!(
+            DeviceChoice::NdArray.train(Name).unwrap(),
+            ("autodiff<ndarray>".into(), 1)
+        );
+        assert_eq!(
+            DeviceChoice::Candle.train(Name).unwrap(),
+            ("autodiff<candle<cpu>>".into(), 1)
+        );
+        for cpu in [DeviceChoice::NdArray, DeviceChoice::Candle] {
+            assert_eq!(cpu.infer(Name).unwrap(), "ndarray");
+        }
     }
 }

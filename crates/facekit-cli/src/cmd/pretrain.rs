@@ -191,27 +191,37 @@ fn train<B: AutodiffBackend>(
 pub fn run(engine: &Engine, a: PretrainArgs, quiet: bool) -> Res<Outcome> {
     let config = configuration(&a)?;
     let (faces, labelled) = faces(engine, &a, quiet)?;
-    match &a.device {
-        DeviceChoice::NdArray => {
-            train::<face_nets::NdArrayTrain>(config, Default::default(), &faces, &labelled, &a.out, quiet)
-        }
-        DeviceChoice::Candle => {
-            train::<face_nets::CandleTrain>(config, Default::default(), &faces, &labelled, &a.out, quiet)
-        }
-        DeviceChoice::Cuda(ids) => {
-            if ids.len() != 1 {
-                return Err(bad("pretrain runs on one GPU (cuda or cuda:N)"));
-            }
-            face_nets::check_cuda(ids).failure()?;
-            #[cfg(feature = "cuda")]
-            {
-                let device = burn::backend::cuda::CudaDevice { index: ids[0] };
-                train::<face_nets::runtime::CudaTrain>(config, device, &faces, &labelled, &a.out, quiet)
-            }
-            #[cfg(not(feature = "cuda"))]
-            Err(crate::error::CliError::Failure(
-                "this build has no CUDA support; rebuild with `--features cuda`".into(),
-            ))
+    if matches!(&a.device, DeviceChoice::Cuda(ids) if ids.len() != 1) {
+        return Err(bad("pretrain runs on one GPU (cuda or cuda:N)"));
+    }
+    struct Pretrain<'a> {
+        config: PretrainConfig,
+        faces: &'a [Face],
+        labelled: &'a [(usize, String)],
+        out: &'a Path,
+        quiet: bool,
+    }
+    impl face_nets::TrainJob for Pretrain<'_> {
+        type Output = Res<Outcome>;
+        fn run<B: AutodiffBackend>(self, devices: Vec<B::Device>) -> Res<Outcome> {
+            let device = devices.into_iter().next().unwrap_or_default();
+            train::<B>(
+                self.config,
+                device,
+                self.faces,
+                self.labelled,
+                self.out,
+                self.quiet,
+            )
         }
     }
+    a.device
+        .train(Pretrain {
+            config,
+            faces: &faces,
+            labelled: &labelled,
+            out: &a.out,
+            quiet,
+        })
+        .failure()?
 }
