@@ -131,6 +131,7 @@ fn main() -> Result<(), Error> {
         Some(&val),
         &out.join("run"),
         true,
+        None,
     )?;
     if let Some(report) = &run.report {
         println!("3. report:\n{}", report.table());

@@ -143,7 +143,7 @@ fn main() -> Result<(), Error> {
         args.device,
         run_dir.join("checkpoints").display()
     );
-    let run = distill(&config, &args.device, &train, Some(&val), &run_dir, true)?;
+    let run = distill(&config, &args.device, &train, Some(&val), &run_dir, true, None)?;
     if let Some(report) = &run.report {
         println!(
             "4. report ({}):\n{}",

@@ -47,6 +47,15 @@ pub enum DistillError {
         /// The panic's message.
         message: String,
     },
+    /// A multi-process run failed: a bad setting, a peer that does not match, stops or does
+    /// not answer in time.
+    #[error("peer {peer}: {message}")]
+    Peers {
+        /// This process's peer id.
+        peer: u32,
+        /// What went wrong, naming the other peer when known.
+        message: String,
+    },
     /// A configuration or output file could not be read or written.
     #[error(transparent)]
     File(#[from] face_io::IoError),

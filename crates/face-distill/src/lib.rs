@@ -9,6 +9,7 @@
 //! - [`trainer`]: a step-wise [`Session`] — AdamW + warm-up/cosine, accumulation, multi-device
 //!   steps, step-exact checkpoints and resume, early stopping on validation irAUC, metrics files
 //!   and curves.
+//! - [`peers`]: data-parallel training across processes (burn-collective all-reduce).
 //! - [`eval`]: irAUC, exact AUC, TAR@FAR, agreement with the teachers.
 //! - [`report`]: the final teacher-vs-student report (`report.json`, `roc.svg`).
 //! - [`pipeline`]: the end-to-end job on concrete backends (MTCNN → crops → teachers → cache
@@ -24,6 +25,7 @@ pub mod data;
 mod error;
 pub mod eval;
 pub mod losses;
+pub mod peers;
 pub mod pipeline;
 pub mod report;
 pub mod trainer;
@@ -32,5 +34,6 @@ pub use config::{AgeLoss, DistillConfig, StudentConfig, TaskMode, TeachersConfig
 pub use data::{Attributes, FaceSet, HostBatch, StreamedFaces, Targets, TrainFaces};
 pub use error::{DistillError, Result};
 pub use eval::{evaluate, EvalRow, Predictions};
+pub use peers::{Peers, PeersConfig};
 pub use report::{write_report, FinalReport, ModelLine};
 pub use trainer::{FitOutcome, Session, TrainRow, TrainState, Trainer};

@@ -20,6 +20,7 @@ use crate::config::{DistillConfig, Streaming, TeachersConfig};
 use crate::data::{FaceSet, StreamedFaces, TrainFaces};
 use crate::error::{DistillError, Result};
 use crate::eval::{predict, Predictions};
+use crate::peers::{Peers, PeersConfig};
 use crate::report::{write_report, FinalReport};
 use crate::trainer::{TrainState, Trainer};
 
@@ -247,9 +248,11 @@ pub struct DistillRun {
 /// Distils a student on `train` (validating and reporting on `val` when given) with the
 /// backend `device`, into `run_dir`. `on_training_images` tells the report whether `val` faces
 /// were also trained on. `student.init` is resolved first ([`DistillConfig::resolve_init`]).
+/// With `peers`, this process is one of a multi-process run ([`Trainer::with_peers`]).
 ///
 /// # Errors
-/// CUDA requested where it is unavailable, or as [`Trainer::fit`] and [`write_report`].
+/// CUDA requested where it is unavailable, peers that do not join or agree, or as
+/// [`Trainer::fit`] and [`write_report`].
 pub fn distill(
     config: &DistillConfig,
     device: &DeviceChoice,
@@ -257,6 +260,7 @@ pub fn distill(
     val: Option<&FaceSet>,
     run_dir: &Path,
     on_training_images: bool,
+    peers: Option<&PeersConfig>,
 ) -> Result<DistillRun> {
     let config = &config.resolve_init()?;
     struct Distil<'a> {
@@ -265,6 +269,7 @@ pub fn distill(
         val: Option<&'a FaceSet>,
         run_dir: &'a Path,
         on_training_images: bool,
+        peers: Option<&'a PeersConfig>,
     }
     impl TrainJob for Distil<'_> {
         type Output = Result<DistillRun>;
@@ -276,6 +281,7 @@ pub fn distill(
                 self.val,
                 self.run_dir,
                 self.on_training_images,
+                self.peers,
             )
         }
     }
@@ -285,6 +291,7 @@ pub fn distill(
         val,
         run_dir,
         on_training_images,
+        peers,
     })?
 }
 
@@ -317,9 +324,14 @@ fn run<B: AutodiffBackend>(
     val: Option<&FaceSet>,
     run_dir: &Path,
     on_training_images: bool,
+    peers: Option<&PeersConfig>,
 ) -> Result<DistillRun> {
     let student = new_student::<B>(config, train, &devices[0])?;
-    let out = Trainer::<B>::new(config.clone(), devices.clone(), run_dir)?.fit(student, train, val)?;
+    let mut trainer = Trainer::<B>::new(config.clone(), devices.clone(), run_dir)?;
+    if let Some(p) = peers {
+        trainer = trainer.with_peers(Peers::join(p.clone(), devices[0].clone())?)?;
+    }
+    let out = trainer.fit(student, train, val)?;
     let (predictions, report) = match val {
         Some(v) => {
             let p = predict(&out.student.valid(), v, &devices[0])?;

@@ -12,6 +12,8 @@
 //! learning rate are pure functions of `(seed, epoch, step)`, so a resumed run is bit-identical to
 //! an uninterrupted one. Multi-device steps use Burn's own machinery (`Module::fork`,
 //! `GradientsAccumulator`, `Optimizer::step_multi`, which reduces the per-device gradients).
+//! Across processes ([`Trainer::with_peers`]) each peer computes its share of the batch and the
+//! gradients are summed by burn-collective before the same AdamW step on every peer.
 //! Checkpoint folders are face-io's, weights go through face-nets' records — the same
 //! machinery face-ssl's pretrainer uses.
 
@@ -41,6 +43,7 @@ use crate::data::{augmentation, DistillBatch, FaceSet, HostBatch, TrainFaces};
 use crate::error::{DistillError, Result};
 use crate::eval::{evaluate, EvalRow};
 use crate::losses;
+use crate::peers::{Agreement, Peers};
 
 /// The learning rate at optimizer step `step` (0-based) of `total`: linear warm-up from
 /// `lr/warmup` to `lr` over `warmup` steps, then a cosine from `lr` to `lr·min_ratio` at the
@@ -130,6 +133,8 @@ pub struct Trainer<B: AutodiffBackend> {
     run_dir: PathBuf,
     progress: bool,
     stop_after: Option<u64>,
+    /// The other processes of a multi-process run.
+    peers: Option<std::sync::Arc<Peers<B::InnerBackend>>>,
 }
 
 /// The order of the faces in an epoch, as the seed gives it.
@@ -289,6 +294,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             run_dir: run_dir.into(),
             progress: std::io::stderr().is_terminal(),
             stop_after: None,
+            peers: None,
         })
     }
 
@@ -305,6 +311,32 @@ impl<B: AutodiffBackend> Trainer<B> {
     pub fn with_stop_after(mut self, steps: Option<u64>) -> Self {
         self.stop_after = steps;
         self
+    }
+
+    /// Trains together with other processes (see [`crate::peers`]): the batch of every step is
+    /// split across the peers, this one computing its share on its one device, and the
+    /// gradients are summed across them before every peer takes the same optimizer step. Each
+    /// peer writes its own run folder; they hold the same weights and checkpoints.
+    ///
+    /// # Errors
+    /// More than one device in this process (one device per peer).
+    pub fn with_peers(mut self, peers: Peers<B::InnerBackend>) -> Result<Self> {
+        if self.devices.len() != 1 {
+            return Err(DistillError::Peers {
+                peer: peers.config().id,
+                message: format!(
+                    "{} devices in one peer: a multi-process run takes one device per process",
+                    self.devices.len()
+                ),
+            });
+        }
+        self.peers = Some(std::sync::Arc::new(peers));
+        Ok(self)
+    }
+
+    /// How many shares a micro-batch is split into: devices × peers.
+    fn shares(&self) -> usize {
+        self.devices.len() * self.peers.as_ref().map_or(1, |p| p.config().count as usize)
     }
 
     /// The run directory.
@@ -442,7 +474,20 @@ impl<B: AutodiffBackend> Trainer<B> {
             saved_at: None,
             bar: None,
         };
+        if session.batch < self.shares() {
+            return Err(DistillError::config(
+                "data.batch",
+                format!(
+                    "a batch of {} faces cannot be split into {} shares (devices × peers)",
+                    session.batch,
+                    self.shares()
+                ),
+            ));
+        }
         session.resume_or_start()?;
+        if let Some(peers) = &self.peers {
+            peers.agree(&session.agreement()?)?;
+        }
         session.bar = self.progress.then(|| {
             let pb = indicatif::ProgressBar::new(session.total);
             pb.set_style(
@@ -631,11 +676,36 @@ impl<B: AutodiffBackend> Session<'_, B> {
         let order = self.order.as_ref().map(|(_, o)| o.as_slice()).unwrap_or_default();
         let first = ((step_in_epoch as usize * c.data.accumulate + a) * self.batch) % n.max(1);
         let rows: Vec<usize> = (0..self.batch).map(|i| order[(first + i) % n]).collect();
-        let chunk = rows.len().div_ceil(self.trainer.devices.len());
-        rows.chunks(chunk)
-            .enumerate()
-            .map(|(d, r)| (r.to_vec(), (first + d * chunk) as u64))
+        // Balanced shares (sizes differ by at most one), devices × peers of them; this process
+        // computes its peer's run of shares, one per device.
+        let shares = self.trainer.shares();
+        let local = self.trainer.devices.len();
+        let peer = self.trainer.peers.as_ref().map_or(0, |p| p.config().id as usize);
+        (peer * local..(peer + 1) * local)
+            .map(|d| {
+                let (lo, hi) = (d * rows.len() / shares, (d + 1) * rows.len() / shares);
+                (rows[lo..hi].to_vec(), (first + lo) as u64)
+            })
             .collect()
+    }
+
+    /// What the peers of a multi-process run must share: configuration, data, starting
+    /// weights and step.
+    fn agreement(&self) -> Result<Agreement> {
+        let config = serde_json::to_vec(&self.trainer.config)
+            .map_err(|e| DistillError::Data(format!("hashing the configuration: {e}")))?;
+        let mut weights = face_io::Fingerprint::new();
+        for x in face_nets::record::float_values(&self.model) {
+            weights.write(&x.to_le_bytes());
+        }
+        Ok(Agreement {
+            config: face_io::Fingerprint::new().write(&config).value(),
+            data: face_io::Fingerprint::new()
+                .write(self.state.data_fingerprint.as_bytes())
+                .value(),
+            weights: weights.value(),
+            step: self.state.step,
+        })
     }
 
     /// The micro-batch after `(step_in_epoch, a)` within this epoch, if there is one.
@@ -783,6 +853,20 @@ impl<B: AutodiffBackend> Session<'_, B> {
             }
             compute_s += t1.elapsed().as_secs_f64();
         }
+        let t2 = Instant::now();
+        let mut grads: Vec<GradientsParams> = accumulators.iter_mut().map(|a| a.grads()).collect();
+        let mut peer_buffers = None;
+        if let Some(peers) = &tr.peers {
+            // The step's gradients and loss over every peer's share: then every peer takes the
+            // same optimizer step (and the same decision on a non-finite loss).
+            let g = grads.pop().unwrap_or_default();
+            let (g, summed, buffers) =
+                peers.all_reduce_step::<B, _, 5>(self.state.step + 1, &self.model, g, parts)?;
+            grads = vec![g];
+            parts = summed;
+            peer_buffers = Some(buffers);
+        }
+        compute_s += t2.elapsed().as_secs_f64();
         if !parts[0].is_finite() {
             return Err(DistillError::NonFinite {
                 step: self.state.step,
@@ -790,21 +874,24 @@ impl<B: AutodiffBackend> Session<'_, B> {
                 value: parts[0],
             });
         }
-        let t2 = Instant::now();
+        let t3 = Instant::now();
         let grads = MultiGradientsParams {
-            grads: accumulators
-                .iter_mut()
+            grads: grads
+                .into_iter()
                 .zip(&tr.devices)
-                .map(|(acc, dev)| (acc.grads(), dev.to_id()))
+                .map(|(g, dev)| (g, dev.to_id()))
                 .collect(),
         };
         self.model = self.optim.step_multi(lr, self.model.clone(), grads);
+        if let Some(buffers) = peer_buffers {
+            self.model = buffers.apply(self.model.clone());
+        }
         if tr.devices.len() > 1 {
             // step_multi updates each parameter on the device that reduced its gradient;
             // gather them back on the first device.
             self.model = self.model.clone().fork(&tr.devices[0]);
         }
-        compute_s += t2.elapsed().as_secs_f64();
+        compute_s += t3.elapsed().as_secs_f64();
         self.state.step += 1;
         self.state.step_in_epoch += 1;
         let row = TrainRow {

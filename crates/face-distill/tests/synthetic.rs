@@ -3,6 +3,7 @@
 //! bit-identically.
 
 use burn::backend::ndarray::NdArrayDevice;
+use burn::module::AutodiffModule;
 use face_distill::config::DistillConfig;
 use face_distill::{DistillError, FaceSet, Targets, Trainer};
 use face_nets::{BackboneConfig, FaceModel, IResNetConfig, NdArrayTrain};
@@ -821,4 +822,210 @@ fn streamed_faces_train_like_faces_in_memory() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("is not an image of"), "{e}");
+}
+
+/// Set for the two child processes of `two_processes_equal_two_devices`: `ID:COUNT:ORCH:LISTEN:DIR`.
+const PEER_ENV: &str = "FACE_DISTILL_TEST_PEER";
+
+/// The faces and configuration of the multi-process test: 16 faces, batches of 8, 2 steps.
+fn peer_world() -> (FaceSet, DistillConfig) {
+    let train = world(4, 4, 8, &RandomTeacher::new(11));
+    let mut c = config(1);
+    c.data.batch = 8;
+    c.train.checkpoint_every = 1;
+    (train, c)
+}
+
+/// The trainable parameters' values and the others' (BatchNorm running statistics), in
+/// visiting order.
+fn split_values(m: &FaceModel<NdArrayTrain>) -> (Vec<f32>, Vec<f32>) {
+    struct Split(Vec<f32>, Vec<f32>);
+    impl burn::module::ModuleVisitor<NdArrayTrain> for Split {
+        fn visit_float<const D: usize>(
+            &mut self,
+            p: &burn::module::Param<burn::tensor::Tensor<NdArrayTrain, D>>,
+        ) {
+            let t = p.val();
+            let trainable = t.is_require_grad();
+            let v = t.into_data().to_vec::<f32>().unwrap();
+            if trainable {
+                self.0.extend(v);
+            } else {
+                self.1.extend(v);
+            }
+        }
+    }
+    // Folds each thread's running-statistic updates in first.
+    let _ = m.valid();
+    let mut split = Split(Vec::new(), Vec::new());
+    burn::module::Module::visit(m, &mut split);
+    (split.0, split.1)
+}
+
+/// The student every process starts from: seeded by `train.seed`.
+fn seeded_student(c: &DistillConfig, train: &FaceSet) -> FaceModel<NdArrayTrain> {
+    face_distill::pipeline::new_student::<NdArrayTrain>(c, train, &NdArrayDevice::Cpu).unwrap()
+}
+
+/// One peer of `two_processes_equal_two_devices`, run in a child process of this test binary
+/// (ignored otherwise): trains the shared world into its own run folder.
+#[test]
+#[ignore = "a child process of two_processes_equal_two_devices"]
+fn peer_process() {
+    let spec = std::env::var(PEER_ENV).expect("run by two_processes_equal_two_devices");
+    let f: Vec<&str> = spec.splitn(5, ':').collect();
+    let peers = face_distill::PeersConfig {
+        id: f[0].parse().unwrap(),
+        count: f[1].parse().unwrap(),
+        orchestrator: format!("127.0.0.1:{}", f[2]),
+        listen: format!("127.0.0.1:{}", f[3]),
+        timeout: std::time::Duration::from_secs(60),
+    };
+    let (train, c) = peer_world();
+    let _rng = burn_rng();
+    let peers = face_distill::Peers::join(peers, NdArrayDevice::Cpu).unwrap();
+    let out = Trainer::<NdArrayTrain>::new(c.clone(), vec![NdArrayDevice::Cpu], f[4])
+        .unwrap()
+        .with_progress(false)
+        .with_peers(peers)
+        .unwrap()
+        .fit(seeded_student(&c, &train), &train, None)
+        .unwrap();
+    assert_eq!(out.state.step, 2);
+}
+
+/// Two processes on 127.0.0.1, each with one device and half of every batch, summing their
+/// gradients over burn-collective, end with the same model (weights and BatchNorm statistics,
+/// bit for bit), whose trainable weights are those of one process with two devices (to 1e-6;
+/// the same two partial sums, added once) and of one device accumulating the same two groups
+/// of 4 (to 1e-5: the same BatchNorm groups, another summation order). One device with one
+/// batch of 8 differs by BatchNorm's statistics over 8 faces instead of 4 (as PyTorch DDP
+/// without SyncBatchNorm). Their checkpoints and losses agree.
+#[test]
+fn two_processes_equal_two_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = face_distill::PeersConfig::loopback(2, std::time::Duration::from_secs(60)).unwrap();
+    let port = |a: &str| a.rsplit_once(':').unwrap().1.to_owned();
+    let orch = port(&ports[0].orchestrator);
+    let (a, b) = (port(&ports[0].listen), port(&ports[1].listen));
+    let spawn = |id: u32, listen: String| {
+        let run = dir.path().join(format!("peer{id}"));
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "peer_process",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(PEER_ENV, format!("{id}:2:{orch}:{listen}:{}", run.display()))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        (child, run)
+    };
+    let peers = [spawn(0, a), spawn(1, b)];
+    // Bounded: both must end within 4 minutes, or they are killed and the test fails.
+    let start = std::time::Instant::now();
+    let mut runs = Vec::new();
+    for (mut child, run) in peers {
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let out = child.wait_with_output().unwrap();
+                assert!(
+                    status.success(),
+                    "peer at {} failed:\n{}\n{}",
+                    run.display(),
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                break;
+            }
+            if start.elapsed().as_secs() > 240 {
+                let _ = child.kill();
+                panic!("peer at {} did not finish in 4 minutes", run.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        runs.push(run);
+    }
+    let device = NdArrayDevice::Cpu;
+    let load = |run: &std::path::Path| {
+        let (_, m) = face_nets::load_model::<NdArrayTrain>(run, &device).unwrap();
+        split_values(&m)
+    };
+    let ((p0, s0), (p1, s1)) = (load(&runs[0]), load(&runs[1]));
+    assert_eq!(p0, p1, "the peers' weights differ");
+    assert_eq!(s0, s1, "the peers' BatchNorm statistics differ");
+    assert!(!s0.is_empty());
+    let states: Vec<serde_json::Value> = runs
+        .iter()
+        .map(|r| {
+            serde_json::from_str(
+                &std::fs::read_to_string(r.join("checkpoints/step-00000002/state.json")).unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    assert_eq!(states[0]["step"], 2);
+    assert_eq!(states[0]["train"][1]["loss"], states[1]["train"][1]["loss"]);
+
+    let (train, c) = peer_world();
+    let _rng = burn_rng();
+    let single = |devices: Vec<NdArrayDevice>, batch: usize, accumulate: usize| {
+        let run = tempfile::tempdir().unwrap();
+        let mut c = c.clone();
+        c.data.batch = batch;
+        c.data.accumulate = accumulate;
+        let out = Trainer::<NdArrayTrain>::new(c.clone(), devices, run.path())
+            .unwrap()
+            .with_progress(false)
+            .fit(seeded_student(&c, &train), &train, None)
+            .unwrap();
+        (split_values(&out.student).0, out.state.train)
+    };
+    let (two, two_rows) = single(vec![device, device], 8, 1);
+    let (accumulated, _) = single(vec![device], 4, 2);
+    let (whole, _) = single(vec![device], 8, 1);
+    let max_diff = |x: &[f32], y: &[f32]| {
+        assert_eq!(x.len(), y.len());
+        x.iter().zip(y).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max)
+    };
+    let (d2, da, dw) = (
+        max_diff(&p0, &two),
+        max_diff(&p0, &accumulated),
+        max_diff(&p0, &whole),
+    );
+    eprintln!(
+        "max |peers − 2 devices| = {d2:.2e}, |peers − 1 device, 2 micro-batches of 4| = {da:.2e}, \
+         |peers − 1 device, one batch of 8| = {dw:.2e}"
+    );
+    assert!(d2 <= 1e-6, "2 processes vs 2 devices: {d2}");
+    // One device accumulating the same two groups of 4: the same BatchNorm groups, the same
+    // gradients summed in another order.
+    assert!(da <= 1e-5, "2 processes vs 1 device accumulating: {da}");
+    // One batch of 8 normalises over all 8 faces (BatchNorm), as data parallelism without
+    // synchronised BatchNorm does not: a real difference, bounded loosely.
+    assert!(dw > 0.0 && dw <= 5e-2, "2 processes vs 1 device, one batch: {dw}");
+    // Step times (data + compute, as the trainer logs them), for docs/BENCHMARKS.md.
+    let secs = |rows: &[serde_json::Value]| -> f64 {
+        rows.iter()
+            .map(|r| r["data_seconds"].as_f64().unwrap() + r["compute_seconds"].as_f64().unwrap())
+            .sum::<f64>()
+            / rows.len() as f64
+    };
+    let peer_s = secs(states[0]["train"].as_array().unwrap());
+    let two_s = two_rows
+        .iter()
+        .map(|r| r.data_seconds + r.compute_seconds)
+        .sum::<f64>()
+        / two_rows.len() as f64;
+    eprintln!("mean step: 2 processes {peer_s:.3} s, 1 process with 2 devices {two_s:.3} s");
+    let loss = states[0]["train"][1]["loss"].as_f64().unwrap();
+    assert!(
+        (loss - two_rows[1].loss).abs() <= 1e-6 * loss.abs(),
+        "{loss} vs {}",
+        two_rows[1].loss
+    );
 }

@@ -25,6 +25,11 @@ impl Fingerprint {
         self
     }
 
+    /// The value.
+    pub fn value(&self) -> u64 {
+        self.0
+    }
+
     /// The value as 16 hex digits.
     ///
     /// # Examples

@@ -82,6 +82,22 @@ pub fn materialize<B: Backend, M: Module<B>>(module: &M) {
     module.visit(&mut Materialize);
 }
 
+/// Every float parameter's values, flattened in visiting order (the same order on every run and
+/// process): for comparing or hashing whole models.
+pub fn float_values<B: Backend, M: Module<B>>(module: &M) -> Vec<f32> {
+    struct Values(Vec<f32>);
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Values {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<B, D>>) {
+            let data = param.val().into_data().convert::<f32>();
+            // f32 after `convert`: the read cannot fail.
+            self.0.extend(data.iter::<f32>());
+        }
+    }
+    let mut v = Values(Vec::new());
+    module.visit(&mut v);
+    v.0
+}
+
 /// Sets every vector parameter of a module (BatchNorm γ, β and running statistics, biases,
 /// PReLU slopes) to deterministic values in [0.5, 1.5) that differ from vector to vector (seeded
 /// by `seed`). A freshly built network has BatchNorm at the identity; tests and fixtures that

@@ -1703,3 +1703,193 @@ fn teach_aligned_survives_kills_and_distill_streams() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Addresses on 127.0.0.1 for `N` peers, on free ports: the orchestrators', then each peer's.
+fn free_ports<const N: usize>() -> (String, [String; N]) {
+    let peers = face_distill::PeersConfig::loopback(N as u32, std::time::Duration::from_secs(1)).unwrap();
+    let orchestrator = peers[0].orchestrator.clone();
+    (orchestrator, std::array::from_fn(|i| peers[i].listen.clone()))
+}
+
+/// `distill --peers 2` as two processes on 127.0.0.1: they end with the same student (every
+/// weight and statistic equal); a missing peer, a killed peer and bad settings each stop with an
+/// error that says so, in bounded time.
+#[test]
+fn distill_on_two_peers() {
+    let dir = tmp("peers");
+    let rec = aligned_recordio(&dir.join("rec"), 16);
+    let (p0, p1) = (dir.join("p0"), dir.join("p1"));
+    // Teach once; each peer gets its own copy of the targets.
+    let o = facekit(&[
+        "teach",
+        "--aligned",
+        s(&rec),
+        "--out",
+        s(&p0),
+        "--batch",
+        "4",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    std::fs::create_dir_all(&p1).unwrap();
+    std::fs::copy(p0.join("targets.safetensors"), p1.join("targets.safetensors")).unwrap();
+
+    let peer = |id: &str, out: &Path, orch: &str, listen: &str, extra: &[&str]| {
+        let mut args: Vec<String> = [
+            "distill",
+            "--aligned",
+            s(&rec),
+            "--out",
+            s(out),
+            "--set",
+            "data.batch=8",
+            "--peers",
+            "2",
+            "--peer-id",
+            id,
+            "--orchestrator",
+            orch,
+            "--listen",
+            listen,
+            "--json",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Command::new(env!("CARGO_BIN_EXE_facekit"))
+            .args(args)
+            .env("FACEKIT_MODELS", repo().join("models"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Waits for a peer at most `secs` seconds (then kills it and fails).
+    let finish = |mut child: std::process::Child, secs: u64| {
+        let start = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed().as_secs() > secs {
+                let _ = child.kill();
+                panic!("a peer did not stop within {secs} s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
+    };
+
+    // Two peers train one epoch (2 steps of 8 faces, 4 each): the same student, byte for byte.
+    let (orch, [l0, l1]) = free_ports();
+    let one_epoch = ["--set", "train.epochs=1"];
+    let a = peer("0", &p0, &orch, &l0, &one_epoch);
+    let b = peer("1", &p1, &orch, &l1, &one_epoch);
+    let (a, b) = (finish(a, 300), finish(b, 300));
+    for o in [&a, &b] {
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(o));
+        let j = json_of(o);
+        assert_eq!(
+            (j["steps_this_call"].as_u64(), j["peers"]["count"].as_u64()),
+            (Some(2), Some(2)),
+            "{j}"
+        );
+    }
+    // The same values (the files differ in their random parameter ids).
+    let student = |p: &Path| {
+        let (_, m) =
+            face_nets::load_model::<burn::backend::NdArray>(&p.join("run"), &Default::default()).unwrap();
+        face_nets::record::float_values(&m)
+    };
+    assert_eq!(student(&p0), student(&p1), "the peers' students differ");
+
+    // Stopped after step 1 and started again, the peers resume from their checkpoints and end
+    // with the student of the uninterrupted run, value for value.
+    let (r0, r1) = (dir.join("r0"), dir.join("r1"));
+    for r in [&r0, &r1] {
+        std::fs::create_dir_all(r).unwrap();
+        std::fs::copy(p0.join("targets.safetensors"), r.join("targets.safetensors")).unwrap();
+    }
+    // The second call has one step left of the epoch's two: it did resume.
+    for max_steps in [&["--set", "train.max_steps=1"][..], &[][..]] {
+        let mut extra = vec!["--set", "train.epochs=1", "--set", "train.checkpoint_every=1"];
+        extra.extend_from_slice(max_steps);
+        let (orch, [l0, l1]) = free_ports();
+        let a = peer("0", &r0, &orch, &l0, &extra);
+        let b = peer("1", &r1, &orch, &l1, &extra);
+        for o in [finish(a, 300), finish(b, 300)] {
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+            assert!(!stderr(&o).contains("Connecting to"), "{}", stderr(&o));
+            assert_eq!(json_of(&o)["steps_this_call"].as_u64(), Some(1), "{}", stderr(&o));
+        }
+    }
+    assert_eq!(student(&r0), student(&p0), "the resumed peers' student differs");
+    assert_eq!(student(&r1), student(&p0), "the resumed peers' student differs");
+
+    // A peer alone: its partner never comes, so it stops after --peer-timeout.
+    let (orch, [l0]) = free_ports();
+    let o = finish(
+        peer("0", &dir.join("alone"), &orch, &l0, &["--peer-timeout", "3"]),
+        120,
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("joining the other peers: no answer within 3 s")
+            && stderr(&o).contains("expected 2 peers"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Peer 1 killed mid-run: peer 0 stops with an error naming it; its last checkpoint stays.
+    let (orch, [listen0, listen1]) = free_ports();
+    let long = [
+        "--set",
+        "train.epochs=40",
+        "--set",
+        "train.checkpoint_every=1",
+        "--peer-timeout",
+        "10",
+    ];
+    let (k0, k1) = (dir.join("k0"), dir.join("k1"));
+    for k in [&k0, &k1] {
+        std::fs::create_dir_all(k).unwrap();
+        std::fs::copy(p0.join("targets.safetensors"), k.join("targets.safetensors")).unwrap();
+    }
+    let a = peer("0", &k0, &orch, &listen0, &long);
+    let mut b = peer("1", &k1, &orch, &listen1, &long);
+    let start = std::time::Instant::now();
+    while !k1.join("run/checkpoints/step-00000002").exists() {
+        assert!(start.elapsed().as_secs() < 240, "the peers made no progress");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    b.kill().unwrap();
+    b.wait().unwrap();
+    let o = finish(a, 120);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("peer 1 ({listen1})")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(k0.join("run/checkpoints/step-00000002/state.json").exists());
+
+    // Bad settings are refused before anything runs.
+    let o = facekit(&[
+        "distill",
+        "--aligned",
+        s(&rec),
+        "--out",
+        s(&p0),
+        "--peers",
+        "2",
+        "--peer-id",
+        "2",
+        "--orchestrator",
+        "127.0.0.1:9",
+        "--listen",
+        "127.0.0.1:10",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--peer-id 2 with 2 peers"), "{}", stderr(&o));
+    let o = facekit(&["distill", "--aligned", s(&rec), "--out", s(&p0), "--peers", "2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

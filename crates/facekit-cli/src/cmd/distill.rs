@@ -49,10 +49,55 @@ pub struct DistillArgs {
     /// choice, on the first GPU for CUDA.
     #[arg(long, default_value = "cpu", value_parser = crate::args::device)]
     pub device: DeviceChoice,
+    /// Train across this many processes (one per machine, or several on one): each computes
+    /// its share of every batch, and the gradients are summed over all of them (burn-collective).
+    #[arg(long, requires_all = ["peer_id", "orchestrator", "listen"])]
+    pub peers: Option<u32>,
+    /// This process's index among the peers, 0 to N-1; peer 0 hosts the orchestrators.
+    #[arg(long, requires = "peers")]
+    pub peer_id: Option<u32>,
+    /// The orchestrators' HOST:PORT: peer 0 listens on this port and the next one, every peer
+    /// connects to both.
+    #[arg(long, value_name = "HOST:PORT", requires = "peers")]
+    pub orchestrator: Option<String>,
+    /// This peer's HOST:PORT for the gradient traffic: the address the other peers reach it at
+    /// (it listens on that port on every interface).
+    #[arg(long, value_name = "HOST:PORT", requires = "peers")]
+    pub listen: Option<String>,
+    /// Seconds to wait for the other peers (joining, each step) before stopping with an error.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120.0, requires = "peers")]
+    pub peer_timeout: f64,
+}
+
+impl DistillArgs {
+    /// The multi-process settings, when `--peers` is given.
+    fn peers(&self) -> Res<Option<face_distill::PeersConfig>> {
+        let (Some(count), Some(id), Some(orchestrator), Some(listen)) =
+            (self.peers, self.peer_id, &self.orchestrator, &self.listen)
+        else {
+            return Ok(None);
+        };
+        if !(self.peer_timeout.is_finite() && self.peer_timeout > 0.0) {
+            return Err(bad(format!(
+                "--peer-timeout {}: expected seconds above 0",
+                self.peer_timeout
+            )));
+        }
+        let config = face_distill::PeersConfig {
+            count,
+            id,
+            orchestrator: orchestrator.clone(),
+            listen: listen.clone(),
+            timeout: std::time::Duration::from_secs_f64(self.peer_timeout),
+        };
+        config.validate().input()?;
+        Ok(Some(config))
+    }
 }
 
 /// Runs `facekit distill`.
 pub fn run(engine: &Engine, a: DistillArgs, quiet: bool) -> Res<Outcome> {
+    let peers = a.peers()?;
     let base = match &a.config {
         Some(p) => DistillConfig::read(p).input()?,
         None => DistillConfig::default(),
@@ -128,9 +173,23 @@ pub fn run(engine: &Engine, a: DistillArgs, quiet: bool) -> Res<Outcome> {
         (None, None) => return Err(bad("give --images or --aligned")),
     };
     let run_dir = a.out.join("run");
-    let run =
-        face_distill::pipeline::distill(&config, &a.device, train.as_ref(), val.as_ref(), &run_dir, true)
-            .failure()?;
+    // burn-collective 0.21 prints its connection attempts on stdout (`println!`, two lines per
+    // step with the re-registration): while the peers train, stdout points at /dev/null, so that
+    // `--json` prints one JSON document and the progress line on stderr stays readable. Every
+    // failure it would show is an error of ours, bounded by --peer-timeout.
+    let redirect = peers.as_ref().map(|_| SilentStdout::new());
+    let run = face_distill::pipeline::distill(
+        &config,
+        &a.device,
+        train.as_ref(),
+        val.as_ref(),
+        &run_dir,
+        true,
+        peers.as_ref(),
+    )
+    .failure();
+    drop(redirect);
+    let run = run?;
     let mut human = format!(
         "{} training faces, {} steps this call (resumed from {}) → {}\n",
         train.len(),
@@ -147,6 +206,49 @@ pub fn run(engine: &Engine, a: DistillArgs, quiet: bool) -> Res<Outcome> {
         "command": "distill", "faces": train.len(), "streamed": config.data.stream.streams(train.len()), "labelled": val.as_ref().map_or(0, |v| v.len()),
         "steps_this_call": run.steps_this_call, "run": run_dir, "report": run.report,
         "backbone": config.student.backbone.arch(), "init": config.student.init,
+        "peers": peers.as_ref().map(|p| json!({ "count": p.count, "id": p.id })),
     });
     Ok(Outcome::ok(human, summary))
+}
+
+/// Points the process's stdout at /dev/null until dropped (Unix; elsewhere it does nothing).
+struct SilentStdout(Option<i32>);
+
+impl SilentStdout {
+    fn new() -> Self {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        #[cfg(unix)]
+        if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+            use std::os::fd::AsRawFd;
+            // SAFETY: plain descriptor calls on 1, which stays open for the process's life, and
+            // on `null`, open until the end of this block; the duplicate of 1 is owned here and
+            // closed on drop.
+            unsafe {
+                let saved = libc::dup(1);
+                if saved >= 0 && libc::dup2(null.as_raw_fd(), 1) >= 0 {
+                    return Self(Some(saved));
+                }
+                if saved >= 0 {
+                    libc::close(saved);
+                }
+            }
+        }
+        Self(None)
+    }
+}
+
+impl Drop for SilentStdout {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        #[cfg(unix)]
+        if let Some(saved) = self.0.take() {
+            // SAFETY: `saved` is the descriptor duplicated in `new`, still open.
+            unsafe {
+                libc::dup2(saved, 1);
+                libc::close(saved);
+            }
+        }
+    }
 }
