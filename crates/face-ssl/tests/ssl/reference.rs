@@ -2,7 +2,6 @@
 //! here): head, targets, loss and its per-pair matrix, centre update, monitors, schedules, EMA.
 
 use burn::backend::NdArray;
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData};
 use face_ssl::loss::{dino_loss, pair_cross_entropy, student_log_probs, teacher_targets, Centre};
 use face_ssl::monitor::{marginal_entropy, mean_entropy, normalised_std};
@@ -179,18 +178,8 @@ fn schedules_match_numpy() {
     assert_close("teacher temperature", &got, &floats(&s["temps"]), 1e-9);
 }
 
-struct Flat(Vec<f32>);
-
-impl ModuleVisitor<B> for Flat {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        self.0.extend(values(param.val()));
-    }
-}
-
 fn flat(m: &DinoModel<B>) -> Vec<f32> {
-    let mut f = Flat(Vec::new());
-    m.visit(&mut f);
-    f.0
+    face_nets::record::float_values(m)
 }
 
 #[test]
