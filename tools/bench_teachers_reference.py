@@ -2,7 +2,7 @@
 
     python tools/bench_teachers_reference.py [--threads 2] [--seconds 10] [--load]
 
-- onnxruntime (default graph optimisations, `--threads` intra-op threads) on models/fr_feature.onnx
+- onnxruntime (each graph optimisation level of `--opt`, `--threads` intra-op threads) on models/fr_feature.onnx
   at batch 1 (its graph is traced at batch 1, so batch 32 runs 32 calls), and on
   models/age-v1.onnx + models/gender-v1.onnx at batch 32, on the parity fixture crops;
 - facenet-pytorch 2.6.0 `MTCNN(keep_all=True).detect` on CPU (`torch.set_num_threads(--threads)`)
@@ -29,6 +29,10 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--seconds", type=float, default=10.0)
 ap.add_argument("--load", action="store_true")
+ap.add_argument("--opt", default="all,basic",
+                help="onnxruntime graph optimisation levels to measure, comma-separated (all, extended, basic); "
+                     "on AVX-512 hosts `all` (NCHWc layout) was 3x slower than `basic` for fr_feature and 1.5x for "
+                     "age+gender, so the anchor is the best of the levels")
 args = ap.parse_args()
 
 
@@ -66,19 +70,26 @@ if args.load:
             times.append(time.perf_counter() - t)
         print(f"onnxruntime {ort.__version__} load {label}: median {1e3 * float(np.median(times)):.1f} ms")
     raise SystemExit(0)
-fr = ort.InferenceSession(os.path.join(ROOT, "models/fr_feature.onnx"), so, providers=["CPUExecutionProvider"])
-age = ort.InferenceSession(os.path.join(ROOT, "models/age-v1.onnx"), so, providers=["CPUExecutionProvider"])
-gender = ort.InferenceSession(os.path.join(ROOT, "models/gender-v1.onnx"), so, providers=["CPUExecutionProvider"])
+LEVELS = {
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+}
 mean = np.array([122.782, 117.001, 104.298], dtype=np.float32)
 x112 = ((crops(112, 32).astype(np.float32) - 127.0) / 128.0).transpose(0, 3, 1, 2).copy()
 x64 = ((crops(64, 32).astype(np.float32) - mean) / 256.0).transpose(0, 3, 1, 2).copy()
 x32 = ((crops(32, 32).astype(np.float32) - mean) / 256.0).transpose(0, 3, 1, 2).copy()
 
-print(f"onnxruntime {ort.__version__}, {args.threads} threads")
-print(f"fr_feature b1:       {rate(lambda: fr.run(None, {'input': x112[:1]}), 1):8.1f} img/s")
-print(f"fr_feature b32 (32x b1): {rate(lambda: [fr.run(None, {'input': x112[i:i + 1]}) for i in range(32)], 32):8.1f} img/s")
-print(f"age+gender b32:      {rate(lambda: (age.run(None, {'images': x64}), gender.run(None, {'images': x32})), 32):8.1f} img/s")
-print(f"age-v1 b32:          {rate(lambda: age.run(None, {'images': x64}), 32):8.1f} img/s")
+for level in args.opt.split(","):
+    so.graph_optimization_level = LEVELS[level]
+    fr = session("fr_feature.onnx")
+    age = session("age-v1.onnx")
+    gender = session("gender-v1.onnx")
+    print(f"onnxruntime {ort.__version__}, {args.threads} threads, graph optimisation {level}")
+    print(f"fr_feature b1:       {rate(lambda: fr.run(None, {'input': x112[:1]}), 1):8.1f} img/s")
+    print(f"fr_feature b32 (32x b1): {rate(lambda: [fr.run(None, {'input': x112[i:i + 1]}) for i in range(32)], 32):8.1f} img/s")
+    print(f"age+gender b32:      {rate(lambda: (age.run(None, {'images': x64}), gender.run(None, {'images': x32})), 32):8.1f} img/s")
+    print(f"age-v1 b32:          {rate(lambda: age.run(None, {'images': x64}), 32):8.1f} img/s")
 
 torch.set_num_threads(args.threads)
 mtcnn = MTCNN(keep_all=True, device="cpu")
