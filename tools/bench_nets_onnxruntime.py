@@ -66,11 +66,7 @@ for name in ["iresnet50", "mbf"]:
         so = ort.SessionOptions()
         so.intra_op_num_threads = args.threads
         so.inter_op_num_threads = 1
-        so.graph_optimization_level = {
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        }[level]
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, f"ORT_ENABLE_{level.upper()}")
         sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         ips = bench(lambda: sess.run(None, {"input": x}))
         print(f"{name}: {gf:.3f} GFLOP/image; onnxruntime {ort.__version__} ({args.threads} threads, {level}): "

@@ -70,18 +70,13 @@ if args.load:
             times.append(time.perf_counter() - t)
         print(f"onnxruntime {ort.__version__} load {label}: median {1e3 * float(np.median(times)):.1f} ms")
     raise SystemExit(0)
-LEVELS = {
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-}
 mean = np.array([122.782, 117.001, 104.298], dtype=np.float32)
 x112 = ((crops(112, 32).astype(np.float32) - 127.0) / 128.0).transpose(0, 3, 1, 2).copy()
 x64 = ((crops(64, 32).astype(np.float32) - mean) / 256.0).transpose(0, 3, 1, 2).copy()
 x32 = ((crops(32, 32).astype(np.float32) - mean) / 256.0).transpose(0, 3, 1, 2).copy()
 
 for level in args.opt.split(","):
-    so.graph_optimization_level = LEVELS[level]
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, f"ORT_ENABLE_{level.upper()}")
     fr = session("fr_feature.onnx")
     age = session("age-v1.onnx")
     gender = session("gender-v1.onnx")

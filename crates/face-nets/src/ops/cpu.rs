@@ -149,7 +149,7 @@ pub(crate) fn conv2d(
     };
     if winograd::applies(s, [ho, wo]) {
         winograd::conv2d(x, weight, &mut out, s, [ho, wo], tail);
-        // SAFETY: `winograd::conv2d` writes every element.
+        // SAFETY: `winograd::conv2d` writes every element (see its documentation).
         return unsafe { assume_init_vec(out) };
     }
     // Grouped convolutions with few input channels per group (depthwise: one) are too thin for

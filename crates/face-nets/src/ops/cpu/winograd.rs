@@ -60,16 +60,16 @@ fn tiles([ho, wo]: [usize; 2]) -> [usize; 2] {
 }
 
 /// The whole convolution with its epilogue into `out` (`n·co·ho·wo`, uninitialised), which it
-/// writes completely. Images run in parallel, several per group of GEMMs when their planes
+/// writes completely: each band's tile rows cover its output rows, and the bands all rows. Images run in parallel, several per group of GEMMs when their planes
 /// are small; a single image runs its transforms over channels and its GEMMs in parallel.
-pub(super) fn conv2d<'o, 'e>(
+pub(super) fn conv2d<'e>(
     x: &[f32],
     weight: &[f32],
-    out: &'o mut [MaybeUninit<f32>],
+    out: &mut [MaybeUninit<f32>],
     s: &ConvShape,
     [ho, wo]: [usize; 2],
     tail: impl Fn(usize) -> Epilogue<'e> + Sync,
-) -> &'o mut [f32] {
+) {
     let [th, tw] = tiles([ho, wo]);
     let per_tile_image = th * tw;
     let per_image_out = s.co * ho * wo;
@@ -104,9 +104,6 @@ pub(super) fn conv2d<'o, 'e>(
                 }
             }
         });
-    // SAFETY: the output transform wrote every output element of every image (each band's
-    // tile rows cover its output rows, and the bands cover all rows).
-    unsafe { assume_init(out) }
 }
 
 /// The shapes every pass of one call shares.
@@ -147,10 +144,9 @@ impl Geometry {
         let t = images * per_image;
         // Taken and put back, so a nested call on the same thread allocates its own.
         let (mut v_buf, mut m_buf) = SCRATCH.with(|c| c.take());
-        for buf in [&mut v_buf, &mut m_buf] {
-            let need = 16 * t * s.c.max(s.co);
-            if buf.len() < need {
-                buf.resize(need, 0.0);
+        for (buf, channels) in [(&mut v_buf, s.c), (&mut m_buf, s.co)] {
+            if buf.len() < 16 * t * channels {
+                buf.resize(16 * t * channels, 0.0);
             }
         }
         let v = &mut v_buf[..16 * t * s.c];
