@@ -18,7 +18,6 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PRelu, PReluConfig};
-use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use face_nets::ops::{conv2d, conv2d_fused, max_pool2d, Activation};
@@ -176,10 +175,9 @@ impl<B: Backend> PNet<B> {
         let x = max_pool2d(&self.pool1, conv_prelu(&self.conv1, &self.prelu1, x));
         let x = conv_prelu(&self.conv2, &self.prelu2, x);
         let x = conv_prelu(&self.conv3, &self.prelu3, x);
-        let prob = softmax(conv2d(&self.conv4_1, x.clone()), 1);
+        let prob = face_probability(conv2d(&self.conv4_1, x.clone()));
         let [n, _, h, w] = prob.dims();
-        let face = prob.slice([0..n, 1..2, 0..h, 0..w]).reshape([n, h, w]);
-        (conv2d(&self.conv4_2, x), face)
+        (conv2d(&self.conv4_2, x), prob.reshape([n, h, w]))
     }
 }
 
@@ -235,9 +233,9 @@ impl<B: Backend> RNet<B> {
         let x = max_pool2d(&self.pool2, conv_prelu(&self.conv2, &self.prelu2, x));
         let x = conv_prelu(&self.conv3, &self.prelu3, x);
         let x = self.prelu4.forward(self.dense4.forward(flatten_whc(x)));
-        let prob = softmax(self.dense5_1.forward(x.clone()), 1);
+        let prob = face_probability(self.dense5_1.forward(x.clone()));
         let n = prob.dims()[0];
-        (self.dense5_2.forward(x), prob.slice([0..n, 1..2]).reshape([n]))
+        (self.dense5_2.forward(x), prob.reshape([n]))
     }
 }
 
@@ -303,14 +301,31 @@ impl<B: Backend> ONet<B> {
         let x = max_pool2d(&self.pool3, conv_prelu(&self.conv3, &self.prelu3, x));
         let x = conv_prelu(&self.conv4, &self.prelu4, x);
         let x = self.prelu5.forward(self.dense5.forward(flatten_whc(x)));
-        let prob = softmax(self.dense6_1.forward(x.clone()), 1);
+        let prob = face_probability(self.dense6_1.forward(x.clone()));
         let n = prob.dims()[0];
         (
             self.dense6_2.forward(x.clone()),
             self.dense6_3.forward(x),
-            prob.slice([0..n, 1..2]).reshape([n]),
+            prob.reshape([n]),
         )
     }
+}
+
+/// The face class's probability from two-class logits along dimension 1 (`[N, 2, …]` →
+/// `[N, 1, …]`): the second channel of a softmax, in its arithmetic, so the values are those of
+/// `softmax(logits, 1)` bit for bit: `m = max(l₀, l₁)`, then `exp(l₁ − m) / (exp(l₀ − m) +
+/// exp(l₁ − m))`.
+///
+/// Written with element-wise ops because a max over a dimension of two costs more than the
+/// network on NdArray: it runs as an argmax and a gather, serially, on the calling thread (8.7 %
+/// of the cascade's CPU time on obama.jpg, docs/BENCHMARKS.md, issue 18's seventh part).
+fn face_probability<B: Backend, const D: usize>(logits: Tensor<B, D>) -> Tensor<B, D> {
+    let l0 = logits.clone().narrow(1, 0, 1);
+    let l1 = logits.narrow(1, 1, 1);
+    let m = l0.clone().max_pair(l1.clone());
+    let e0 = (l0 - m.clone()).exp();
+    let e1 = (l1 - m).exp();
+    e1.clone() / (e0 + e1)
 }
 
 impl<B: Backend> FixColumnMajor for PNet<B> {
@@ -352,6 +367,42 @@ impl<B: Backend> FixColumnMajor for ONet<B> {
             dense6_2: fix_linear(self.dense6_2),
             dense6_3: fix_linear(self.dense6_3),
             ..self
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::NdArray;
+    use burn::tensor::activation::softmax;
+    use burn::tensor::{Distribution, Tensor};
+
+    use super::face_probability;
+
+    fn assert_softmax_bits<const D: usize>(logits: Tensor<NdArray<f32>, D>) {
+        let want = softmax(logits.clone(), 1).narrow(1, 1, 1).into_data();
+        let got = face_probability(logits).into_data();
+        assert_eq!(want.shape, got.shape);
+        let (want, got) = (want.to_vec::<f32>(), got.to_vec::<f32>());
+        let (want, got) = (want.expect("f32 data"), got.expect("f32 data"));
+        for (k, (a, b)) in want.iter().zip(&got).enumerate() {
+            assert_eq!(
+                a.to_bits(),
+                b.to_bits(),
+                "element {k}: softmax {a}, face_probability {b}"
+            );
+        }
+    }
+
+    /// Bit equality with the softmax it replaces, for planes (P-Net) and rows (R-, O-Net), at the
+    /// logit scales the nets produce and far beyond them (where an unshifted exp overflows).
+    #[test]
+    fn face_probability_is_softmax_bit_for_bit() {
+        let device = Default::default();
+        for scale in [1.0, 30.0, 200.0] {
+            let normal = Distribution::Normal(0.0, scale);
+            assert_softmax_bits(Tensor::<NdArray<f32>, 4>::random([3, 2, 7, 5], normal, &device));
+            assert_softmax_bits(Tensor::<NdArray<f32>, 2>::random([9, 2], normal, &device));
         }
     }
 }
