@@ -368,32 +368,49 @@ fn patch_bands(
     let cg = s.cin_per_group();
     let k = cg * s.kh * s.kw;
     let (band, pointwise) = bands(s, k, [ho, wo]);
-    // The patch buffer is kept per thread between calls: im2col writes every element it
-    // hands on, so it needs neither a fresh allocation nor zeroing each time.
-    let mut cols = if pointwise {
-        Vec::new()
-    } else {
-        COLS.with(|c| c.take())
-    };
-    if !pointwise && cols.len() < k * band * wo {
-        cols.resize(k * band * wo, 0.0);
-    }
-    for g in 0..s.groups {
-        let x_g = &x[g * cg * s.h * s.w..(g + 1) * cg * s.h * s.w];
-        for y0 in (0..ho).step_by(band) {
-            let rows = band.min(ho - y0);
-            let n = rows * wo;
-            if pointwise {
-                f(g, y0, n, x_g);
-            } else {
-                im2col(x_g, cg, s, [ho, wo], y0..y0 + rows, &mut cols[..k * n]);
-                f(g, y0, n, &cols[..k * n]);
-            }
+    if pointwise {
+        // One band of all `ho` rows per group.
+        for g in 0..s.groups {
+            f(g, 0, ho * wo, group_input(x, s, g));
         }
+        return;
     }
-    if !pointwise {
-        COLS.with(|c| c.replace(cols));
+    with_cols(k * band * wo, |cols| {
+        for u in 0..s.groups * ho.div_ceil(band) {
+            let (g, y0, rows) = band_unit(u, band, ho);
+            let cols = &mut cols[..k * rows * wo];
+            im2col(group_input(x, s, g), cg, s, [ho, wo], y0..y0 + rows, cols);
+            f(g, y0, rows * wo, cols);
+        }
+    });
+}
+
+/// Group `g`'s `[C/g, H, W]` planes of one image.
+fn group_input<'x>(x: &'x [f32], s: &ConvShape, g: usize) -> &'x [f32] {
+    let per = s.cin_per_group() * s.h * s.w;
+    &x[g * per..(g + 1) * per]
+}
+
+/// The `u`-th band of an image cut, group after group, into bands of `band` output rows:
+/// `(group, first row, rows)`.
+fn band_unit(u: usize, band: usize, ho: usize) -> (usize, usize, usize) {
+    let per_group = ho.div_ceil(band);
+    let y0 = (u % per_group) * band;
+    (u / per_group, y0, band.min(ho - y0))
+}
+
+/// Runs `f` on this thread's patch buffer, grown to `len` floats. im2col writes every element
+/// it hands on, so the buffer needs neither a fresh allocation nor zeroing each time. (A
+/// nested call on the same thread, from a rayon task stolen inside `f`, finds the buffer
+/// taken and uses a new one.)
+fn with_cols<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut cols = COLS.with(|c| c.take());
+    if cols.len() < len {
+        cols.resize(len, 0.0);
     }
+    let r = f(&mut cols[..len]);
+    COLS.with(|c| c.replace(cols));
+    r
 }
 
 thread_local! {
@@ -530,6 +547,12 @@ fn col2im(
 const TILE_BYTES: usize = 1536 * 1024;
 
 /// One image through im2col + GEMM, group by group, in bands of output rows.
+///
+/// With `par` (a batch of one), an image of at least two bands per thread runs its bands in
+/// parallel, each unfolded and multiplied on one thread; otherwise the bands run in turn and
+/// each GEMM runs in parallel. Unfolding is a pass over memory that a parallel GEMM leaves
+/// serial: for MTCNN's P-Net (27 × Wo patches per band for 10 output channels) it was the
+/// largest serial part of the cascade (docs/BENCHMARKS.md, issue 18's seventh part).
 fn gemm_image<'o>(
     x: &[f32],
     weight: &[f32],
@@ -541,29 +564,64 @@ fn gemm_image<'o>(
     let og = s.cout_per_group();
     let k = s.cin_per_group() * s.kh * s.kw;
     let p = ho * wo;
-    patch_bands(x, s, [ho, wo], |g, y0, n, rhs| {
-        let lhs = &weight[g * og * k..(g + 1) * og * k];
-        let dst_g = &mut out[g * og * p..(g + 1) * og * p];
-        let dst = &mut dst_g[y0 * wo..];
-        // SAFETY: the destination is the `og × n` block starting at column `y0·wo` of the
-        // row-major `og × p` group output (row stride p; its last element, at
-        // (og−1)·p + y0·wo + n − 1 < og·p, lies inside `dst_g`); `lhs` is `og × k` and `rhs`
-        // `k × n`, both row-major with exactly these lengths; the three do not overlap. Without
-        // `accumulate` the `gemm` crate writes every destination element and reads none, so
-        // `dst` may be uninitialised.
+    let (band, pointwise) = bands(s, k, [ho, wo]);
+    let units = s.groups * ho.div_ceil(band);
+    let dst = SyncPtr(out.as_mut_ptr().cast::<f32>());
+    // Band `(g, y0, n)`: `[og, n] = [og, k]·[k, n]` into group g's output from column `y0·wo`.
+    let gemm_band = |g: usize, y0: usize, n: usize, rhs: &[f32], parallelism| {
+        assert!(g < s.groups && y0 * wo + n <= p && rhs.len() == k * n);
+        // SAFETY: group g's row-major `og × p` output (row stride p) starts at `g·og·p` inside
+        // `out` (`co·p` long), and the destination is its `og × n` block from column `y0·wo`,
+        // whose last element, (og−1)·p + y0·wo + n − 1 < og·p (asserted above), lies inside it;
+        // the weights are the group's row-major `og × k` block and `rhs` the `k × n` row-major
+        // patches; the three do not overlap. Without `accumulate` the `gemm` crate writes
+        // every destination element and reads none, so it may be uninitialised. Distinct
+        // bands write disjoint blocks (other columns of the same rows, or another group), so
+        // they may run on different threads at once.
         unsafe {
             sgemm(
                 [og, n, k],
-                (dst.as_mut_ptr().cast::<f32>(), 1, p as isize),
+                (dst.get().add(g * og * p + y0 * wo), 1, p as isize),
                 false,
-                (lhs.as_ptr(), 1, k as isize),
+                (weight[g * og * k..(g + 1) * og * k].as_ptr(), 1, k as isize),
                 (rhs.as_ptr(), 1, n as isize),
-                parallelism(par),
+                parallelism,
             );
         }
-    });
+    };
+    if par && !pointwise && units >= 2 * rayon::current_num_threads() {
+        let cg = s.cin_per_group();
+        (0..units).into_par_iter().for_each(|u| {
+            let (g, y0, rows) = band_unit(u, band, ho);
+            with_cols(k * rows * wo, |cols| {
+                im2col(group_input(x, s, g), cg, s, [ho, wo], y0..y0 + rows, cols);
+                gemm_band(g, y0, rows * wo, cols, Parallelism::None);
+            });
+        });
+    } else {
+        patch_bands(x, s, [ho, wo], |g, y0, n, rhs| {
+            gemm_band(g, y0, n, rhs, parallelism(par))
+        });
+    }
     // SAFETY: the bands of every group cover the image's `co × p` output, each written above.
     unsafe { assume_init(out) }
+}
+
+/// A pointer that threads may share: each writes only its own disjoint part of the buffer
+/// (the caller's safety argument says which).
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut f32);
+
+// SAFETY: the pointer is only dereferenced by writes to disjoint parts, argued at each use.
+unsafe impl Send for SyncPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SyncPtr {}
+
+impl SyncPtr {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not its field).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
 }
 
 /// Unfolds one group's `[cg, H, W]` input for output rows `rows` into
@@ -1195,12 +1253,29 @@ mod tests {
     /// The epilogue fused on every path — GEMM and direct, a batch and a single image (whose
     /// epilogue runs channel blocks in parallel) — against the definition: `act(conv·scale +
     /// shift + residual)` with per-channel values. The two large planes split a single image's
-    /// channels into several blocks.
+    /// channels into several blocks; the two wide ones cut a single image into enough bands
+    /// (with a shorter last one) that two threads unfold and multiply them in parallel, one
+    /// of them in two groups.
     #[test]
     fn the_fused_epilogue_matches_the_definition_on_every_path() {
         let mut rows = SHAPES.to_vec();
         rows.push((1, 2, 130, 129, 3, 3, 3, [1, 1], [1, 1, 1, 1], [1, 1], 1));
         rows.push((1, 3, 130, 129, 3, 3, 3, [1, 1], [1, 1, 1, 1], [1, 1], 3));
+        let wide = [
+            (1, 1, 130, 1500, 3, 3, 3, [1, 1], [1, 1, 1, 1], [1, 1], 1),
+            (1, 10, 200, 600, 4, 3, 3, [2, 2], [1, 1, 1, 1], [1, 1], 2),
+        ];
+        for row in wide {
+            let s = shape(row);
+            let out = s.output().unwrap();
+            let (band, _) = bands(&s, s.cin_per_group() * 9, out);
+            let units = s.groups * out[0].div_ceil(band);
+            assert!(
+                units >= 5 && !out[0].is_multiple_of(band),
+                "{s:?}: {units} bands of {band} rows"
+            );
+            rows.push(row);
+        }
         for (case, &row) in rows.iter().enumerate() {
             let s = shape(row);
             let (x, wt) = inputs(&s, case);
