@@ -134,8 +134,7 @@ impl<B: Backend> DinoHead<B> {
 
     /// The `K` logits, `[n, in]` → `[n, K]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let v = self.last.val();
-        let norms = v.clone().powi_scalar(2).sum_dim(0).sqrt().clamp_min(1e-12);
-        face_nets::ops::matmul(self.bottleneck(x), v / norms)
+        let w = face_nets::ops::l2_normalize(self.last.val(), 0, 1e-12);
+        face_nets::ops::matmul(self.bottleneck(x), w)
     }
 }

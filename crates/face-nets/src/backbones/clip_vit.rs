@@ -267,7 +267,7 @@ impl<B: Backend> ClipVit<B> {
         let [n, _, w] = patches.dims();
         let cls = self.class_embedding.val().reshape([1, 1, w]).expand([n, 1, w]);
         let t = Tensor::cat(vec![cls, patches], 1) + self.positional_embedding.val().unsqueeze_dim(0);
-        let t = self.ln_pre.forward(t);
+        let t = crate::ops::layer_norm(&self.ln_pre, LN_EPS, t);
         self.transformer.resblocks.iter().fold(t, |t, b| b.forward(t))
     }
 
@@ -275,7 +275,8 @@ impl<B: Backend> ClipVit<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         let t = self.tokens(x);
         let [n, _, w] = t.dims();
-        let cls: Tensor<B, 2> = self.ln_post.forward(t.narrow(1, 0, 1)).reshape([n, w]);
+        let cls: Tensor<B, 2> =
+            crate::ops::layer_norm(&self.ln_post, LN_EPS, t.narrow(1, 0, 1)).reshape([n, w]);
         cls.matmul(self.proj.val())
     }
 }

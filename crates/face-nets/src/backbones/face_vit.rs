@@ -229,7 +229,11 @@ impl<B: Backend> FaceVit<B> {
 
     /// The blocks and the final norm over a token sequence (all tokens, or the kept ones).
     fn encode(&self, t: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.norm.forward(self.blocks.iter().fold(t, |t, b| b.forward(t)))
+        crate::ops::layer_norm(
+            &self.norm,
+            LN_EPS,
+            self.blocks.iter().fold(t, |t, b| b.forward(t)),
+        )
     }
 
     /// The normalised tokens, `[N, 3, S, S]` → `[N, num_patches, embed_dim]`.

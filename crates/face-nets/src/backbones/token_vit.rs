@@ -392,7 +392,7 @@ impl<B: Backend> TokenVit<B> {
     /// Every normalised output token, class token first, `[n, 1 + t, d]`.
     pub fn forward_tokens(&self, batch: &TokenBatch<B>) -> Tensor<B, 3> {
         let x = self.blocks.iter().fold(self.embed(batch), |x, b| b.forward(x));
-        self.norm.forward(x)
+        crate::ops::layer_norm(&self.norm, LN_EPS, x)
     }
 
     /// The representation: the normalised class token, `[n, d]`.

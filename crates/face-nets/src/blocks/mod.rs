@@ -43,10 +43,10 @@ pub(crate) fn global_avg_pool<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
     x.mean_dim(3).mean_dim(2).flatten(1, 3)
 }
 
-/// Rows scaled to unit L2 norm (`eps` guards the zero vector, as `F.normalize`).
+/// Rows scaled to unit L2 norm (`eps` guards the zero vector, as `F.normalize`):
+/// [`crate::ops::l2_normalize`] along dimension 1.
 pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>, eps: f64) -> Tensor<B, 2> {
-    let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(eps);
-    x / norm
+    crate::ops::l2_normalize(x, 1, eps)
 }
 
 /// Scaled dot-product self-attention over `heads` heads from packed projections: `qkv` is

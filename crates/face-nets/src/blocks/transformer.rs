@@ -22,6 +22,7 @@ use burn::tensor::Tensor;
 use super::multi_head_attention;
 use crate::error::Result;
 use crate::onnx_writer::{Attr, OnnxWriter};
+use crate::ops::layer_norm;
 
 /// The MLP's activation.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -128,6 +129,7 @@ impl TransformerBlockConfig {
                 tokenwise: self.tokenwise,
             },
             norm2: ln(),
+            layer_norm_eps: self.layer_norm_eps,
             mlp: Mlp {
                 fc1: self.linear(d, self.mlp_hidden, true, device),
                 fc2: self.linear(self.mlp_hidden, d, true, device),
@@ -197,6 +199,9 @@ pub struct TransformerBlock<B: Backend> {
     pub attn: SelfAttention<B>,
     /// LayerNorm before the MLP.
     pub norm2: LayerNorm<B>,
+    /// The norms' ε, which [`ops::layer_norm`](crate::ops::layer_norm) needs (Burn keeps a
+    /// `LayerNorm`'s own private). A constant: not part of the record.
+    pub layer_norm_eps: f64,
     /// The MLP.
     pub mlp: Mlp<B>,
 }
@@ -207,8 +212,9 @@ impl<B: Backend> TransformerBlock<B> {
     /// # Shapes
     /// `[n, t, d]` → `[n, t, d]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = x.clone() + self.attn.forward(self.norm1.forward(x));
-        x.clone() + self.mlp.forward(self.norm2.forward(x))
+        let eps = self.layer_norm_eps;
+        let x = x.clone() + self.attn.forward(layer_norm(&self.norm1, eps, x));
+        x.clone() + self.mlp.forward(layer_norm(&self.norm2, eps, x))
     }
 }
 

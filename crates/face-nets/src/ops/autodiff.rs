@@ -383,6 +383,121 @@ impl Backward<Inner, 1> for GeluBackward {
     }
 }
 
+/// LayerNorm over the last dimension (`γ`, optional `β`, epsilon `eps`) as one op whose
+/// backward is [`dense::layer_norm_backward`], when `B` is `Autodiff<NdArray<f32>>`; `Err`
+/// (untouched) otherwise. Burn's composed LayerNorm records nine ops, each a serial pass on
+/// NdArray, forward and backward.
+#[allow(clippy::result_large_err, clippy::type_complexity)]
+pub(super) fn layer_norm<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    gamma: Tensor<B, 1>,
+    beta: Option<Tensor<B, 1>>,
+    eps: f64,
+) -> Result<Tensor<B, D>, (Tensor<B, D>, Tensor<B, 1>, Option<Tensor<B, 1>>)> {
+    if !is_train(&x) {
+        return Err((x, gamma, beta));
+    }
+    let x: Tensor<Train, D> = same(x);
+    let shape = x.dims().to_vec();
+    let x = x.into_primitive().tensor();
+    let gamma = same::<_, Tensor<Train, 1>>(gamma).into_primitive().tensor();
+    let beta = beta.map(|b| same::<_, Tensor<Train, 1>>(b).into_primitive().tensor());
+    let beta_values = beta.as_ref().map(|b| with_values(&b.primitive, <[f32]>::to_vec));
+    let (out, stats) = with_values(&x.primitive, |xv| {
+        with_values(&gamma.primitive, |g| {
+            dense::layer_norm(xv, g, beta_values.as_deref(), eps as f32)
+        })
+    });
+    let out = tensor(out, shape.clone());
+    let y = match beta {
+        Some(b) => record(LayerNormBackward, [x, gamma, b], out, |[x, g, _]| {
+            (x, g, stats, shape)
+        }),
+        None => record(LayerNormBackward, [x, gamma], out, |[x, g]| (x, g, stats, shape)),
+    };
+    Ok(same(Tensor::<Train, D>::from_primitive(TensorPrimitive::Float(
+        y,
+    ))))
+}
+
+/// The backward step of a LayerNorm, with two parents (input, γ) or three (and β).
+#[derive(Debug)]
+struct LayerNormBackward;
+
+/// The input, γ, each row's `(mean, rstd)` and the input's shape.
+type LayerNormState = (NdArrayTensor, NdArrayTensor, Vec<[f32; 2]>, Vec<usize>);
+
+impl<const N: usize> Backward<Inner, N> for LayerNormBackward {
+    type State = LayerNormState;
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Inner>(&ops.node);
+        let (x, gamma, stats, shape) = ops.state;
+        let node = |i: usize| ops.parents.get(i).and_then(|p| p.as_ref()).map(|p| p.id);
+        let d = shape.last().copied().unwrap_or(0);
+        let (dx, dgamma, dbeta) = with_values(&x, |x| {
+            with_values(&gamma, |g| {
+                with_values(&dy, |dy| dense::layer_norm_backward(x, g, &stats, dy))
+            })
+        });
+        for (i, (grad, shape)) in [(dx, shape), (dgamma, vec![d]), (dbeta, vec![d])]
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(id) = node(i) {
+                grads.register::<Inner>(id, tensor(grad, shape));
+            }
+        }
+    }
+}
+
+/// [`super::l2_normalize`] as one op whose backward is [`dense::l2_normalize_backward`], when
+/// `B` is `Autodiff<NdArray<f32>>`; `Err(x)` (untouched) otherwise. Burn's composed form
+/// (square, sum, square root, clamp, divide) is five serial passes each way; over DINO's
+/// 256 × 65 536 prototypes that was the largest part of a LAFS step's calling thread.
+#[allow(clippy::result_large_err)]
+pub(super) fn l2_normalize<B: Backend>(
+    x: Tensor<B, 2>,
+    dim: usize,
+    eps: f32,
+) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
+    if !is_train(&x) {
+        return Err(x);
+    }
+    let x: Tensor<Train, 2> = same(x);
+    let dims = x.dims();
+    let x = x.into_primitive().tensor();
+    let (out, norms) = with_values(&x.primitive, |v| dense::l2_normalize(v, dims, dim, eps));
+    let out = tensor(out, dims.to_vec());
+    let y = record(NormalizeBackward, [x], out, |[x]| (x, dims, dim, eps, norms));
+    Ok(same(Tensor::<Train, 2>::from_primitive(TensorPrimitive::Float(
+        y,
+    ))))
+}
+
+/// The backward step of an L2 normalisation: the input, its shape, the dimension, the clamp
+/// and the unclamped norms.
+#[derive(Debug)]
+struct NormalizeBackward;
+
+impl Backward<Inner, 1> for NormalizeBackward {
+    type State = (NdArrayTensor, [usize; 2], usize, f32, Vec<f32>);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let dy = grads.consume::<Inner>(&ops.node);
+        let (x, dims, dim, eps, norms) = ops.state;
+        if let Some(node) = node {
+            let dx = with_values(&x, |x| {
+                with_values(&dy, |dy| {
+                    dense::l2_normalize_backward(x, dims, dim, eps, &norms, dy)
+                })
+            });
+            grads.register::<Inner>(node.id, tensor(dx, dims.to_vec()));
+        }
+    }
+}
+
 /// [`super::attention`] under `Autodiff<NdArray<f32>>`: one op whose backward
 /// ([`dense::attention_backward`]) reuses the forward's probabilities; `Err(qkv)` (untouched)
 /// on any other backend.

@@ -367,6 +367,255 @@ pub(crate) fn exp(x: f32) -> f32 {
     p * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
+/// Rows per parallel task of the row-wise passes ([`layer_norm`]). Fixed, so the order in
+/// which the backward adds the rows' parameter gradients does not depend on the thread count.
+const ROWS: usize = 64;
+
+/// LayerNorm over rows of `γ.len()` values: `(x − mean)·rstd·γ + β` with
+/// `rstd = 1/√(var + eps)` and the biased variance (Burn's `layer_norm`, PyTorch's
+/// `LayerNorm`). Returns the output and each row's `(mean, rstd)` for the backward.
+pub(crate) fn layer_norm(
+    x: &[f32],
+    gamma: &[f32],
+    beta: Option<&[f32]>,
+    eps: f32,
+) -> (Vec<f32>, Vec<[f32; 2]>) {
+    let d = gamma.len();
+    let mut out = vec![0f32; x.len()];
+    let mut stats = vec![[0f32; 2]; x.len().checked_div(d).unwrap_or(0)];
+    if d == 0 {
+        return (out, stats);
+    }
+    out.par_chunks_mut(ROWS * d)
+        .zip(stats.par_chunks_mut(ROWS))
+        .zip(x.par_chunks(ROWS * d))
+        .for_each(|((out, stats), x)| simd!(layer_norm_body(out, stats, x, gamma, beta, eps)));
+    (out, stats)
+}
+
+#[inline(always)]
+fn layer_norm_body(
+    out: &mut [f32],
+    stats: &mut [[f32; 2]],
+    x: &[f32],
+    gamma: &[f32],
+    beta: Option<&[f32]>,
+    eps: f32,
+) {
+    let d = gamma.len();
+    for ((out, stat), x) in out.chunks_exact_mut(d).zip(stats).zip(x.chunks_exact(d)) {
+        let mean = lane_sum(x.iter().copied()) / d as f32;
+        let var = lane_sum(x.iter().map(|v| (v - mean) * (v - mean))) / d as f32;
+        let rstd = 1.0 / (var + eps).sqrt();
+        *stat = [mean, rstd];
+        let normed = out.iter_mut().zip(x).zip(gamma);
+        match beta {
+            Some(beta) => normed
+                .zip(beta)
+                .for_each(|(((o, x), g), b)| *o = (x - mean) * rstd * g + b),
+            None => normed.for_each(|((o, x), g)| *o = (x - mean) * rstd * g),
+        }
+    }
+}
+
+/// The gradients of [`layer_norm`] from `dy`, with the forward's `(mean, rstd)` per row:
+/// `(∂L/∂x, ∂L/∂γ, ∂L/∂β)`. With `x̂ = (x − mean)·rstd` and `g = dy ⊙ γ`:
+/// `∂x = rstd·(g − mean(g) − x̂·mean(g ⊙ x̂))` per row, `∂γ = Σ dy ⊙ x̂` and `∂β = Σ dy` over
+/// rows. The parameter gradients are summed per block of [`ROWS`] rows, then block by block in
+/// order, so they do not depend on scheduling or the thread count.
+pub(crate) fn layer_norm_backward(
+    x: &[f32],
+    gamma: &[f32],
+    stats: &[[f32; 2]],
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let d = gamma.len();
+    let mut dx = vec![0f32; x.len()];
+    if d == 0 {
+        return (dx, Vec::new(), Vec::new());
+    }
+    let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
+        .par_chunks_mut(ROWS * d)
+        .zip(x.par_chunks(ROWS * d))
+        .zip(dy.par_chunks(ROWS * d))
+        .zip(stats.par_chunks(ROWS))
+        .map(|(((dx, x), dy), stats)| {
+            let mut sums = (vec![0f32; d], vec![0f32; d]);
+            simd!(layer_norm_backward_body(dx, &mut sums, x, dy, gamma, stats));
+            sums
+        })
+        .collect();
+    let (mut dgamma, mut dbeta) = (vec![0f32; d], vec![0f32; d]);
+    for (g, b) in &partial {
+        dgamma.iter_mut().zip(g).for_each(|(a, v)| *a += v);
+        dbeta.iter_mut().zip(b).for_each(|(a, v)| *a += v);
+    }
+    (dx, dgamma, dbeta)
+}
+
+#[inline(always)]
+fn layer_norm_backward_body(
+    dx: &mut [f32],
+    (dgamma, dbeta): &mut (Vec<f32>, Vec<f32>),
+    x: &[f32],
+    dy: &[f32],
+    gamma: &[f32],
+    stats: &[[f32; 2]],
+) {
+    let d = gamma.len();
+    let rows = dx
+        .chunks_exact_mut(d)
+        .zip(x.chunks_exact(d))
+        .zip(dy.chunks_exact(d));
+    for (((dx, x), dy), &[mean, rstd]) in rows.zip(stats) {
+        let xhat = |x: f32| (x - mean) * rstd;
+        let mean_g = lane_sum(dy.iter().zip(gamma).map(|(dy, g)| dy * g)) / d as f32;
+        let mean_gx = lane_sum(dy.iter().zip(gamma).zip(x).map(|((dy, g), x)| dy * g * xhat(*x))) / d as f32;
+        for ((((dx, x), dy), g), (dg, db)) in dx
+            .iter_mut()
+            .zip(x)
+            .zip(dy)
+            .zip(gamma)
+            .zip(dgamma.iter_mut().zip(dbeta.iter_mut()))
+        {
+            let xh = xhat(*x);
+            *dx = rstd * (dy * g - mean_g - xh * mean_gx);
+            *dg += dy * xh;
+            *db += dy;
+        }
+    }
+}
+
+/// `x` `[r, c]` (row-major) scaled to unit L2 norm along `dim` (1: each row, 0: each
+/// column), each norm clamped below at `eps` (`F.normalize`). Returns the output and the
+/// unclamped norms (`r` of them for rows, `c` for columns), in the order Burn's composed
+/// `x / ‖x‖` sums (row after row).
+pub(crate) fn l2_normalize(x: &[f32], [r, c]: [usize; 2], dim: usize, eps: f32) -> (Vec<f32>, Vec<f32>) {
+    let mut out = vec![0f32; x.len()];
+    if r * c == 0 {
+        return (out, vec![0f32; if dim == 1 { r } else { c }]);
+    }
+    let norms: Vec<f32> = if dim == 1 {
+        x.par_chunks(c)
+            .map(|row| row.iter().map(|v| v * v).sum::<f32>().sqrt())
+            .collect()
+    } else {
+        column_blocks(c)
+            .flat_map_iter(|cols| {
+                let mut sums = vec![0f32; cols.len()];
+                for row in x.chunks_exact(c) {
+                    simd!(add_squares(&mut sums, &row[cols.clone()]));
+                }
+                sums.into_iter().map(f32::sqrt)
+            })
+            .collect()
+    };
+    out.par_chunks_mut(c)
+        .zip(x.par_chunks(c))
+        .enumerate()
+        .for_each(|(i, (o, row))| {
+            if dim == 1 {
+                let n = norms[i].max(eps);
+                o.iter_mut().zip(row).for_each(|(o, v)| *o = v / n);
+            } else {
+                simd!(divide_by_norms(o, row, &norms, eps));
+            }
+        });
+    (out, norms)
+}
+
+/// The gradient of [`l2_normalize`] from `dy`, with its unclamped `norms`: along `dim`,
+/// `∂x = (dy − y·Σ dy⊙y)/n` with `y = x/n`, and `dy/eps` where the norm was clamped (the
+/// clamp passes no gradient to the norm there).
+pub(crate) fn l2_normalize_backward(
+    x: &[f32],
+    [r, c]: [usize; 2],
+    dim: usize,
+    eps: f32,
+    norms: &[f32],
+    dy: &[f32],
+) -> Vec<f32> {
+    let mut dx = vec![0f32; x.len()];
+    if r * c == 0 {
+        return dx;
+    }
+    let scale = |n: f32| if n < eps { (eps, 0.0) } else { (n, 1.0) };
+    // Σ dy⊙y along `dim` (0 where the norm was clamped).
+    let dots: Vec<f32> = if dim == 1 {
+        x.par_chunks(c)
+            .zip(dy.par_chunks(c))
+            .zip(norms)
+            .map(|((row, g), &n)| {
+                let (n, on) = scale(n);
+                on * row.iter().zip(g).map(|(v, g)| v / n * g).sum::<f32>()
+            })
+            .collect()
+    } else {
+        column_blocks(c)
+            .flat_map_iter(|cols| {
+                let mut sums = vec![0f32; cols.len()];
+                for (row, g) in x.chunks_exact(c).zip(dy.chunks_exact(c)) {
+                    let (row, g) = (&row[cols.clone()], &g[cols.clone()]);
+                    sums.iter_mut()
+                        .zip(row.iter().zip(g))
+                        .for_each(|(s, (v, g))| *s += v * g);
+                }
+                sums.into_iter()
+                    .zip(&norms[cols])
+                    .map(|(s, &n)| {
+                        let (n, on) = scale(n);
+                        on * s / n
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    dx.par_chunks_mut(c)
+        .zip(x.par_chunks(c).zip(dy.par_chunks(c)))
+        .enumerate()
+        .for_each(|(i, (d, (row, g)))| {
+            for (j, ((d, v), g)) in d.iter_mut().zip(row).zip(g).enumerate() {
+                let k = if dim == 1 { i } else { j };
+                let (n, _) = scale(norms[k]);
+                *d = (g - v / n * dots[k]) / n;
+            }
+        });
+    dx
+}
+
+/// Blocks of columns for the column-wise passes of [`l2_normalize`], in parallel.
+fn column_blocks(
+    c: usize,
+) -> rayon::iter::Map<rayon::range::Iter<usize>, impl Fn(usize) -> std::ops::Range<usize> + Sync + Send> {
+    const BLOCK: usize = 2048;
+    (0..c.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(move |b| b * BLOCK..((b + 1) * BLOCK).min(c))
+}
+
+#[inline(always)]
+fn add_squares(sums: &mut [f32], row: &[f32]) {
+    sums.iter_mut().zip(row).for_each(|(s, v)| *s += v * v);
+}
+
+#[inline(always)]
+fn divide_by_norms(out: &mut [f32], row: &[f32], norms: &[f32], eps: f32) {
+    for ((o, v), n) in out.iter_mut().zip(row).zip(norms) {
+        *o = v / n.max(eps);
+    }
+}
+
+/// The sum of `values` in 16 interleaved partial sums, so that the loop vectorises (a single
+/// running sum is a chain the compiler may not reorder).
+#[inline(always)]
+fn lane_sum(values: impl Iterator<Item = f32>) -> f32 {
+    let mut lanes = [0f32; 16];
+    for (i, v) in values.enumerate() {
+        lanes[i % 16] += v;
+    }
+    lanes.iter().sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +662,129 @@ mod tests {
                 (got - want).abs() <= 3.0 * f32::EPSILON * want,
                 "exp({x}) = {got}, libm {want}"
             );
+        }
+    }
+
+    /// LayerNorm in f64 by its definition: rows of `γ.len()` values.
+    fn layer_norm_f64(x: &[f64], gamma: &[f64], beta: &[f64], eps: f64) -> Vec<f64> {
+        let d = gamma.len();
+        x.chunks(d)
+            .flat_map(|row| {
+                let mean = row.iter().sum::<f64>() / d as f64;
+                let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / d as f64;
+                let rstd = 1.0 / (var + eps).sqrt();
+                (0..d).map(move |j| (row[j] - mean) * rstd * gamma[j] + beta[j])
+            })
+            .collect()
+    }
+
+    /// The LayerNorm kernels against the definition in f64: the forward, and the three
+    /// gradients of `L = Σ r ⊙ y` against central finite differences of the f64 forward, on
+    /// 3 rows of 5 and on 130 rows of 7 (three blocks of rows, the last one short).
+    #[test]
+    fn layer_norm_and_its_gradients_match_finite_differences() {
+        for (rows, d, seed) in [(3, 5, 1), (130, 7, 2)] {
+            let eps = 1e-5;
+            let x = values(rows * d, seed, 2.0);
+            let gamma: Vec<f32> = values(d, seed + 10, 0.5).iter().map(|g| g + 1.0).collect();
+            let beta = values(d, seed + 20, 1.0);
+            let r = values(rows * d, seed + 30, 1.0);
+            let (y, stats) = layer_norm(&x, &gamma, Some(&beta), eps as f32);
+            let (dx, dgamma, dbeta) = layer_norm_backward(&x, &gamma, &stats, &r);
+
+            let f64s = |v: &[f32]| v.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
+            let (x64, g64, b64, r64) = (f64s(&x), f64s(&gamma), f64s(&beta), f64s(&r));
+            let want = layer_norm_f64(&x64, &g64, &b64, eps);
+            for (k, (a, b)) in y.iter().zip(&want).enumerate() {
+                assert!((f64::from(*a) - b).abs() <= 2e-6, "y[{k}] = {a} vs {b}");
+            }
+            let loss = |x: &[f64], g: &[f64], b: &[f64]| -> f64 {
+                layer_norm_f64(x, g, b, eps)
+                    .iter()
+                    .zip(&r64)
+                    .map(|(y, r)| y * r)
+                    .sum()
+            };
+            let h = 1e-6;
+            let numeric = |which: usize, k: usize| {
+                let mut args = [x64.clone(), g64.clone(), b64.clone()];
+                args[which][k] += h;
+                let up = loss(&args[0], &args[1], &args[2]);
+                args[which][k] -= 2.0 * h;
+                let down = loss(&args[0], &args[1], &args[2]);
+                (up - down) / (2.0 * h)
+            };
+            for (which, got) in [(0, &dx), (1, &dgamma), (2, &dbeta)] {
+                // every element for the small case, a spread of them for the large one
+                let step = if rows * d > 100 && which == 0 { 37 } else { 1 };
+                for k in (0..got.len()).step_by(step) {
+                    let want = numeric(which, k);
+                    let err = (f64::from(got[k]) - want).abs();
+                    assert!(
+                        err <= 1e-4 * (1.0 + want.abs()),
+                        "{rows}×{d}, gradient {which}[{k}]: {} vs {want}",
+                        got[k]
+                    );
+                }
+            }
+        }
+    }
+
+    /// L2 normalisation along each dimension against the definition in f64, and its gradient
+    /// of `L = Σ r ⊙ y` against central finite differences, with a zero row and a zero column
+    /// (norm clamped: gradient `r/eps`), on 4 × 5 and on 3 × 2100 (columns in two blocks).
+    #[test]
+    fn l2_normalize_and_its_gradient_match_finite_differences() {
+        for (r, c, seed) in [(4, 5, 1), (3, 2100, 2)] {
+            let mut x = values(r * c, seed, 2.0);
+            x[c..2 * c].fill(0.0); // row 1
+            (0..r).for_each(|i| x[i * c + 3] = 0.0); // column 3
+            let dy = values(r * c, seed + 7, 1.0);
+            let eps = 1e-3f32;
+            for dim in [0, 1] {
+                let (y, norms) = l2_normalize(&x, [r, c], dim, eps);
+                let dx = l2_normalize_backward(&x, [r, c], dim, eps, &norms, &dy);
+                let forward = |x: &[f64]| -> Vec<f64> {
+                    let norm = |i: usize, j: usize| {
+                        let n: f64 = if dim == 1 {
+                            (0..c).map(|k| x[i * c + k] * x[i * c + k]).sum()
+                        } else {
+                            (0..r).map(|k| x[k * c + j] * x[k * c + j]).sum()
+                        };
+                        n.sqrt().max(f64::from(eps))
+                    };
+                    (0..r * c).map(|k| x[k] / norm(k / c, k % c)).collect()
+                };
+                let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+                for (k, (a, b)) in y.iter().zip(forward(&x64)).enumerate() {
+                    assert!(
+                        (f64::from(*a) - b).abs() <= 1e-6,
+                        "dim {dim}: y[{k}] = {a} vs {b}"
+                    );
+                }
+                let h = 1e-6;
+                let loss = |x: &[f64]| {
+                    forward(x)
+                        .iter()
+                        .zip(&dy)
+                        .map(|(y, g)| y * f64::from(*g))
+                        .sum::<f64>()
+                };
+                let step = if r * c > 100 { 97 } else { 1 };
+                let picks = (0..r * c).step_by(step).chain([c + 1, 3, 2 * c + 3]);
+                for k in picks {
+                    let (mut up, mut down) = (x64.clone(), x64.clone());
+                    up[k] += h;
+                    down[k] -= h;
+                    let want = (loss(&up) - loss(&down)) / (2.0 * h);
+                    let err = (f64::from(dx[k]) - want).abs();
+                    assert!(
+                        err <= 1e-3 * (1.0 + want.abs()),
+                        "dim {dim}: dx[{k}] = {} vs {want}",
+                        dx[k]
+                    );
+                }
+            }
         }
     }
 

@@ -43,7 +43,7 @@ use std::any::Any;
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AvgPool2d, MaxPool2d};
-use burn::nn::{BatchNorm, Linear, PRelu, PaddingConfig2d};
+use burn::nn::{BatchNorm, LayerNorm, Linear, PRelu, PaddingConfig2d};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
@@ -438,6 +438,78 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     match autodiff::gelu(x) {
         Ok(y) => y,
         Err(x) => burn::tensor::activation::gelu(x),
+    }
+}
+
+/// `norm` over the last dimension of `x` with epsilon `eps`: `(x − mean)/√(var + eps)·γ + β`,
+/// the biased variance (Burn's `LayerNorm::forward`). Burn keeps a `LayerNorm`'s own epsilon
+/// private, so the caller passes the one it built `norm` with; every path here uses `eps`.
+///
+/// On NdArray f32 it is one pass per row, rows in parallel; under `Autodiff<NdArray<f32>>` one
+/// op whose backward is one pass per row too (Burn's composed LayerNorm is nine ops and as
+/// many serial passes each way). Elsewhere, or for a γ or β of another width, Burn's
+/// `layer_norm`.
+pub fn layer_norm<B: Backend, const D: usize>(
+    norm: &LayerNorm<B>,
+    eps: f64,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    let d = x.dims()[D - 1];
+    let gamma = norm.gamma.val();
+    let beta = norm.beta.as_ref().map(|b| b.val());
+    let fits =
+        gamma.dims() == [d] && beta.as_ref().is_none_or(|b| b.dims() == [d]) && gamma.dtype() == x.dtype();
+    if fits && fast_inference(&x) {
+        let host_beta = match &beta {
+            Some(b) => channels(b.clone(), d).map(Some),
+            None => Some(None),
+        };
+        if let (Some(g), Some(b)) = (channels(gamma.clone(), d), host_beta) {
+            let dims = x.dims();
+            let device = x.device();
+            let (out, _) = Host::new(x).with(|xv| dense::layer_norm(xv, &g, b.as_deref(), eps as f32));
+            return Tensor::from_data(TensorData::new(out, dims), &device);
+        }
+    }
+    let (x, gamma, beta) = if fits {
+        match autodiff::layer_norm(x, gamma, beta, eps) {
+            Ok(y) => return y,
+            Err(parts) => parts,
+        }
+    } else {
+        (x, gamma, beta)
+    };
+    let beta = beta.map(|b| b.into_primitive().tensor());
+    Tensor::from_primitive(TensorPrimitive::Float(B::layer_norm(
+        x.into_primitive().tensor(),
+        gamma.into_primitive().tensor(),
+        beta,
+        eps,
+    )))
+}
+
+/// `x` scaled to unit L2 norm along `dim` (1: each row, 0: each column), each norm clamped
+/// below at `eps`, as `F.normalize(x, dim=dim, eps=eps)`.
+///
+/// On NdArray f32 it is two parallel passes; under `Autodiff<NdArray<f32>>` one op whose
+/// backward is two more (`(dy − y·Σ dy⊙y)/‖x‖` along `dim`). Elsewhere composed of Burn's ops.
+///
+/// # Panics
+/// When `dim` is not 0 or 1.
+pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>, dim: usize, eps: f64) -> Tensor<B, 2> {
+    assert!(dim < 2, "l2_normalize: dimension {dim} of a matrix");
+    if fast_inference(&x) {
+        let dims = x.dims();
+        let device = x.device();
+        let (out, _) = Host::new(x).with(|v| dense::l2_normalize(v, dims, dim, eps as f32));
+        return Tensor::from_data(TensorData::new(out, dims), &device);
+    }
+    match autodiff::l2_normalize(x, dim, eps as f32) {
+        Ok(y) => y,
+        Err(x) => {
+            let norm = x.clone().powi_scalar(2).sum_dim(dim).sqrt().clamp_min(eps);
+            x / norm
+        }
     }
 }
 

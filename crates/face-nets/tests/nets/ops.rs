@@ -6,11 +6,15 @@ use burn::backend::{Autodiff, NdArray};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
-    BatchNorm, BatchNormConfig, Linear, LinearConfig, LinearLayout, PRelu, PReluConfig, PaddingConfig2d,
+    BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, LinearLayout, PRelu,
+    PReluConfig, PaddingConfig2d,
 };
 use burn::tensor::{Tensor, TensorData};
 use face_nets::multi_head_attention;
-use face_nets::ops::{batch_norm, conv2d, conv2d_affine, conv2d_fused, gelu, linear, matmul, Activation};
+use face_nets::ops::{
+    batch_norm, conv2d, conv2d_affine, conv2d_fused, gelu, l2_normalize, layer_norm, linear, matmul,
+    Activation,
+};
 
 type Fast = NdArray<f32>;
 type Composed = Autodiff<NdArray<f32>>;
@@ -715,6 +719,138 @@ fn fast_linear_and_gelu_match_burns() {
         let g_ref = (exact * r).sum().backward();
         let err = grad_rel("dgelu", a.grad(&g_fast), b.grad(&g_ref), 1.0);
         assert!(err <= 2e-6, "gelu gradient ×{scale}: max |Δ| {err:e}");
+    }
+}
+
+/// A LayerNorm of width `d` with γ and β away from their initial ones and zeros.
+fn layer_norm_module<B: burn::tensor::backend::Backend>(
+    d: usize,
+    eps: f64,
+    bias: bool,
+    seed: usize,
+) -> LayerNorm<B> {
+    let mut norm: LayerNorm<B> = LayerNormConfig::new(d)
+        .with_epsilon(eps)
+        .with_bias(bias)
+        .init(&Default::default());
+    norm.gamma = Param::from_tensor(tensor::<B, 1>([d], seed).add_scalar(1.2));
+    if bias {
+        norm.beta = Some(Param::from_tensor(tensor([d], seed + 1)));
+    }
+    norm
+}
+
+/// `ops::layer_norm` against `LayerNorm::forward`: inference on NdArray, and under autodiff the
+/// output and the input, γ and β gradients, on the LAFS shape (16 views of 50 tokens, 192
+/// wide: 800 rows, past several blocks of rows), odd widths, one row, rows of one value (zero
+/// variance: the output is β) and an input with a large offset (a mean far from zero). The
+/// bound grows with the offset: an f32 mean of values near 100 is rounded to their ulp
+/// (7.6e-6), in both implementations, and normalising divides that by the spread.
+#[test]
+fn fast_layer_norm_matches_burns() {
+    let cases: [([usize; 3], f64, bool, f32); 6] = [
+        ([16, 50, 192], 1e-6, true, 1.0),
+        ([3, 7, 5], 1e-5, true, 3.0),
+        ([2, 65, 9], 1e-5, false, 1.0),
+        ([1, 1, 24], 1e-6, true, 1.0),
+        ([2, 3, 1], 1e-5, true, 1.0),
+        ([4, 6, 32], 1e-6, true, 100.0),
+    ];
+    for (i, (dims, eps, bias, offset)) in cases.into_iter().enumerate() {
+        let input = |seed| tensor::<Fast, 3>(dims, seed).add_scalar(offset);
+        let norm = layer_norm_module::<Fast>(dims[2], eps, bias, 10 * i);
+        let got = layer_norm(&norm, eps, input(10 * i + 5));
+        let want = norm.forward(input(10 * i + 5));
+        let bound = 1e-5 * (1.0 + offset / 10.0);
+        let err = (got - want).abs().max().into_scalar();
+        assert!(err <= bound, "layer norm case {i}: max |Δ| {err:e}");
+
+        let grads = |fast: bool| {
+            let norm = layer_norm_module::<Composed>(dims[2], eps, bias, 10 * i);
+            let x = tensor::<Composed, 3>(dims, 10 * i + 5)
+                .add_scalar(offset)
+                .require_grad();
+            let y = if fast {
+                layer_norm(&norm, eps, x.clone())
+            } else {
+                norm.forward(x.clone())
+            };
+            let r: Tensor<Composed, 3> = tensor(dims, 10 * i + 6);
+            let g = (y.clone() * r).sum().backward();
+            let db = norm.beta.as_ref().and_then(|b| b.grad(&g));
+            (y.inner(), x.grad(&g), norm.gamma.grad(&g), db)
+        };
+        let (fast, reference) = (grads(true), grads(false));
+        let err = (fast.0 - reference.0).abs().max().into_scalar();
+        assert!(
+            err <= bound,
+            "layer norm case {i}, training forward: max |Δ| {err:e}"
+        );
+        let mut errs = vec![
+            ("dx", grad_rel("dx", fast.1, reference.1, 1e-3)),
+            ("dgamma", grad_rel("dgamma", fast.2, reference.2, 1e-3)),
+        ];
+        if bias {
+            errs.push(("dbeta", grad_rel("dbeta", fast.3, reference.3, 1e-3)));
+        }
+        for (what, err) in errs {
+            assert!(
+                err <= 1e-4,
+                "layer norm case {i} {what}: max relative |Δ| {err:e}"
+            );
+        }
+    }
+}
+
+/// `ops::l2_normalize` against the same normalisation composed of Burn's ops (square, sum,
+/// square root, clamp, divide), along rows and columns: inference on NdArray, and the output
+/// and input gradient under autodiff. Shapes: DINO's prototype matrix in small (many columns,
+/// past one block), a batch of embeddings, two rows, and a matrix with a zero row and column.
+#[test]
+fn fast_l2_normalize_matches_the_composed_ops() {
+    fn composed<B: burn::tensor::backend::Backend>(x: Tensor<B, 2>, dim: usize) -> Tensor<B, 2> {
+        let norm = x.clone().powi_scalar(2).sum_dim(dim).sqrt().clamp_min(1e-12);
+        x / norm
+    }
+    for (i, [r, c]) in [[16, 3000], [32, 64], [2, 7], [5, 6]].into_iter().enumerate() {
+        let input = |zero: bool| {
+            let mut v = values(r * c, 30 + i);
+            if zero {
+                v.iter_mut().step_by(c).for_each(|v| *v = 0.0);
+                v[..c].fill(0.0);
+            }
+            TensorData::new(v, [r, c])
+        };
+        for dim in [0, 1] {
+            let zero = i == 3;
+            let x = || Tensor::<Fast, 2>::from_data(input(zero), &Default::default());
+            let err = (l2_normalize(x(), dim, 1e-12) - composed(x(), dim))
+                .abs()
+                .max()
+                .into_scalar();
+            assert!(err <= 1e-6, "case {i}, dim {dim}: max |Δ| {err:e}");
+
+            let grads = |fast: bool| {
+                let x = Tensor::<Composed, 2>::from_data(input(zero), &Default::default()).require_grad();
+                let y = if fast {
+                    l2_normalize(x.clone(), dim, 1e-12)
+                } else {
+                    composed(x.clone(), dim)
+                };
+                let g = (y.clone() * tensor::<Composed, 2>([r, c], 40 + i))
+                    .sum()
+                    .backward();
+                (y.inner(), x.grad(&g))
+            };
+            let (fast, reference) = (grads(true), grads(false));
+            let err = (fast.0 - reference.0).abs().max().into_scalar();
+            assert!(
+                err <= 1e-6,
+                "case {i}, dim {dim}, training forward: max |Δ| {err:e}"
+            );
+            let err = grad_rel("dx", fast.1, reference.1, 1e-3);
+            assert!(err <= 1e-4, "case {i}, dim {dim}: dx max relative |Δ| {err:e}");
+        }
     }
 }
 
