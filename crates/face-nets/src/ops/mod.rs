@@ -27,8 +27,13 @@
 //! are direct pooling passes on NdArray with Burn's pools elsewhere.
 //!
 //! The transformer layers have their own: [`linear`] (every linear layer) and [`matmul`], [`gelu`] (the exact
-//! GELU) and the fused attention behind [`crate::multi_head_attention`], on `dense.rs`'s
-//! kernels for NdArray inference and as autodiff ops with their own backward for training.
+//! GELU), [`layer_norm`], [`l2_normalize`] and the fused attention behind
+//! [`crate::multi_head_attention`], on `dense.rs`'s kernels for NdArray inference and as
+//! autodiff ops with their own backward for training.
+//!
+//! A single image (batch 1) runs its convolution's bands of output rows in parallel, each
+//! unfolded and multiplied on one thread, when it has two or more per thread; otherwise each
+//! band's GEMM runs in parallel.
 //!
 //! The choice is made per call from the tensor's type, not by a trait bound, so every generic
 //! `B: Backend` function keeps its signature (see docs/ARCHITECTURE.md, "fused operations").
