@@ -4,19 +4,15 @@
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use face_nets::l2_normalize;
 
 /// Small constant guarding norms and logarithms.
 const EPS: f64 = 1e-12;
 
-fn unit_rows<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(EPS);
-    x / norm
-}
-
 /// Identity distillation `mean_i (1 − cos(s_i, t_i))`, in `[0, 2]`; both `[N, D]` inputs are
 /// normalised here, so raw embeddings are fine.
 pub fn identity_cosine<B: Backend>(student: Tensor<B, 2>, teacher: Tensor<B, 2>) -> Tensor<B, 1> {
-    let cos = (unit_rows(student) * unit_rows(teacher)).sum_dim(1);
+    let cos = (l2_normalize(student, EPS) * l2_normalize(teacher, EPS)).sum_dim(1);
     (cos.neg() + 1.0).mean()
 }
 
@@ -28,8 +24,8 @@ pub fn relational<B: Backend>(student: Tensor<B, 2>, teacher: Tensor<B, 2>) -> T
     if n < 2 {
         return Tensor::zeros([1], &device);
     }
-    let s = unit_rows(student);
-    let t = unit_rows(teacher);
+    let s = l2_normalize(student, EPS);
+    let t = l2_normalize(teacher, EPS);
     let gs = s.clone().matmul(s.transpose());
     let gt = t.clone().matmul(t.transpose());
     // The diagonals are 1 in both, so they add nothing to the sum.

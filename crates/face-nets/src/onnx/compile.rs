@@ -620,7 +620,7 @@ impl<B: Backend> Compiler<'_, B> {
                         "only the normalised output is computed",
                     ));
                 }
-                (Op::LayerNorm(norm), first)
+                (Op::LayerNorm(norm, n.config.epsilon), first)
             }
             Node::MaxPool2d(n) => {
                 let c = &n.config;

@@ -96,7 +96,8 @@ pub(super) enum Op<B: Backend> {
     LeakyRelu(f64),
     Clip(Option<f64>, Option<f64>),
     Softmax(usize),
-    LayerNorm(LayerNorm<B>),
+    /// The norm and its ε (which [`ops::layer_norm`] takes: Burn keeps the norm's private).
+    LayerNorm(LayerNorm<B>, f64),
     MaxPool(MaxPool2d),
     AvgPool(AvgPool2d),
     GlobalAvgPool,
@@ -716,14 +717,14 @@ impl<B: Backend> Op<B> {
                 let ax = axis(*ax as i64, t.rank())?;
                 one(each_rank!(t, x => activation::softmax(x, ax)))
             }
-            Op::LayerNorm(norm) => {
+            Op::LayerNorm(norm, eps) => {
                 let t = tensor(inp, 0)?;
                 let dims = t.dims();
                 let d = norm.gamma.dims()[0];
                 if dims.last() != Some(&d) {
                     return Err(format!("a layer norm over {d} features on shape {dims:?}"));
                 }
-                one(each_rank!(t, x => norm.forward(x)))
+                one(each_rank!(t, x => ops::layer_norm(norm, *eps, x)))
             }
             Op::MaxPool(pool) => one(Dyn::R4(ops::max_pool2d(pool, typed::<B, 4>(inp, 0)?))),
             Op::AvgPool(pool) => one(Dyn::R4(ops::avg_pool2d(pool, typed::<B, 4>(inp, 0)?))),
