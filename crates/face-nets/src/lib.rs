@@ -33,6 +33,7 @@ pub mod model;
 pub mod onnx;
 pub(crate) mod onnx_writer;
 pub mod ops;
+pub mod optim;
 pub mod record;
 pub mod runtime;
 pub mod weights;
@@ -51,6 +52,7 @@ pub use losses::{cross_entropy, CombinedMargin, CombinedMarginConfig, NormLinear
 pub use model::{
     load_backbone, load_model, save_backbone, BackboneConfig, FaceBackbone, FaceModel, FaceModelConfig,
 };
+pub use optim::FusedAdamW;
 pub use runtime::{
     check_cuda, keep_freed_memory, CandleTrain, DeviceChoice, InferJob, NdArrayCpu, NdArrayTrain, TrainJob,
 };

@@ -146,9 +146,9 @@ fn over_tokens<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>, tokenwise: bool) 
         return crate::ops::linear(layer, x);
     }
     let [n, t, d] = x.dims();
-    let y: Tensor<B, 2> = crate::ops::linear(layer, x.reshape([n * t, d]));
+    let y: Tensor<B, 2> = crate::ops::linear(layer, crate::ops::reshape(x, [n * t, d]));
     let out = y.dims()[1];
-    y.reshape([n, t, out])
+    crate::ops::reshape(y, [n, t, out])
 }
 
 /// Multi-head self-attention with a packed q, k, v projection.

@@ -17,8 +17,6 @@
 //! Depthwise and thin grouped convolutions, `Same` padding, other checkpointing strategies and
 //! other backends take the composed path (`Conv2d::forward`).
 
-use std::any::Any;
-
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
@@ -31,7 +29,8 @@ use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use burn_ndarray::NdArrayTensor;
 
 use super::cpu::{self, ConvShape};
-use super::{conv_shape, dense, with_matrix, with_values};
+use super::xent;
+use super::{cast, conv_shape, dense, view_as, with_matrix, with_values};
 
 type Inner = NdArray<f32>;
 type Train = Autodiff<Inner>;
@@ -57,18 +56,6 @@ pub(super) fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Result<Te
 /// Whether `x` is an f32 tensor of `Autodiff<NdArray<f32>>`: what the ops here take.
 fn is_train<B: Backend, const D: usize>(x: &Tensor<B, D>) -> bool {
     std::any::TypeId::of::<B>() == std::any::TypeId::of::<Train>() && x.dtype() == burn::tensor::DType::F32
-}
-
-/// Moves a value to the type it already is (checked by `TypeId`), or hands it back.
-fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
-    let boxed: Box<dyn Any> = Box::new(value);
-    match boxed.downcast::<U>() {
-        Ok(u) => Ok(*u),
-        Err(back) => match back.downcast::<T>() {
-            Ok(t) => Err(*t),
-            Err(_) => unreachable!("a box holds the value it was made from"),
-        },
-    }
 }
 
 /// [`cast`] where the types are known to match: every caller runs after [`is_train`] has
@@ -494,6 +481,111 @@ impl Backward<Inner, 1> for NormalizeBackward {
                 })
             });
             grads.register::<Inner>(node.id, tensor(dx, dims.to_vec()));
+        }
+    }
+}
+
+/// [`super::reshape`] under `Autodiff<NdArray<f32>>`: the output shares the input's buffer
+/// when it is contiguous, and the backward reshapes the gradient back the same way; `Err(x)`
+/// (untouched) on any other backend or layout.
+#[allow(clippy::result_large_err)]
+pub(super) fn reshape<B: Backend, const D: usize, const D2: usize>(
+    x: Tensor<B, D>,
+    shape: [usize; D2],
+) -> Result<Tensor<B, D2>, Tensor<B, D>> {
+    if !is_train(&x) {
+        return Err(x);
+    }
+    let x: Tensor<Train, D> = same(x);
+    let from = x.dims().to_vec();
+    let x = x.into_primitive().tensor();
+    let out = match view_as(x.primitive.clone(), &shape) {
+        Ok(out) => out,
+        Err(_) => {
+            return Err(same(Tensor::<Train, D>::from_primitive(TensorPrimitive::Float(
+                x,
+            ))));
+        }
+    };
+    let y = record(ReshapeBackward, [x], out, |_| from);
+    Ok(same(Tensor::<Train, D2>::from_primitive(TensorPrimitive::Float(
+        y,
+    ))))
+}
+
+/// The backward step of a reshape: the input's shape.
+#[derive(Debug)]
+struct ReshapeBackward;
+
+impl Backward<Inner, 1> for ReshapeBackward {
+    type State = Vec<usize>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let dy = grads.consume::<Inner>(&ops.node);
+        if let Some(node) = node {
+            let shape = ops.state;
+            let dx = match view_as(dy, &shape) {
+                Ok(dx) => dx,
+                Err(dy) => {
+                    let values = with_values(&dy, <[f32]>::to_vec);
+                    tensor(values, shape)
+                }
+            };
+            grads.register::<Inner>(node.id, dx);
+        }
+    }
+}
+
+/// [`super::view_cross_entropy`] as one op whose backward is [`xent::backward`], when `B` is
+/// `Autodiff<NdArray<f32>>`; `Err` (untouched) otherwise. The targets are read as constants.
+#[allow(clippy::result_large_err)]
+pub(super) fn view_cross_entropy<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 2>,
+    weights: &[f32],
+    views: xent::Views,
+    temperature: f32,
+) -> Result<Tensor<B, 1>, (Tensor<B, 2>, Tensor<B, 2>)> {
+    if !is_train(&logits) || !is_train(&targets) {
+        return Err((logits, targets));
+    }
+    let x = same::<_, Tensor<Train, 2>>(logits).into_primitive().tensor();
+    let q = same::<_, Tensor<Train, 2>>(targets)
+        .into_primitive()
+        .tensor()
+        .primitive;
+    let loss = with_values(&x.primitive, |xv| {
+        with_values(&q, |qv| xent::forward(xv, qv, weights, views, temperature))
+    });
+    let out = tensor(vec![loss as f32], vec![1]);
+    let weights = weights.to_vec();
+    let y = record(CrossEntropyBackward, [x], out, |[x]| {
+        (x, q, weights, views, temperature)
+    });
+    Ok(same(Tensor::<Train, 1>::from_primitive(TensorPrimitive::Float(
+        y,
+    ))))
+}
+
+/// The backward step of [`view_cross_entropy`]: the logits, the targets, the pair weights, the
+/// layout and the temperature.
+#[derive(Debug)]
+struct CrossEntropyBackward;
+
+impl Backward<Inner, 1> for CrossEntropyBackward {
+    type State = (NdArrayTensor, NdArrayTensor, Vec<f32>, xent::Views, f32);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let dy = grads.consume::<Inner>(&ops.node);
+        let (x, q, w, views, temperature) = ops.state;
+        if let Some(node) = node {
+            let dy = with_values(&dy, |d| d.first().copied().unwrap_or(0.0));
+            let dx = with_values(&x, |x| {
+                with_values(&q, |q| xent::backward(x, q, &w, views, temperature, dy))
+            });
+            grads.register::<Inner>(node.id, tensor(dx, vec![views.views * views.n, views.k]));
         }
     }
 }

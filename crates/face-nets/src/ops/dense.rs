@@ -2,6 +2,8 @@
 //! kernels (forward and both gradients, with transposed operands read through their strides
 //! instead of copied) and the exact GELU in one vectorised pass (forward and backward).
 
+use std::mem::MaybeUninit;
+
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -19,6 +21,53 @@ pub(crate) struct Matrix {
 /// more than the work).
 const PARALLEL_MACS: usize = 1 << 17;
 
+/// Outputs at least this long are filled in parallel.
+const PARALLEL_FILL: usize = 1 << 16;
+
+/// `len` zeros. A long one is written in parallel: with freed memory kept for reuse
+/// (`keep_freed_memory`), `vec![0.0; len]` is a memset on the calling thread while the pool
+/// waits.
+pub(crate) fn zeroed(len: usize) -> Vec<f32> {
+    if len < PARALLEL_FILL {
+        return vec![0f32; len];
+    }
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(CHUNK)
+        .for_each(|c| c.fill(MaybeUninit::new(0.0)));
+    // SAFETY: every one of the `len` elements was written just above.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// `row` repeated `m` times (a bias broadcast over the rows), in parallel when long.
+fn tiled(row: &[f32], m: usize) -> Vec<f32> {
+    let n = row.len();
+    let len = m * n;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    if n == 0 {
+        return out;
+    }
+    let rows_per_task = (CHUNK / n).max(1);
+    let fill = |c: &mut [MaybeUninit<f32>]| {
+        for r in c.chunks_mut(n) {
+            r.iter_mut().zip(row).for_each(|(o, b)| {
+                o.write(*b);
+            });
+        }
+    };
+    if len < PARALLEL_FILL {
+        fill(&mut out.spare_capacity_mut()[..len]);
+    } else {
+        out.spare_capacity_mut()[..len]
+            .par_chunks_mut(rows_per_task * n)
+            .for_each(fill);
+    }
+    // SAFETY: every one of the `len` elements was written above (whole rows of `n`).
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// `x·w + bias` for `x` `[m, k]` (row-major) and `w` `[k, n]` (any strides): Burn's `Linear`.
 ///
 /// # Safety
@@ -26,8 +75,9 @@ const PARALLEL_MACS: usize = 1 << 17;
 pub(crate) unsafe fn linear(x: &[f32], w: Matrix, bias: Option<&[f32]>, [m, k, n]: [usize; 3]) -> Vec<f32> {
     debug_assert_eq!(x.len(), m * k);
     let mut out = match bias {
+        Some(b) if b.len() == n => tiled(b, m),
         Some(b) => b.iter().copied().cycle().take(m * n).collect(),
-        None => vec![0f32; m * n],
+        None => zeroed(m * n),
     };
     if m * n == 0 {
         return out;
@@ -93,7 +143,7 @@ unsafe fn product(
     rhs: Strided<*const f32>,
     par: Parallelism,
 ) -> Vec<f32> {
-    let mut out = vec![0f32; m * n];
+    let mut out = zeroed(m * n);
     if !out.is_empty() {
         // SAFETY: `out` is `m × n` row-major; the sources are the caller's.
         unsafe { sgemm([m, n, k], (out.as_mut_ptr(), 1, n as isize), false, lhs, rhs, par) };
@@ -148,8 +198,8 @@ impl AttentionShape {
 pub(crate) fn attention(qkv: &[f32], s: AttentionShape) -> (Vec<f32>, Vec<f32>) {
     let (n, c, hd) = (s.tokens, s.width, s.head_dim());
     debug_assert_eq!(qkv.len(), s.batch * n * 3 * c);
-    let mut out = vec![0f32; s.batch * n * c];
-    let mut probs = vec![0f32; s.batch * s.heads * n * n];
+    let mut out = zeroed(s.batch * n * c);
+    let mut probs = zeroed(s.batch * s.heads * n * n);
     if out.is_empty() || probs.is_empty() {
         return (out, probs);
     }
@@ -213,7 +263,7 @@ fn softmax_row(r: &mut [f32], scale: f32) {
 /// `dS = P ⊙ (dP − rowsum(dP ⊙ P))`, `dq = dS·k/√d`, `dk = dSᵀ·q/√d`.
 pub(crate) fn attention_backward(qkv: &[f32], probs: &[f32], dy: &[f32], s: AttentionShape) -> Vec<f32> {
     let (n, c, hd) = (s.tokens, s.width, s.head_dim());
-    let mut dqkv = vec![0f32; qkv.len()];
+    let mut dqkv = zeroed(qkv.len());
     if dqkv.is_empty() || probs.is_empty() {
         return dqkv;
     }
@@ -298,7 +348,7 @@ const CHUNK: usize = 1 << 14;
 
 /// The exact GELU, `x·Φ(x)` (Φ the standard normal CDF), elementwise.
 pub(crate) fn gelu(x: &[f32]) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
+    let mut out = zeroed(x.len());
     out.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
         .for_each(|(o, x)| simd!(gelu_body(o, x)));
@@ -314,7 +364,7 @@ fn gelu_body(out: &mut [f32], x: &[f32]) {
 
 /// The gradient of [`gelu`]: `dy·(Φ(x) + x·φ(x))`.
 pub(crate) fn gelu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
+    let mut out = zeroed(x.len());
     out.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
         .for_each(|(o, (x, dy))| simd!(gelu_backward_body(o, x, dy)));
@@ -381,7 +431,7 @@ pub(crate) fn layer_norm(
     eps: f32,
 ) -> (Vec<f32>, Vec<[f32; 2]>) {
     let d = gamma.len();
-    let mut out = vec![0f32; x.len()];
+    let mut out = zeroed(x.len());
     let mut stats = vec![[0f32; 2]; x.len().checked_div(d).unwrap_or(0)];
     if d == 0 {
         return (out, stats);
@@ -430,7 +480,7 @@ pub(crate) fn layer_norm_backward(
     dy: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let d = gamma.len();
-    let mut dx = vec![0f32; x.len()];
+    let mut dx = zeroed(x.len());
     if d == 0 {
         return (dx, Vec::new(), Vec::new());
     }
@@ -491,7 +541,7 @@ fn layer_norm_backward_body(
 /// unclamped norms (`r` of them for rows, `c` for columns), in the order Burn's composed
 /// `x / ‖x‖` sums (row after row).
 pub(crate) fn l2_normalize(x: &[f32], [r, c]: [usize; 2], dim: usize, eps: f32) -> (Vec<f32>, Vec<f32>) {
-    let mut out = vec![0f32; x.len()];
+    let mut out = zeroed(x.len());
     if r * c == 0 {
         return (out, vec![0f32; if dim == 1 { r } else { c }]);
     }
@@ -535,7 +585,7 @@ pub(crate) fn l2_normalize_backward(
     norms: &[f32],
     dy: &[f32],
 ) -> Vec<f32> {
-    let mut dx = vec![0f32; x.len()];
+    let mut dx = zeroed(x.len());
     if r * c == 0 {
         return dx;
     }

@@ -43,6 +43,8 @@ mod autodiff;
 #[macro_use]
 mod cpu;
 mod dense;
+mod update;
+mod xent;
 
 use std::any::Any;
 
@@ -518,6 +520,276 @@ pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>, dim: usize, eps: f64) -> Tensor
     }
 }
 
+/// `x` reshaped to `shape` (row-major, as `Tensor::reshape`).
+///
+/// Burn 0.21's NdArray reshape copies the whole tensor even when it is contiguous (it builds a
+/// view and turns the view into a new array). Here a contiguous NdArray f32 tensor keeps its
+/// buffer, with or without autodiff (whose backward reshapes the gradient back the same way);
+/// anything else takes `Tensor::reshape`.
+///
+/// # Panics
+/// When the element counts differ, as `Tensor::reshape`.
+pub fn reshape<B: Backend, const D: usize, const D2: usize>(
+    x: Tensor<B, D>,
+    shape: [usize; D2],
+) -> Tensor<B, D2> {
+    let from = x.shape().num_elements();
+    let to: usize = shape.iter().product();
+    assert_eq!(
+        from,
+        to,
+        "reshape of {:?} ({from} elements) to {shape:?} ({to})",
+        x.dims()
+    );
+    if fast_inference(&x) {
+        return match view_as(into_ndarray(x), &shape) {
+            Ok(t) => from_ndarray(t),
+            Err(t) => from_ndarray::<B, D>(t).reshape(shape),
+        };
+    }
+    match autodiff::reshape(x, shape) {
+        Ok(y) => y,
+        Err(x) => x.reshape(shape),
+    }
+}
+
+/// `t` with the shape `shape` and the same buffer, when it is contiguous and owned; `Err(t)`
+/// (untouched) otherwise.
+fn view_as(t: NdArrayTensor, shape: &[usize]) -> Result<NdArrayTensor, NdArrayTensor> {
+    let contiguous = match &t {
+        NdArrayTensor::F32(storage) => !storage.is_borrowed() && storage.view().is_standard_layout(),
+        _ => false,
+    };
+    if !contiguous {
+        return Err(t);
+    }
+    let NdArrayTensor::F32(storage) = t else {
+        unreachable!("checked above");
+    };
+    match storage.into_owned().into_shape_with_order(shape.to_vec()) {
+        Ok(array) => Ok(NdArrayTensor::from(array)),
+        Err(e) => unreachable!("a contiguous array of the same element count reshapes: {e}"),
+    }
+}
+
+/// Soft-target cross-entropy between the views of a batch, summed:
+/// `Σ_v Σ_i w[v·G + i] · Σ_r −⟨q[i·n + r], log_softmax(logits[v·n + r] / τ)⟩`.
+///
+/// `logits` `[V·n, K]` holds `V` student views of `n` images each, view-major; `targets`
+/// `[G·n, K]` holds `G` target views (constants: no gradient flows into them); `weights`
+/// `[V·G]` row-major weighs each (student view, target view) pair, 0 to skip one. DINO's loss is
+/// this with `w = [v ≠ i] / (n · pairs)`.
+///
+/// On NdArray f32 (with or without autodiff) one parallel pass over the student's rows each
+/// way, recomputing the softmax in the backward; elsewhere Burn's `log_softmax` and products.
+///
+/// # Panics
+/// When the row counts are not `V·n` and `G·n` for `weights.len() = V·G`, or the widths differ.
+pub fn view_cross_entropy<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 2>,
+    n: usize,
+    weights: &[f32],
+    temperature: f64,
+) -> Tensor<B, 1> {
+    let [vn, k] = logits.dims();
+    let [gn, k2] = targets.dims();
+    assert!(
+        n > 0 && vn % n == 0 && gn % n == 0 && k == k2 && weights.len() == (vn / n) * (gn / n),
+        "view_cross_entropy: logits {vn}×{k}, targets {gn}×{k2}, {} weights for views of {n}",
+        weights.len()
+    );
+    let views = xent::Views {
+        n,
+        k,
+        views: vn / n,
+        targets: gn / n,
+    };
+    if fast_inference(&logits) && fast_inference(&targets) {
+        let device = logits.device();
+        let (x, q) = (Host::new(logits), Host::new(targets));
+        let loss = x.with(|x| q.with(|q| xent::forward(x, q, weights, views, temperature as f32)));
+        return Tensor::from_data(TensorData::new(vec![loss as f32], [1]), &device);
+    }
+    let (logits, targets) =
+        match autodiff::view_cross_entropy(logits, targets, weights, views, temperature as f32) {
+            Ok(loss) => return loss,
+            Err(parts) => parts,
+        };
+    let log_probs = burn::tensor::activation::log_softmax(logits.div_scalar(temperature), 1);
+    let mut loss: Option<Tensor<B, 1>> = None;
+    for v in 0..views.views {
+        let mut target: Option<Tensor<B, 2>> = None;
+        for i in 0..views.targets {
+            let w = weights[v * views.targets + i];
+            if w != 0.0 {
+                let q = targets.clone().narrow(0, i * n, n).mul_scalar(w);
+                target = Some(match target {
+                    Some(t) => t + q,
+                    None => q,
+                });
+            }
+        }
+        if let Some(t) = target {
+            let term = (log_probs.clone().narrow(0, v * n, n) * t).sum().neg();
+            loss = Some(match loss {
+                Some(l) => l + term,
+                None => term,
+            });
+        }
+    }
+    loss.unwrap_or_else(|| Tensor::zeros([1], &targets.device()))
+}
+
+/// The constants of one AdamW step on one parameter ([`adamw_step`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamWStep {
+    /// Learning rate.
+    pub lr: f64,
+    /// Decay of the first moment, β₁.
+    pub beta_1: f32,
+    /// Decay of the second moment, β₂.
+    pub beta_2: f32,
+    /// The denominator's ε.
+    pub epsilon: f32,
+    /// This step's number for the bias corrections: 1 on the first step.
+    pub time: usize,
+    /// Decoupled weight decay: the parameter is first scaled by `1 − lr·wd`; `None` for none.
+    pub decay: Option<f64>,
+    /// The gradient is first scaled to at most this L2 norm; `None` for no clipping.
+    pub clip_norm: Option<f32>,
+}
+
+impl AdamWStep {
+    /// The f32 constants every body uses, as Burn's ops round them.
+    fn consts(&self, clip: Option<f32>) -> update::AdamConsts {
+        let t = i32::try_from(self.time).unwrap_or(i32::MAX);
+        let bias_2 = (1.0 - self.beta_2.powi(t)).sqrt();
+        update::AdamConsts {
+            clip,
+            decay: self.decay.map(|f| f as f32),
+            beta_1: self.beta_1,
+            one_minus_beta_1: 1.0 - self.beta_1,
+            beta_2: self.beta_2,
+            one_minus_beta_2: 1.0 - self.beta_2,
+            correction: bias_2 / (1.0 - self.beta_1.powi(t)),
+            epsilon: self.epsilon * bias_2,
+            lr: self.lr as f32,
+        }
+    }
+}
+
+/// One AdamW step on a parameter: the gradient clipped to `step.clip_norm` (Burn's
+/// `GradientClipping::Norm`, per parameter), the parameter decayed by `step.decay`, then Burn's
+/// `Adam` update with the moments `(m, v)` (`None` on the first step, as zeros). Returns the new
+/// parameter and moments.
+///
+/// On NdArray f32 it is one parallel pass (two when clipping), in place where a tensor holds
+/// its buffer alone; elsewhere, or for tensors of unequal shapes, Burn's ops in the order
+/// `burn::optim::Adam` runs them (about fifteen passes). Both give the same bits but for the
+/// clipping norm, which the pass sums in f64 blocks.
+pub fn adamw_step<B: Backend, const D: usize>(
+    param: Tensor<B, D>,
+    grad: Tensor<B, D>,
+    moments: Option<(Tensor<B, D>, Tensor<B, D>)>,
+    step: &AdamWStep,
+) -> (Tensor<B, D>, Tensor<B, D>, Tensor<B, D>) {
+    let dims = param.dims();
+    let fits = grad.dims() == dims
+        && grad.dtype() == param.dtype()
+        && moments
+            .as_ref()
+            .is_none_or(|(m, v)| m.dims() == dims && v.dims() == dims);
+    let moments_fast = moments
+        .as_ref()
+        .is_none_or(|(m, v)| fast_inference(m) && fast_inference(v));
+    if fits && moments_fast && fast_inference(&param) && fast_inference(&grad) {
+        return adamw_fast(param, grad, moments, step);
+    }
+    let k = step.consts(None);
+    let grad = match step.clip_norm {
+        Some(max) => {
+            let norm = grad.clone().square().sum().sqrt();
+            let factor = (norm.add_scalar(f32::MIN_POSITIVE).recip().mul_scalar(max)).clamp_max(1.0);
+            grad.mul(factor.unsqueeze())
+        }
+        None => grad,
+    };
+    let param = match k.decay {
+        Some(f) => param.mul_scalar(f),
+        None => param,
+    };
+    let (m, v) = match moments {
+        Some((m, v)) => (
+            m.mul_scalar(k.beta_1)
+                .add(grad.clone().mul_scalar(k.one_minus_beta_1)),
+            v.mul_scalar(k.beta_2)
+                .add(grad.square().mul_scalar(k.one_minus_beta_2)),
+        ),
+        None => (
+            grad.clone().mul_scalar(k.one_minus_beta_1),
+            grad.square().mul_scalar(k.one_minus_beta_2),
+        ),
+    };
+    let delta = m
+        .clone()
+        .mul_scalar(k.correction)
+        .div(v.clone().sqrt().add_scalar(k.epsilon));
+    (param - delta.mul_scalar(k.lr), m, v)
+}
+
+fn adamw_fast<B: Backend, const D: usize>(
+    param: Tensor<B, D>,
+    grad: Tensor<B, D>,
+    moments: Option<(Tensor<B, D>, Tensor<B, D>)>,
+    step: &AdamWStep,
+) -> (Tensor<B, D>, Tensor<B, D>, Tensor<B, D>) {
+    let dims = param.dims();
+    let n = dims.iter().product();
+    let grad = Host::new(grad);
+    let clip = step
+        .clip_norm
+        .map(|max| grad.with(|g| update::clip_factor(g, max)));
+    let k = step.consts(clip);
+    let (mut m, mut v) = match moments {
+        Some((m, v)) => (writable(into_ndarray(m), &dims), writable(into_ndarray(v), &dims)),
+        None => {
+            let zeros = || NdArrayTensor::from_data(TensorData::new(dense::zeroed(n), dims));
+            (zeros(), zeros())
+        }
+    };
+    let param = into_ndarray(param);
+    let param = grad.with(|g| {
+        let (Some(m), Some(v)) = (values_mut(&mut m), values_mut(&mut v)) else {
+            unreachable!("writable() returns a contiguous tensor it holds alone");
+        };
+        updated(param, &dims, |p| update::adamw(p, g, m, v, &k))
+    });
+    (from_ndarray(param), from_ndarray(m), from_ndarray(v))
+}
+
+/// The teacher's exponential moving average, `teacher·m + student·(1 − m)` (each factor
+/// rounded to f32 first, as Burn's `mul_scalar`).
+///
+/// On NdArray f32 one parallel pass, in place when the teacher's tensor holds its buffer alone;
+/// elsewhere, or for tensors of unequal shapes, Burn's ops (three passes). Both give the same
+/// bits.
+pub fn ema<B: Backend, const D: usize>(
+    teacher: Tensor<B, D>,
+    student: Tensor<B, D>,
+    momentum: f64,
+) -> Tensor<B, D> {
+    let (a, b) = (momentum as f32, (1.0 - momentum) as f32);
+    if teacher.dims() == student.dims() && fast_inference(&teacher) && fast_inference(&student) {
+        let dims = teacher.dims();
+        let student = Host::new(student);
+        let teacher = into_ndarray(teacher);
+        let out = student.with(|s| updated(teacher, &dims, |t| update::blend(t, s, a, b)));
+        return from_ndarray(out);
+    }
+    teacher.mul_scalar(a) + student.mul_scalar(b)
+}
+
 /// Scaled dot-product self-attention from packed `qkv` `[b, n, 3c]` over `heads` heads, on
 /// NdArray f32: in inference one pass per sequence (q·kᵀ, the softmax and the product with v
 /// on the packed input in place), under `Autodiff<NdArray<f32>>` one op whose backward reuses
@@ -767,6 +1039,70 @@ fn fast<B: Backend>(
     });
     let [ho, wo] = shape.output().unwrap_or([0, 0]);
     Tensor::from_data(TensorData::new(out, [shape.n, shape.co, ho, wo]), &device)
+}
+
+/// Moves a value to the type it already is (checked by `TypeId`), or hands it back.
+fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
+    let boxed: Box<dyn Any> = Box::new(value);
+    match boxed.downcast::<U>() {
+        Ok(u) => Ok(*u),
+        Err(back) => match back.downcast::<T>() {
+            Ok(t) => Err(*t),
+            Err(_) => unreachable!("a box holds the value it was made from"),
+        },
+    }
+}
+
+/// The NdArray value of `t` (the caller has checked [`fast_inference`]).
+fn into_ndarray<B: Backend, const D: usize>(t: Tensor<B, D>) -> NdArrayTensor {
+    let primitive: B::FloatTensorPrimitive = t.into_primitive().tensor();
+    match cast(primitive) {
+        Ok(t) => t,
+        Err(_) => unreachable!("an NdArray tensor (checked by fast_inference)"),
+    }
+}
+
+/// [`into_ndarray`]'s inverse.
+fn from_ndarray<B: Backend, const D: usize>(t: NdArrayTensor) -> Tensor<B, D> {
+    match cast::<NdArrayTensor, B::FloatTensorPrimitive>(t) {
+        Ok(p) => Tensor::from_primitive(TensorPrimitive::Float(p)),
+        Err(_) => unreachable!("B is NdArray (checked by fast_inference)"),
+    }
+}
+
+/// The values of `t` for writing: `None` unless it is contiguous and holds its buffer alone.
+fn values_mut(t: &mut NdArrayTensor) -> Option<&mut [f32]> {
+    match t {
+        NdArrayTensor::F32(storage) if storage.is_unique() => storage.ensure_owned().as_slice_mut(),
+        _ => None,
+    }
+}
+
+/// `t` itself when [`values_mut`] can write it, else a row-major copy of it (`dims` its shape).
+fn writable(mut t: NdArrayTensor, dims: &[usize]) -> NdArrayTensor {
+    if values_mut(&mut t).is_some() {
+        return t;
+    }
+    let values = with_values(&t, <[f32]>::to_vec);
+    NdArrayTensor::from_data(TensorData::new(values, dims.to_vec()))
+}
+
+/// Runs `pass` over `t`'s values (shape `dims`) as an [`update::Target`]: in place when `t` can
+/// be written, else into a new buffer. Returns the updated tensor.
+fn updated(mut t: NdArrayTensor, dims: &[usize], pass: impl FnOnce(update::Target<'_>)) -> NdArrayTensor {
+    if let Some(values) = values_mut(&mut t) {
+        pass(update::Target::InPlace(values));
+        return t;
+    }
+    let shape = dims.to_vec();
+    let n = shape.iter().product();
+    let mut out: Vec<f32> = Vec::with_capacity(n);
+    with_values(&t, |src| {
+        pass(update::Target::Fresh(src, &mut out.spare_capacity_mut()[..n]))
+    });
+    // SAFETY: the pass wrote every one of the `n` elements (one output per input element).
+    unsafe { out.set_len(n) };
+    NdArrayTensor::from_data(TensorData::new(out, shape))
 }
 
 /// An NdArray f32 tensor held for reading in place.

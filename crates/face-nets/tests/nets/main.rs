@@ -7,6 +7,8 @@
 //! - `onnx`: the ONNX executor against onnxruntime, and its load-time refusals;
 //! - `export`: the PyTorch-layout export read back, and against PyTorch;
 //! - `ops`: the fused convolutions' fast NdArray path against the composed Burn ops;
+//! - `step_ops`: `FusedAdamW` against Burn's `Adam`, the EMA, the views' cross-entropy and the
+//!   buffer-sharing reshape;
 //! - `train_step`: one ArcFace SGD step;
 //! - `units`: the shared transformer block, the token ViT's tokens, the face model and its
 //!   files, weight records.
@@ -15,5 +17,6 @@ mod export;
 mod onnx;
 mod ops;
 mod parity_torch;
+mod step_ops;
 mod train_step;
 mod units;
