@@ -7,7 +7,7 @@
 
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 
 /// The teacher's targets: `softmax((logits − centre) / temperature)` over the prototypes.
 pub fn teacher_targets<B: Backend>(
@@ -48,20 +48,30 @@ pub fn pair_cross_entropy<B: Backend>(
 /// (`G·V − G` terms; the student's global view `i` is skipped for teacher view `i`).
 ///
 /// `targets`: `[G·n, K]` from [`teacher_targets`]; `student_logits`: `[V·n, K]` raw logits.
+/// Computed as one [`face_nets::ops::view_cross_entropy`] with weight `1/(n·terms)` on each
+/// kept pair (one pass over the logits each way on NdArray, no `[V, n·K]` reshapes).
+///
+/// # Panics
+/// When the row counts are not multiples of `n` (programming error in the caller).
 pub fn dino_loss<B: Backend>(
     targets: Tensor<B, 2>,
     student_logits: Tensor<B, 2>,
     n: usize,
     student_temperature: f64,
 ) -> Tensor<B, 1> {
-    let pairs = pair_cross_entropy(targets, student_log_probs(student_logits, student_temperature), n);
-    let [g, v] = pairs.dims();
-    let mask: Vec<f32> = (0..g)
-        .flat_map(|i| (0..v).map(move |j| if i == j { 0.0 } else { 1.0 }))
+    let [gn, _] = targets.dims();
+    let [vn, _] = student_logits.dims();
+    assert!(n > 0 && gn % n == 0 && vn % n == 0, "view layout mismatch");
+    let (g, v) = (gn / n, vn / n);
+    let terms = (0..v)
+        .flat_map(|s| (0..g).filter(move |t| *t != s))
+        .count()
+        .max(1);
+    let weight = 1.0 / (n * terms) as f32;
+    let weights: Vec<f32> = (0..v)
+        .flat_map(|s| (0..g).map(move |t| if s == t { 0.0 } else { weight }))
         .collect();
-    let terms = mask.iter().sum::<f32>().max(1.0);
-    let mask = Tensor::<B, 2>::from_data(TensorData::new(mask, [g, v]), &pairs.device());
-    (pairs * mask).sum().div_scalar(f64::from(terms))
+    face_nets::ops::view_cross_entropy(student_logits, targets, n, &weights, student_temperature)
 }
 
 /// The running centre of the teacher's outputs: `c ← m·c + (1 − m)·mean(teacher logits)`.

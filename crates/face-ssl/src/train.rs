@@ -2,13 +2,12 @@
 //! centring and sharpening, AdamW with scheduled weight decay, per-parameter gradient clipping,
 //! the head's last layer frozen in the first epoch(s), and per-epoch collapse monitors.
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 use rand::seq::SliceRandom;
@@ -24,7 +23,7 @@ use crate::monitor::{marginal_entropy, mean_entropy, normalised_std, Collapse, M
 use crate::schedule::{teacher_temperature, Cosine};
 use crate::views::{stack, Face, FaceViews, ViewBuilder, ViewTokens};
 use face_data::augment::DataRng;
-use face_nets::{TokenBatch, TokenVit};
+use face_nets::{FusedAdamW, TokenBatch, TokenVit};
 
 /// Backbone + projection head: the student, or (on the inner backend) the teacher.
 #[derive(Module, Debug)]
@@ -94,56 +93,36 @@ pub struct Pretrained<B: Backend> {
     pub resumed_from: Option<PathBuf>,
 }
 
-/// Collects every float parameter, flattened, in visiting order.
-struct Collect<B: Backend> {
-    out: Vec<Tensor<B, 1>>,
+/// Collects every float parameter in visiting order, each as its own `Tensor<B, D>` (boxed,
+/// so parameters of every rank share one list; no reshape, which copies on NdArray).
+struct Collect {
+    out: Vec<Box<dyn Any>>,
 }
 
-impl<B: Backend> ModuleVisitor<B> for Collect<B> {
+impl<B: Backend> ModuleVisitor<B> for Collect {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let t = param.val();
-        let n = t.shape().num_elements();
-        self.out.push(t.reshape([n]));
+        self.out.push(Box::new(param.val()));
     }
 }
 
 /// `teacher ← m·teacher + (1 − m)·student`, parameter by parameter in visiting order.
-struct Ema<B: Backend> {
-    student: std::vec::IntoIter<Tensor<B, 1>>,
+struct Ema {
+    student: std::vec::IntoIter<Box<dyn Any>>,
     momentum: f64,
     missing: usize,
 }
 
-impl<B: Backend> ModuleMapper<B> for Ema<B> {
+impl<B: Backend> ModuleMapper<B> for Ema {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let (id, t, mapper) = param.consume();
-        let t = match self.student.next() {
-            Some(s) if s.dims()[0] == t.shape().num_elements() => {
-                let s: Tensor<B, D> = s.reshape(t.shape());
-                t.mul_scalar(self.momentum) + s.mul_scalar(1.0 - self.momentum)
-            }
+        let student = self.student.next().map(|s| s.downcast::<Tensor<B, D>>());
+        let t = match student {
+            Some(Ok(s)) if s.shape() == t.shape() => face_nets::ops::ema(t, *s, self.momentum),
             _ => {
                 self.missing += 1;
                 t
             }
         };
-        Param::from_mapped_value(id, t, mapper)
-    }
-}
-
-/// Decoupled weight decay `θ ← θ·(1 − lr·wd)` on parameters of two or more dimensions (DINO
-/// leaves biases and norm scales undecayed).
-struct Decay {
-    factor: f64,
-}
-
-impl<B: AutodiffBackend> ModuleMapper<B> for Decay {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        if D < 2 || self.factor == 1.0 {
-            return param;
-        }
-        let (id, t, mapper) = param.consume();
-        let t = Tensor::<B, D>::from_inner(t.inner().mul_scalar(self.factor)).require_grad();
         Param::from_mapped_value(id, t, mapper)
     }
 }
@@ -233,7 +212,7 @@ pub struct Session<B: AutodiffBackend> {
     device: B::Device,
     student: DinoModel<B>,
     teacher: DinoModel<B::InnerBackend>,
-    optim: OptimizerAdaptor<Adam, DinoModel<B>, B>,
+    optim: FusedAdamW<DinoModel<B>, B>,
     centre: Centre<B::InnerBackend>,
     lr: Cosine,
     wd: Cosine,
@@ -287,12 +266,9 @@ impl<B: AutodiffBackend> Session<B> {
         }
         let student = student.fork(device);
         let teacher = student.valid();
-        let optim = AdamConfig::new()
+        let optim = FusedAdamW::new()
             .with_epsilon(1e-8)
-            .with_grad_clipping(
-                (c.optim.clip_grad > 0.0).then_some(GradientClippingConfig::Norm(c.optim.clip_grad as f32)),
-            )
-            .init::<B, DinoModel<B>>();
+            .with_clip_norm(Some(c.optim.clip_grad as f32));
         let total = (steps_per_epoch * c.optim.epochs) as u64;
         let lr_scaled = c.optim.lr * (batch as f64) / 256.0;
         Ok(Self {
@@ -388,10 +364,8 @@ impl<B: AutodiffBackend> Session<B> {
         if epoch < c.dino.freeze_last_layer {
             grads.remove::<B::InnerBackend, 2>(self.student.head.last_layer_id());
         }
-        let student = self.student.clone().map(&mut Decay {
-            factor: 1.0 - stats.lr * stats.weight_decay,
-        });
-        self.student = self.optim.step(stats.lr, student, grads);
+        self.optim.set_weight_decay(stats.weight_decay);
+        self.student = self.optim.step(stats.lr, self.student.clone(), grads);
         self.teacher = ema_update(self.teacher.clone(), &self.student.valid(), stats.momentum)?;
         self.centre.update(t_logits);
         Ok(stats)
