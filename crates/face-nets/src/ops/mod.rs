@@ -27,9 +27,14 @@
 //! are direct pooling passes on NdArray with Burn's pools elsewhere.
 //!
 //! The transformer layers have their own: [`linear`] (every linear layer) and [`matmul`], [`gelu`] (the exact
-//! GELU), [`layer_norm`], [`l2_normalize`] and the fused attention behind
+//! GELU), [`layer_norm`], [`l2_normalize`], [`reshape`] (keeps a contiguous buffer; Burn's
+//! NdArray reshape copies) and the fused attention behind
 //! [`crate::multi_head_attention`], on `dense.rs`'s kernels for NdArray inference and as
 //! autodiff ops with their own backward for training.
+//!
+//! So does the rest of a training step: [`adamw_step`] (behind [`crate::FusedAdamW`]) and
+//! [`ema`] update a parameter in one parallel pass (`update.rs`), and [`view_cross_entropy`]
+//! scores student views against soft targets in one pass each way (`xent.rs`).
 //!
 //! A single image (batch 1) runs its convolution's bands of output rows in parallel, each
 //! unfolded and multiplied on one thread, when it has two or more per thread; otherwise each
