@@ -4,7 +4,7 @@
 //! shape changes), a 3×3 stem, four stages with stride 2, then BN → flatten → dropout →
 //! linear → BatchNorm1d: a 512-d embedding for a 112×112 face.
 //!
-//! Field names follow arcface_torch's `backbone.pth` keys; [`TORCH_KEYS`] holds the few
+//! Field names follow arcface_torch's `backbone.pth` keys; `TORCH_KEYS` holds the few
 //! renames Burn needs.
 
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! ResNet-50 in torchvision's layout (He et al., CVPR 2016; torchvision's "v1.5": the stride sits
 //! on the 3×3 convolution of each bottleneck): 7×7 stem, 3×3 max-pool, four bottleneck stages,
 //! global average pooling and a replaceable linear head. Field names are torchvision's
-//! `state_dict` keys; [`TORCH_KEYS`] names the `downsample` Sequential's two entries.
+//! `state_dict` keys; `TORCH_KEYS` names the `downsample` Sequential's two entries.
 
 use std::path::Path;
 
