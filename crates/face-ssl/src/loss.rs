@@ -63,14 +63,11 @@ pub fn dino_loss<B: Backend>(
     let [vn, _] = student_logits.dims();
     assert!(n > 0 && gn % n == 0 && vn % n == 0, "view layout mismatch");
     let (g, v) = (gn / n, vn / n);
-    let terms = (0..v)
-        .flat_map(|s| (0..g).filter(move |t| *t != s))
-        .count()
-        .max(1);
+    // Row-major [student view, teacher view]: every pair but a view with itself.
+    let kept: Vec<bool> = (0..v).flat_map(|s| (0..g).map(move |t| s != t)).collect();
+    let terms = kept.iter().filter(|k| **k).count().max(1);
     let weight = 1.0 / (n * terms) as f32;
-    let weights: Vec<f32> = (0..v)
-        .flat_map(|s| (0..g).map(move |t| if s == t { 0.0 } else { weight }))
-        .collect();
+    let weights: Vec<f32> = kept.iter().map(|k| if *k { weight } else { 0.0 }).collect();
     face_nets::ops::view_cross_entropy(student_logits, targets, n, &weights, student_temperature)
 }
 

@@ -1058,7 +1058,8 @@ fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
     }
 }
 
-/// The NdArray value of `t` (the caller has checked [`fast_inference`]).
+/// The NdArray value of `t` (the caller has checked [`fast_inference`]; a quantised tensor is
+/// dequantised first).
 fn into_ndarray<B: Backend, const D: usize>(t: Tensor<B, D>) -> NdArrayTensor {
     let primitive: B::FloatTensorPrimitive = t.into_primitive().tensor();
     match cast(primitive) {
@@ -1111,35 +1112,24 @@ fn updated(mut t: NdArrayTensor, dims: &[usize], pass: impl FnOnce(update::Targe
 }
 
 /// An NdArray f32 tensor held for reading in place.
-struct Host(Box<dyn Any>);
+struct Host(NdArrayTensor);
 
 impl Host {
-    /// `t` must be on NdArray (checked by [`fast_shape`]).
+    /// `t` must be on NdArray (checked by [`fast_inference`] or [`fast_shape`]).
     fn new<B: Backend, const D: usize>(t: Tensor<B, D>) -> Self {
-        let primitive = t.into_primitive();
-        let primitive: B::FloatTensorPrimitive = match primitive {
-            TensorPrimitive::Float(p) => p,
-            q @ TensorPrimitive::QFloat(_) => q.tensor(),
-        };
-        Self(Box::new(primitive))
+        Self(into_ndarray(t))
     }
 
     /// Runs `f` on the tensor's values in row-major order (a view when the tensor is
     /// contiguous, a copy otherwise).
     fn with<R>(&self, f: impl FnOnce(&[f32]) -> R) -> R {
-        match self.0.downcast_ref::<NdArrayTensor>() {
-            Some(t) => with_values(t, f),
-            None => unreachable!("Host holds an NdArray tensor (checked by fast_shape)"),
-        }
+        with_values(&self.0, f)
     }
 
     /// Runs `f` on a 2-D tensor as a strided matrix (in place, whatever its strides; a
     /// row-major copy when a stride is negative).
     fn with_matrix<R>(&self, f: impl FnOnce(Matrix) -> R) -> R {
-        match self.0.downcast_ref::<NdArrayTensor>() {
-            Some(t) => with_matrix(t, f),
-            None => unreachable!("Host holds an NdArray tensor (checked by fast_shape)"),
-        }
+        with_matrix(&self.0, f)
     }
 }
 
